@@ -1,0 +1,1 @@
+//! Conformance and interop suites live in `tests/`; this library is empty.

@@ -1,0 +1,73 @@
+//! `cargo xtask ci`: every check CI runs, in the order that fails fastest.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::{codegen, tidy};
+
+/// Runs each step and stops at the first failure.
+pub(crate) fn run(root: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    step("format", || {
+        cargo(root, &["fmt", "--all", "--", "--check"], &[])
+    })?;
+    step("codegen --check", || codegen::run(root, true))?;
+    step("tidy", || tidy::run(root))?;
+    step("clippy", || {
+        cargo(
+            root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )
+    })?;
+    step("docs", || {
+        cargo(
+            root,
+            &["doc", "--workspace", "--no-deps", "--all-features"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
+    step("tests", || {
+        cargo(root, &["test", "--workspace", "--all-features"], &[])
+    })?;
+    println!("xtask ci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step(name: &str, body: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+    println!("==> {name}");
+    let started = Instant::now();
+    let result = body().map_err(|e| format!("step `{name}` failed: {e}"));
+    println!(
+        "<== {name}: {} in {:.1?}",
+        if result.is_ok() { "ok" } else { "FAILED" },
+        started.elapsed()
+    );
+    result
+}
+
+fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(root).args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let status = command
+        .status()
+        .map_err(|e| format!("starting cargo {}: {e}", args.join(" ")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} exited with {status}", args.join(" ")))
+    }
+}

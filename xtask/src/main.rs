@@ -1,0 +1,59 @@
+//! `cargo xtask`: the repository's automation, in Rust so that it needs nothing but cargo.
+//!
+//! ```text
+//! cargo xtask codegen [--check]   regenerate (or verify) the committed protobuf code
+//! cargo xtask tidy                check the repository rules (dependency direction, lints, READMEs)
+//! cargo xtask ci                  everything CI runs, in CI's order
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+mod ci;
+mod codegen;
+mod tidy;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  codegen [--check]   generate Rust types from proto/ into crates/otlp-model/src/generated
+                      (--check: fail if the committed files are stale, change nothing)
+  tidy                check repository rules: dependency direction, [lints] workspace = true,
+                      a README.md in every crate
+  ci                  run everything CI runs: fmt, clippy, codegen --check, tidy, docs, tests
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    let result = match args.first().map(String::as_str) {
+        Some("codegen") => {
+            let check = args.iter().any(|a| a == "--check");
+            codegen::run(&root, check)
+        }
+        Some("tidy") => tidy::run(&root),
+        Some("ci") => ci::run(&root),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest_dir.to_path_buf())
+}
