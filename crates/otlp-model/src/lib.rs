@@ -5,16 +5,16 @@
 //! instead of copying) and re-exported here under short paths. On top of them this crate
 //! provides what every other crate of the workspace needs:
 //!
-//! - [`ExportRequest`]: the operations shared by the three request types — item counts
-//!   ([`ExportRequest::item_count`]), splitting into requests of at most N items that keep
-//!   their resource and scope ([`ExportRequest::split`]), merging ([`ExportRequest::merge`]),
-//!   and the matching response type with its partial success ([`ExportResponse`]).
+//! - [`SignalRequest`]: the operations shared by the three request types — item counts
+//!   ([`SignalRequest::item_count`]), splitting into requests of at most N items that keep
+//!   their resource and scope ([`SignalRequest::split`]), merging ([`SignalRequest::merge`]),
+//!   and the matching response type with its partial success ([`SignalResponse`]).
 //! - [`TraceId`] and [`SpanId`], with hex conversion.
 //!
 //! ```
 //! use otlp_model::collector::trace::ExportTraceServiceRequest;
 //! use otlp_model::trace::{ResourceSpans, ScopeSpans, Span};
-//! use otlp_model::ExportRequest;
+//! use otlp_model::SignalRequest;
 //!
 //! let spans = (0..5).map(|i| Span { name: format!("op-{i}"), ..Default::default() }).collect();
 //! let request = ExportTraceServiceRequest {
@@ -40,7 +40,7 @@ mod request;
 mod split;
 
 pub use ids::{HexError, IdError, SpanId, TraceId, decode_hex, encode_hex};
-pub use request::{ExportRequest, ExportResponse};
+pub use request::{SignalRequest, SignalResponse};
 
 /// The raw generated module tree, one module per protobuf package.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]

@@ -15,11 +15,11 @@ use crate::split::{data_point_count, merge_groups, split_groups};
 /// `ExportLogsServiceRequest`.
 ///
 /// "Items" are what OTLP counts in partial success: spans, metric data points, log records.
-pub trait ExportRequest:
+pub trait SignalRequest:
     prost::Message + Default + Clone + PartialEq + Send + Sync + 'static
 {
     /// The response type of the same export service.
-    type Response: ExportResponse;
+    type Response: SignalResponse;
 
     /// Spans, metric data points or log records in the request.
     fn item_count(&self) -> usize;
@@ -40,7 +40,7 @@ pub trait ExportRequest:
 }
 
 /// An OTLP export response, whose only content is the optional partial success.
-pub trait ExportResponse:
+pub trait SignalResponse:
     prost::Message + Default + Clone + PartialEq + Send + Sync + 'static
 {
     /// A response reporting `rejected` refused items and a message. With `rejected == 0`
@@ -59,7 +59,7 @@ macro_rules! export_pair {
         $request:ty, $groups:ident, $response:ty, $partial:ident, $rejected:ident,
         count: $count:expr
     ) => {
-        impl ExportRequest for $request {
+        impl SignalRequest for $request {
             type Response = $response;
 
             fn item_count(&self) -> usize {
@@ -79,7 +79,7 @@ macro_rules! export_pair {
             }
         }
 
-        impl ExportResponse for $response {
+        impl SignalResponse for $response {
             fn with_partial_success(rejected: i64, message: String) -> Self {
                 if rejected == 0 && message.is_empty() {
                     return Self::default();

@@ -1,6 +1,6 @@
 //! Property tests for item counting, splitting and merging, for all three signals.
 
-use otlp_model::ExportRequest;
+use otlp_model::SignalRequest;
 use otlp_model::collector::logs::ExportLogsServiceRequest;
 use otlp_model::collector::metrics::ExportMetricsServiceRequest;
 use otlp_model::collector::trace::ExportTraceServiceRequest;
@@ -128,7 +128,7 @@ proptest! {
         for part in parts.iter().rev().skip(1) {
             prop_assert_eq!(part.item_count(), max);
         }
-        prop_assert_eq!(parts.iter().map(ExportRequest::item_count).sum::<usize>(), request.item_count());
+        prop_assert_eq!(parts.iter().map(SignalRequest::item_count).sum::<usize>(), request.item_count());
         let rejoined: Vec<_> = parts.iter().flat_map(flat_spans).collect();
         prop_assert_eq!(rejoined, flat_spans(&request));
     }
@@ -242,7 +242,7 @@ fn a_large_metric_is_split_with_its_identity() {
     assert_eq!(
         parts
             .iter()
-            .map(ExportRequest::item_count)
+            .map(SignalRequest::item_count)
             .collect::<Vec<_>>(),
         [2, 2, 1]
     );

@@ -8,7 +8,7 @@
 //!   bytes in protobuf), and matching metrics and logs.
 //!
 //! ```
-//! use otlp_model::ExportRequest;
+//! use otlp_model::SignalRequest;
 //! let request = otlp_testkit::realistic::traces(100, 0);
 //! assert_eq!(request.item_count(), 100);
 //! ```

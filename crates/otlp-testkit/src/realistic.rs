@@ -293,7 +293,7 @@ pub fn logs(count: usize, seed: u64) -> ExportLogsServiceRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otlp_model::ExportRequest;
+    use otlp_model::SignalRequest;
     use prost::Message;
 
     #[test]

@@ -1,0 +1,272 @@
+//! The request of the one export shape: a signal's export message (or its validated
+//! protobuf encoding), its item count and the metadata that travels with it.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use otlp_model::SignalRequest;
+use prost::Message;
+
+use crate::error::ExportError;
+use crate::signal::{Logs, Metrics, Signal, SignalKind, Traces};
+
+/// A 16-byte idempotency key for a batch, stable across retries and hops, so that a
+/// receiver can recognise a batch it has already accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(pub [u8; 16]);
+
+/// One export: what an exporter sends and what a receiver hands to the service behind it.
+///
+/// The payload is either the decoded message or its protobuf encoding. A receiver that has
+/// validated the bytes it received can pass them on with [`ExportRequest::from_encoded`],
+/// and an exporter that speaks protobuf then sends those same bytes without decoding or
+/// re-encoding them ([`ExportRequest::to_protobuf`] is an O(1) clone in that case).
+///
+/// ```
+/// use otlp_core::{ExportRequest, Traces};
+/// use otlp_model::collector::trace::ExportTraceServiceRequest;
+/// use otlp_model::trace::{ResourceSpans, ScopeSpans, Span};
+///
+/// let message = ExportTraceServiceRequest {
+///     resource_spans: vec![ResourceSpans {
+///         scope_spans: vec![ScopeSpans { spans: vec![Span::default(); 3], ..Default::default() }],
+///         ..Default::default()
+///     }],
+/// };
+/// let request = ExportRequest::<Traces>::new(message.clone());
+/// assert_eq!(request.item_count(), 3);
+///
+/// // Through protobuf bytes and back.
+/// let bytes = request.to_protobuf();
+/// let received = ExportRequest::<Traces>::from_protobuf(bytes)?;
+/// assert_eq!(received.into_message()?, message);
+/// # Ok::<(), otlp_core::ExportError>(())
+/// ```
+pub struct ExportRequest<S: Signal> {
+    payload: Payload<S>,
+    items: usize,
+    headers: http::HeaderMap,
+    batch_id: Option<BatchId>,
+}
+
+enum Payload<S: Signal> {
+    Message(S::Request),
+    Protobuf(Bytes),
+}
+
+impl<S: Signal> Clone for Payload<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Payload::Message(m) => Payload::Message(m.clone()),
+            Payload::Protobuf(b) => Payload::Protobuf(b.clone()),
+        }
+    }
+}
+
+impl<S: Signal> Clone for ExportRequest<S> {
+    fn clone(&self) -> Self {
+        Self {
+            payload: self.payload.clone(),
+            items: self.items,
+            headers: self.headers.clone(),
+            batch_id: self.batch_id,
+        }
+    }
+}
+
+impl<S: Signal> fmt::Debug for ExportRequest<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let payload = match &self.payload {
+            Payload::Message(_) => "message",
+            Payload::Protobuf(_) => "protobuf",
+        };
+        f.debug_struct("ExportRequest")
+            .field("signal", &S::KIND)
+            .field("items", &self.items)
+            .field("payload", &payload)
+            .field("headers", &self.headers)
+            .field("batch_id", &self.batch_id)
+            .finish()
+    }
+}
+
+impl<S: Signal> ExportRequest<S> {
+    /// Wraps a decoded message, counting its items.
+    pub fn new(message: S::Request) -> Self {
+        Self {
+            items: message.item_count(),
+            payload: Payload::Message(message),
+            headers: http::HeaderMap::new(),
+            batch_id: None,
+        }
+    }
+
+    /// Decodes protobuf bytes into a request; malformed input is an
+    /// [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) error.
+    pub fn from_protobuf(bytes: Bytes) -> Result<Self, ExportError> {
+        let message = S::Request::decode(bytes).map_err(|e| {
+            ExportError::invalid_argument(format!("malformed {} request", S::KIND)).with_source(e)
+        })?;
+        Ok(Self::new(message))
+    }
+
+    /// Wraps protobuf bytes that the caller has already validated as a well-formed request
+    /// of `items` items, without decoding them. If the bytes turn out to be malformed after
+    /// all, [`ExportRequest::message`] reports it.
+    pub fn from_encoded(bytes: Bytes, items: usize) -> Self {
+        Self {
+            payload: Payload::Protobuf(bytes),
+            items,
+            headers: http::HeaderMap::new(),
+            batch_id: None,
+        }
+    }
+
+    /// Spans, data points or log records in the request.
+    pub fn item_count(&self) -> usize {
+        self.items
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+
+    /// The signal.
+    pub fn signal(&self) -> SignalKind {
+        S::KIND
+    }
+
+    /// The decoded message, decoding the protobuf payload if that is what the request holds.
+    pub fn message(&self) -> Result<Cow<'_, S::Request>, ExportError> {
+        match &self.payload {
+            Payload::Message(m) => Ok(Cow::Borrowed(m)),
+            Payload::Protobuf(bytes) => decode::<S>(bytes.clone()).map(Cow::Owned),
+        }
+    }
+
+    /// The decoded message, by value.
+    pub fn into_message(self) -> Result<S::Request, ExportError> {
+        match self.payload {
+            Payload::Message(m) => Ok(m),
+            Payload::Protobuf(bytes) => decode::<S>(bytes),
+        }
+    }
+
+    /// The protobuf encoding: the held bytes (an O(1) clone) or a fresh encoding.
+    pub fn to_protobuf(&self) -> Bytes {
+        match &self.payload {
+            Payload::Message(m) => Bytes::from(m.encode_to_vec()),
+            Payload::Protobuf(bytes) => bytes.clone(),
+        }
+    }
+
+    /// The size of the protobuf encoding in bytes.
+    pub fn encoded_len(&self) -> usize {
+        match &self.payload {
+            Payload::Message(m) => m.encoded_len(),
+            Payload::Protobuf(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether the payload is held encoded (not yet decoded).
+    pub fn is_encoded(&self) -> bool {
+        matches!(self.payload, Payload::Protobuf(_))
+    }
+
+    /// Headers (HTTP headers or gRPC metadata) that travel with the request, for example
+    /// those a relay forwards upstream.
+    pub fn headers(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+
+    /// Mutable access to the headers.
+    pub fn headers_mut(&mut self) -> &mut http::HeaderMap {
+        &mut self.headers
+    }
+
+    /// The batch's idempotency key, if it has one.
+    pub fn batch_id(&self) -> Option<BatchId> {
+        self.batch_id
+    }
+
+    /// Sets the batch's idempotency key.
+    pub fn with_batch_id(mut self, id: BatchId) -> Self {
+        self.batch_id = Some(id);
+        self
+    }
+
+    /// Splits into requests of at most `max_items` items (decoding if needed). Each part
+    /// keeps the headers; parts get no batch id, since they are new batches.
+    pub fn split(self, max_items: usize) -> Result<Vec<Self>, ExportError> {
+        if self.items <= max_items.max(1) {
+            return Ok(vec![self]);
+        }
+        let headers = self.headers.clone();
+        let parts = self.into_message()?.split(max_items);
+        Ok(parts
+            .into_iter()
+            .map(|part| {
+                let mut request = Self::new(part);
+                request.headers = headers.clone();
+                request
+            })
+            .collect())
+    }
+}
+
+fn decode<S: Signal>(bytes: Bytes) -> Result<S::Request, ExportError> {
+    S::Request::decode(bytes).map_err(|e| {
+        ExportError::invalid_argument(format!("malformed {} request", S::KIND)).with_source(e)
+    })
+}
+
+/// An export request of any signal, for receivers that route all three through one service.
+#[derive(Debug, Clone)]
+pub enum AnyExportRequest {
+    /// A trace export.
+    Traces(ExportRequest<Traces>),
+    /// A metrics export.
+    Metrics(ExportRequest<Metrics>),
+    /// A logs export.
+    Logs(ExportRequest<Logs>),
+}
+
+impl AnyExportRequest {
+    /// The signal.
+    pub fn signal(&self) -> SignalKind {
+        match self {
+            AnyExportRequest::Traces(_) => SignalKind::Traces,
+            AnyExportRequest::Metrics(_) => SignalKind::Metrics,
+            AnyExportRequest::Logs(_) => SignalKind::Logs,
+        }
+    }
+
+    /// Items in the request.
+    pub fn item_count(&self) -> usize {
+        match self {
+            AnyExportRequest::Traces(r) => r.item_count(),
+            AnyExportRequest::Metrics(r) => r.item_count(),
+            AnyExportRequest::Logs(r) => r.item_count(),
+        }
+    }
+}
+
+impl From<ExportRequest<Traces>> for AnyExportRequest {
+    fn from(request: ExportRequest<Traces>) -> Self {
+        AnyExportRequest::Traces(request)
+    }
+}
+
+impl From<ExportRequest<Metrics>> for AnyExportRequest {
+    fn from(request: ExportRequest<Metrics>) -> Self {
+        AnyExportRequest::Metrics(request)
+    }
+}
+
+impl From<ExportRequest<Logs>> for AnyExportRequest {
+    fn from(request: ExportRequest<Logs>) -> Self {
+        AnyExportRequest::Logs(request)
+    }
+}
