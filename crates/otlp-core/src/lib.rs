@@ -54,3 +54,7 @@ pub use status::{
 };
 
 pub use otlp_model;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

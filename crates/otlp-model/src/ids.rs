@@ -54,7 +54,7 @@ fn nibble(c: u8) -> Option<u8> {
 /// Decodes hex in either case.
 pub fn decode_hex(hex: &str) -> Result<Vec<u8>, HexError> {
     let bytes = hex.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(HexError::OddLength(bytes.len()));
     }
     let mut out = Vec::with_capacity(bytes.len() / 2);

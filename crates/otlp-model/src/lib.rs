@@ -105,3 +105,7 @@ pub mod stream {
 
 pub use prost;
 pub use prost::bytes;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

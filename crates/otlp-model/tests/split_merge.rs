@@ -11,16 +11,17 @@ use otlp_model::trace::Span;
 use otlp_testkit::strategies;
 use proptest::prelude::*;
 
-/// Every span with the resource and scope it belongs to, in order.
-fn flat_spans(
-    r: &ExportTraceServiceRequest,
-) -> Vec<(
+/// A span with the resource (and its schema URL) and scope (and its schema URL) it belongs to.
+type FlatSpan = (
     Option<Resource>,
     String,
     Option<InstrumentationScope>,
     String,
     Span,
-)> {
+);
+
+/// Every span with the resource and scope it belongs to, in order.
+fn flat_spans(r: &ExportTraceServiceRequest) -> Vec<FlatSpan> {
     let mut out = Vec::new();
     for rs in &r.resource_spans {
         for ss in &rs.scope_spans {
@@ -140,7 +141,7 @@ proptest! {
             merged.merge(part);
         }
         prop_assert_eq!(merged.item_count(), request.item_count());
-        let key = |s: &(Option<Resource>, String, Option<InstrumentationScope>, String, Span)| format!("{:?}{}{:?}{}", s.0, s.1, s.2, s.3);
+        let key = |s: &FlatSpan| format!("{:?}{}{:?}{}", s.0, s.1, s.2, s.3);
         let mut expected = flat_spans(&request);
         expected.sort_by_key(key);
         let mut actual = flat_spans(&merged);

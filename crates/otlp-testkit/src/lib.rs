@@ -15,3 +15,7 @@
 
 pub mod realistic;
 pub mod strategies;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

@@ -135,7 +135,7 @@ pub fn span(rng: &mut Rng) -> Span {
             string("network.peer.address", peer),
             string(
                 "user_agent.original",
-                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+                "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0.0.0 Safari/537.36",
             ),
             int("http.response.body.size", 256 + rng.below(8192) as i64),
         ],
