@@ -37,6 +37,8 @@
 //! # });
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod outcome;
 mod request;

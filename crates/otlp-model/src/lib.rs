@@ -35,6 +35,8 @@
 //! assert_eq!(merged, request);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod ids;
 mod request;
 mod split;
