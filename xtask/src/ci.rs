@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{codegen, tidy};
+use crate::{codegen, deps, tidy};
 
 /// Runs each step and stops at the first failure.
 pub(crate) fn run(root: &Path) -> Result<(), String> {
@@ -36,8 +36,24 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             &[("RUSTDOCFLAGS", "-D warnings")],
         )
     })?;
+    let mut interop = None;
+    step("interop dependencies", || {
+        interop = Some(deps::run(root)?);
+        Ok(())
+    })?;
+    let python = interop
+        .map(|env| env.python.display().to_string())
+        .unwrap_or_default();
     step("tests", || {
-        cargo(root, &["test", "--workspace", "--all-features"], &[])
+        cargo(
+            root,
+            &["test", "--workspace", "--all-features"],
+            &[
+                // Interop tests fail, rather than skip, when a reference tool is missing.
+                ("OTLP_INTEROP_REQUIRED", "1"),
+                ("OTLP_INTEROP_PYTHON", &python),
+            ],
+        )
     })?;
     println!("xtask ci: all steps passed in {:.0?}", started.elapsed());
     Ok(())

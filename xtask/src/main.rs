@@ -3,6 +3,8 @@
 //! ```text
 //! cargo xtask codegen [--check]   regenerate (or verify) the committed protobuf code
 //! cargo xtask tidy                check the repository rules (dependency direction, lints, READMEs)
+//! cargo xtask bench [suite]       benchmarks, optimised, results under target/bench/
+//! cargo xtask deps                install what the interop tests run against
 //! cargo xtask ci                  everything CI runs, in CI's order
 //! ```
 
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 
 mod ci;
 mod codegen;
+mod deps;
 mod tidy;
 
 const USAGE: &str = "\
@@ -21,7 +24,13 @@ commands:
                       (--check: fail if the committed files are stale, change nothing)
   tidy                check repository rules: dependency direction, [lints] workspace = true,
                       a README.md in every crate
-  ci                  run everything CI runs: fmt, clippy, codegen --check, tidy, docs, tests
+  bench [suite..] [--quick]
+                      run benchmarks in release mode (suites: compression; default: all),
+                      results in target/bench/
+  deps                install what the interop tests run against (reference CLI tools,
+                      a Python environment under target/interop/python)
+  ci                  run everything CI runs: fmt, codegen --check, tidy, clippy, docs,
+                      deps, tests (interop tests required, not skipped)
 ";
 
 fn main() -> ExitCode {
@@ -34,6 +43,10 @@ fn main() -> ExitCode {
         }
         Some("tidy") => tidy::run(&root),
         Some("ci") => ci::run(&root),
+        Some("bench") => bench(&root, &args[1..]),
+        Some("deps") => deps::run(&root).map(|env| {
+            println!("OTLP_INTEROP_PYTHON={}", env.python.display());
+        }),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -46,6 +59,22 @@ fn main() -> ExitCode {
             eprintln!("xtask: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `cargo xtask bench`: the benchmarks run optimised, in their own binary.
+fn bench(root: &Path, args: &[String]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(root)
+        .args(["run", "--release", "--quiet", "-p", "otlp-bench", "--"])
+        .args(args)
+        .status()
+        .map_err(|e| format!("starting the benchmarks: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("benchmarks exited with {status}"))
     }
 }
 

@@ -182,15 +182,15 @@ pub fn parse_accept_list(list: &str) -> Vec<(String, f32)> {
             }
             let mut quality = 1.0;
             for param in parts {
-                if let Some((key, value)) = param.split_once('=') {
-                    if key.trim().eq_ignore_ascii_case("q") {
-                        quality = value
-                            .trim()
-                            .parse::<f32>()
-                            .ok()
-                            .filter(|q| (0.0..=1.0).contains(q))
-                            .unwrap_or(0.0);
-                    }
+                if let Some((key, value)) = param.split_once('=')
+                    && key.trim().eq_ignore_ascii_case("q")
+                {
+                    quality = value
+                        .trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|q| (0.0..=1.0).contains(q))
+                        .unwrap_or(0.0);
                 }
             }
             Some((token, quality))

@@ -17,9 +17,11 @@ const MAX_WINDOW_LOG: u32 = 27;
 
 /// Zstandard (RFC 8878): better ratios than gzip at higher speed.
 ///
-/// The decoder's window, its one large allocation, is bounded by the smaller of the output
-/// limit and [`Zstd::with_max_window_log`] (8 MiB by default); a frame that declares a larger
-/// window is refused with `TooLarge` before the window is allocated.
+/// The decoder's window, its one large allocation, is bounded by
+/// [`Zstd::with_max_window_log`] (8 MiB by default), independently of the output limit: an
+/// encoder that does not know the content size (a stream, stdin) declares its level's full
+/// window even for a small message. A frame that declares a larger window is refused with
+/// `TooLarge` before the window is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Zstd {
     level: i32,
@@ -55,14 +57,6 @@ impl Default for Zstd {
     }
 }
 
-/// The largest window (as a power of two) a frame may declare when at most `limit` bytes may
-/// come out: a window never needs to be larger than the content, so anything larger than the
-/// next power of two above the limit is refused before the decoder allocates it.
-fn window_log_for(limit: usize, max_window_log: u32) -> u32 {
-    let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
-    needed.clamp(MIN_WINDOW_LOG, max_window_log)
-}
-
 impl Compression for Zstd {
     fn name(&self) -> &str {
         "zstd"
@@ -86,10 +80,7 @@ impl Compression for Zstd {
         let mut decoder = zstd::stream::read::Decoder::with_buffer(input)
             .map_err(|e| DecompressError::corrupt("zstd", e))?;
         decoder
-            .set_parameter(DParameter::WindowLogMax(window_log_for(
-                limit,
-                self.max_window_log,
-            )))
+            .set_parameter(DParameter::WindowLogMax(self.max_window_log))
             .map_err(|e| DecompressError::corrupt("zstd", e))?;
         match read_capped(decoder.by_ref(), "zstd", limit, out) {
             // The decoder refuses a frame whose window exceeds WindowLogMax with this
@@ -101,20 +92,5 @@ impl Compression for Zstd {
             }
             other => other,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::window_log_for;
-
-    #[test]
-    fn window_follows_the_limit() {
-        assert_eq!(window_log_for(0, 27), 10);
-        assert_eq!(window_log_for(1024, 27), 10);
-        assert_eq!(window_log_for(1025, 27), 11);
-        assert_eq!(window_log_for(64 << 20, 27), 26);
-        assert_eq!(window_log_for(64 << 20, 23), 23);
-        assert_eq!(window_log_for(usize::MAX, 27), 27);
     }
 }

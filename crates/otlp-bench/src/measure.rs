@@ -1,0 +1,57 @@
+//! Timing and reporting helpers shared by the suites.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Runs `f` repeatedly for at least `budget` (and at least `min_runs` times) and returns
+/// the median duration of one run.
+pub(crate) fn median_time(budget: Duration, min_runs: usize, mut f: impl FnMut()) -> Duration {
+    // One warm-up run: page faults and caches are not what we measure.
+    f();
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while samples.len() < min_runs || started.elapsed() < budget {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed());
+        if samples.len() >= 10_000 {
+            break;
+        }
+    }
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Keeps a value alive and opaque to the optimiser.
+pub(crate) fn keep<T>(value: T) -> T {
+    black_box(value)
+}
+
+/// Megabytes (10^6 bytes) per second.
+pub(crate) fn mb_per_s(bytes: usize, time: Duration) -> f64 {
+    bytes as f64 / 1e6 / time.as_secs_f64()
+}
+
+/// A finished suite: its Markdown and JSON forms.
+pub(crate) struct Report {
+    pub(crate) name: &'static str,
+    pub(crate) markdown: String,
+    pub(crate) json: serde_json::Value,
+}
+
+impl Report {
+    /// Prints the Markdown and writes `<dir>/<name>.md` and `<dir>/<name>.json`.
+    pub(crate) fn write(&self, dir: &Path) -> std::io::Result<()> {
+        println!("{}", self.markdown);
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join(format!("{}.md", self.name)), &self.markdown)?;
+        let json = serde_json::to_string_pretty(&self.json).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(format!("{}.json", self.name)), json)?;
+        println!(
+            "(written to {})",
+            dir.join(format!("{}.{{md,json}}", self.name)).display()
+        );
+        Ok(())
+    }
+}
