@@ -14,6 +14,7 @@ use std::process::ExitCode;
 mod ci;
 mod codegen;
 mod deps;
+mod schema_gen;
 mod tidy;
 
 const USAGE: &str = "\

@@ -1,0 +1,133 @@
+//! What the MessagePack and CBOR readers share: a cursor over the input, a stack of
+//! remaining entries per open map or array, and the nesting limits.
+
+use crate::{CodecError, CodecErrorKind};
+
+/// Open containers per `AnyValue` level (`{5: {1: [` in both formats) and around them.
+const NESTING_PER_ANY_VALUE: usize = 3;
+const STRUCTURAL_NESTING: usize = 32;
+
+pub(crate) struct Cursor<'de> {
+    pub(crate) input: &'de [u8],
+    pub(crate) pos: usize,
+    /// Entries (map) or items (array) left in each open container.
+    pub(crate) remaining: Vec<u64>,
+    max_nesting: usize,
+    any_depth: usize,
+    max_any_depth: usize,
+}
+
+impl<'de> Cursor<'de> {
+    pub(crate) fn new(input: &'de [u8], max_any_depth: usize) -> Self {
+        Self {
+            input,
+            pos: 0,
+            remaining: Vec::new(),
+            max_nesting: max_any_depth
+                .saturating_mul(NESTING_PER_ANY_VALUE)
+                .saturating_add(STRUCTURAL_NESTING),
+            any_depth: 0,
+            max_any_depth,
+        }
+    }
+
+    pub(crate) fn error(&self, message: impl Into<String>) -> CodecError {
+        CodecError::invalid(message).with_offset(self.pos)
+    }
+
+    pub(crate) fn byte(&mut self) -> Result<u8, CodecError> {
+        let byte = *self
+            .input
+            .get(self.pos)
+            .ok_or_else(|| self.error("unexpected end of input"))?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.input.get(self.pos).copied()
+    }
+
+    pub(crate) fn take(&mut self, len: u64) -> Result<&'de [u8], CodecError> {
+        let len = usize::try_from(len).map_err(|_| self.error("length overflows"))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.input.len())
+            .ok_or_else(|| self.error(format!("declared length {len} exceeds the input")))?;
+        let slice = &self.input[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    pub(crate) fn be(&mut self, bytes: usize) -> Result<u64, CodecError> {
+        let slice = self.take(bytes as u64)?;
+        Ok(slice.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
+    }
+
+    /// Opens a container of `entries` entries. Each entry must be backed by at least one
+    /// byte of input, which bounds what a declared count can make us do.
+    pub(crate) fn open(&mut self, entries: u64) -> Result<(), CodecError> {
+        if entries > (self.input.len() - self.pos) as u64 {
+            return Err(self.error(format!("declared {entries} entries exceed the input")));
+        }
+        if self.remaining.len() >= self.max_nesting {
+            return Err(CodecError::new(
+                CodecErrorKind::TooDeep,
+                format!("nesting exceeds {}", self.max_nesting),
+            )
+            .with_offset(self.pos));
+        }
+        self.remaining.push(entries);
+        Ok(())
+    }
+
+    /// Takes the next entry of the innermost container, or closes it: `false` at its end.
+    pub(crate) fn next_entry(&mut self) -> bool {
+        match self.remaining.last_mut() {
+            Some(0) | None => {
+                self.remaining.pop();
+                false
+            }
+            Some(left) => {
+                *left -= 1;
+                true
+            }
+        }
+    }
+
+    pub(crate) fn enter_any_value(&mut self) -> Result<(), CodecError> {
+        self.any_depth += 1;
+        if self.any_depth > self.max_any_depth {
+            return Err(CodecError::new(
+                CodecErrorKind::TooDeep,
+                format!("AnyValue nesting exceeds {}", self.max_any_depth),
+            )
+            .with_offset(self.pos));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn exit_any_value(&mut self) {
+        self.any_depth -= 1;
+    }
+
+    pub(crate) fn finish(&self) -> Result<(), CodecError> {
+        if self.pos != self.input.len() {
+            return Err(self.error("unexpected bytes after the message"));
+        }
+        Ok(())
+    }
+}
+
+/// The encode-side depth guard both binary writers share.
+pub(crate) fn check_depth(depth: &mut usize, max: usize) -> Result<(), CodecError> {
+    *depth += 1;
+    if *depth > max {
+        return Err(CodecError::new(
+            CodecErrorKind::TooDeep,
+            format!("AnyValue nesting exceeds {max}"),
+        ));
+    }
+    Ok(())
+}
