@@ -289,7 +289,7 @@ fn message_code(out: &mut String, proto_full: &str, message: &DescriptorProto, p
         } else if field.label() == Label::Repeated {
             let _ = writeln!(
                 out,
-                "{index} => {{ if r.begin_array()? {{ let mut i = 0; while r.next_item()? {{ if r.null()? {{ {access}.push(Default::default()); }} else {{ {access}.push({read}.map_err(|e| e.at_index(field, i))?); }} i += 1; }} }} }}"
+                "{index} => {{ if r.begin_array().map_err(|e| e.at(field))? {{ let mut i = 0; while r.next_item().map_err(|e| e.at_index(field, i))? {{ if r.null()? {{ {access}.push(Default::default()); }} else {{ {access}.push({read}.map_err(|e| e.at_index(field, i))?); }} i += 1; }} }} }}"
             );
         } else if field.proto3_optional() || matches!(shape, Shape::Message(_)) {
             let _ = writeln!(

@@ -34,9 +34,9 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.resource_logs.push(Default::default());
                                 } else {
@@ -185,9 +185,9 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.resource_metrics.push(Default::default());
                                 } else {
@@ -336,9 +336,9 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.resource_spans.push(Default::default());
                                 } else {
@@ -733,9 +733,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::ArrayVa
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.values.push(Default::default());
                                 } else {
@@ -791,9 +791,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::KeyValu
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.values.push(Default::default());
                                 } else {
@@ -948,9 +948,9 @@ for otlp_model::generated::opentelemetry::proto::common::v1::InstrumentationScop
                     0 => m.name = r.string().map_err(|e| e.at(field))?,
                     1 => m.version = r.string().map_err(|e| e.at(field))?,
                     2 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -1048,9 +1048,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::EntityR
                     0 => m.schema_url = r.string().map_err(|e| e.at(field))?,
                     1 => m.r#type = r.string().map_err(|e| e.at(field))?,
                     2 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.id_keys.push(Default::default());
                                 } else {
@@ -1062,9 +1062,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::EntityR
                         }
                     }
                     3 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.description_keys.push(Default::default());
                                 } else {
@@ -1115,9 +1115,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogsData 
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.resource_logs.push(Default::default());
                                 } else {
@@ -1203,9 +1203,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ResourceL
                         );
                     }
                     1 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.scope_logs.push(Default::default());
                                 } else {
@@ -1291,9 +1291,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ScopeLogs
                         );
                     }
                     1 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.log_records.push(Default::default());
                                 } else {
@@ -1472,9 +1472,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogRecord
                         );
                     }
                     5 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -1537,9 +1537,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.resource_metrics.push(Default::default());
                                 } else {
@@ -1626,9 +1626,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ResourceMetrics {
                         );
                     }
                     1 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.scope_metrics.push(Default::default());
                                 } else {
@@ -1714,9 +1714,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::ScopeM
                         );
                     }
                     1 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.metrics.push(Default::default());
                                 } else {
@@ -1957,9 +1957,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
                         );
                     }
                     8 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.metadata.push(Default::default());
                                 } else {
@@ -2015,9 +2015,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Gauge 
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.data_points.push(Default::default());
                                 } else {
@@ -2095,9 +2095,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Sum {
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.data_points.push(Default::default());
                                 } else {
@@ -2176,9 +2176,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Histog
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.data_points.push(Default::default());
                                 } else {
@@ -2257,9 +2257,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.data_points.push(Default::default());
                                 } else {
@@ -2325,9 +2325,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Summar
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.data_points.push(Default::default());
                                 } else {
@@ -2457,9 +2457,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::NumberDataPoint {
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -2508,9 +2508,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::NumberDataPoint {
                         );
                     }
                     5 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.exemplars.push(Default::default());
                                 } else {
@@ -2682,9 +2682,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -2705,9 +2705,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                     3 => m.count = r.uint64().map_err(|e| e.at(field))?,
                     4 => m.sum = Some(r.double().map_err(|e| e.at(field))?),
                     5 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.bucket_counts.push(Default::default());
                                 } else {
@@ -2719,9 +2719,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                         }
                     }
                     6 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.explicit_bounds.push(Default::default());
                                 } else {
@@ -2733,9 +2733,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                         }
                     }
                     7 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.exemplars.push(Default::default());
                                 } else {
@@ -2928,9 +2928,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -2970,9 +2970,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
                     }
                     9 => m.flags = r.uint32().map_err(|e| e.at(field))?,
                     10 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.exemplars.push(Default::default());
                                 } else {
@@ -3044,9 +3044,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::exponential_histog
                 match index {
                     0 => m.offset = r.int32().map_err(|e| e.at(field))?,
                     1 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.bucket_counts.push(Default::default());
                                 } else {
@@ -3164,9 +3164,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::SummaryDataPoint {
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -3187,9 +3187,9 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::SummaryDataPoint {
                     3 => m.count = r.uint64().map_err(|e| e.at(field))?,
                     4 => m.sum = r.double().map_err(|e| e.at(field))?,
                     5 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.quantile_values.push(Default::default());
                                 } else {
@@ -3353,9 +3353,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Exempl
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.filtered_attributes.push(Default::default());
                                 } else {
@@ -3471,9 +3471,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::resource::v1::Resou
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -3493,9 +3493,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::resource::v1::Resou
                         m.dropped_attributes_count = r.uint32().map_err(|e| e.at(field))?;
                     }
                     2 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.entity_refs.push(Default::default());
                                 } else {
@@ -3551,9 +3551,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::TracesDa
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.resource_spans.push(Default::default());
                                 } else {
@@ -3639,9 +3639,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Resource
                         );
                     }
                     1 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.scope_spans.push(Default::default());
                                 } else {
@@ -3727,9 +3727,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::ScopeSpa
                         );
                     }
                     1 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.spans.push(Default::default());
                                 } else {
@@ -3965,9 +3965,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                     7 => m.start_time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
                     8 => m.end_time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
                     9 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -3987,9 +3987,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                         m.dropped_attributes_count = r.uint32().map_err(|e| e.at(field))?;
                     }
                     11 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.events.push(Default::default());
                                 } else {
@@ -4007,9 +4007,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                     }
                     12 => m.dropped_events_count = r.uint32().map_err(|e| e.at(field))?,
                     13 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.links.push(Default::default());
                                 } else {
@@ -4107,9 +4107,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Ev
                     0 => m.time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
                     1 => m.name = r.string().map_err(|e| e.at(field))?,
                     2 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
@@ -4223,9 +4223,9 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Li
                     1 => m.span_id = r.id(8).map_err(|e| e.at(field))?,
                     2 => m.trace_state = r.string().map_err(|e| e.at(field))?,
                     3 => {
-                        if r.begin_array()? {
+                        if r.begin_array().map_err(|e| e.at(field))? {
                             let mut i = 0;
-                            while r.next_item()? {
+                            while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
                                     m.attributes.push(Default::default());
                                 } else {
