@@ -9,7 +9,7 @@ use std::process::Command;
 const CLI_TOOLS: &[(&str, &str)] = &[("gzip", "gzip"), ("zstd", "zstd"), ("lz4", "lz4")];
 
 /// Modules the Python environment must import.
-const PYTHON_MODULES: &str = "import cramjam, lz4.frame, zstandard";
+const PYTHON_MODULES: &str = "import cramjam, lz4.frame, zstandard, opentelemetry.sdk, opentelemetry.exporter.otlp.json.common";
 
 /// What the tests need to know about the installed environment.
 pub(crate) struct InteropEnv {

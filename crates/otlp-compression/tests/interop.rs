@@ -13,48 +13,10 @@
     feature = "lz4"
 ))]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use otlp_compression::{Compression, Gzip, Lz4, SnappyBlock, SnappyFramed, Zlib, Zstd};
 use prost::Message;
 
-fn required() -> bool {
-    std::env::var_os("OTLP_INTEROP_REQUIRED").is_some_and(|v| v == "1")
-}
-
-/// Runs `program args` with `input` on stdin and returns stdout, or `None` (after saying
-/// why) when the program is not available and interop is not required.
-fn run(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(e) if !required() => {
-            eprintln!("SKIPPED: {program} is not available ({e}); `cargo xtask ci` installs it");
-            return None;
-        }
-        Err(e) => panic!("{program} is required (OTLP_INTEROP_REQUIRED=1) but cannot run: {e}"),
-    };
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().expect("wait");
-    writer.join().expect("writer thread").expect("write stdin");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        if !required() && stderr.contains("ModuleNotFoundError") {
-            eprintln!("SKIPPED: {program} {args:?}: {stderr}");
-            return None;
-        }
-        panic!("{program} {args:?} failed: {}\n{stderr}", output.status);
-    }
-    Some(output.stdout)
-}
+use otlp_testkit::interop::{python, run};
 
 fn payload() -> Vec<u8> {
     otlp_testkit::realistic::traces(2_000, 11).encode_to_vec()
@@ -109,10 +71,6 @@ fn zstd_command_line_tool() {
 #[test]
 fn lz4_command_line_tool() {
     ours_to_theirs_and_back(&Lz4, ("lz4", &["-dc"]), ("lz4", &["-c", "-9"]));
-}
-
-fn python() -> String {
-    std::env::var("OTLP_INTEROP_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
 /// A Python filter: `mode` is `compress` or `decompress`, `codec` one of the names below.
