@@ -65,6 +65,9 @@ pub(crate) struct Crate {
     pub(crate) deps: Vec<(String, DepKind)>,
     pub(crate) has_readme: bool,
     pub(crate) inherits_lints: bool,
+    /// `[package.metadata.otlp] reference-baseline = true`: an application that measures
+    /// against the official crates (the benchmarks) and may depend on them.
+    pub(crate) reference_baseline: bool,
 }
 
 /// One broken rule.
@@ -129,7 +132,8 @@ pub(crate) fn check(crates: &[Crate]) -> Vec<Violation> {
 
         for (dep_name, kind) in &krate.deps {
             if DEV_ONLY_EXTERNAL.contains(&dep_name.as_str()) {
-                if *kind == DepKind::Normal {
+                let baseline = krate.reference_baseline && layer == Layer::App;
+                if *kind == DepKind::Normal && !baseline {
                     violation(
                         krate,
                         "reference and SDK crates are dev-dependencies only",
@@ -239,6 +243,10 @@ pub(crate) fn load_workspace(root: &Path) -> Result<Vec<Crate>, String> {
             .and_then(|l| l.get("workspace"))
             .and_then(toml::Value::as_bool)
             == Some(true);
+        let reference_baseline = otlp
+            .and_then(|m| m.get("reference-baseline"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
         crates.push(Crate {
             name: package.name.to_string(),
             layer,
@@ -246,6 +254,7 @@ pub(crate) fn load_workspace(root: &Path) -> Result<Vec<Crate>, String> {
             deps,
             has_readme: dir.join("README.md").is_file(),
             inherits_lints,
+            reference_baseline,
         });
     }
     crates.sort_by(|a, b| a.name.cmp(&b.name));
@@ -281,6 +290,7 @@ mod tests {
             deps: deps.iter().map(|(n, k)| (n.to_string(), *k)).collect(),
             has_readme: true,
             inherits_lints: true,
+            reference_baseline: false,
         }
     }
 
@@ -381,6 +391,25 @@ mod tests {
                 "reference and SDK crates are dev-dependencies only",
                 "test-support crates are dev-dependencies (applications excepted)"
             ]
+        );
+    }
+
+    #[test]
+    fn only_a_declared_benchmark_application_may_use_reference_crates() {
+        let mut crates = healthy();
+        crates[7].deps.push(("opentelemetry-proto".into(), Normal));
+        assert_eq!(
+            rules_broken(&crates),
+            vec!["reference and SDK crates are dev-dependencies only"]
+        );
+        crates[7].reference_baseline = true;
+        assert_eq!(check(&crates), vec![]);
+        // The declaration means nothing outside the application layer.
+        crates[1].reference_baseline = true;
+        crates[1].deps.push(("opentelemetry-proto".into(), Normal));
+        assert_eq!(
+            rules_broken(&crates),
+            vec!["reference and SDK crates are dev-dependencies only"]
         );
     }
 

@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod codecs;
 mod compression;
 mod measure;
 
-const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n";
+const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs        size, encode and decode per format on 10,000 realistic spans, vs opentelemetry-proto\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,13 +21,14 @@ fn main() -> ExitCode {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let suites = if suites.is_empty() || suites == ["all"] {
-        vec!["compression"]
+        vec!["codecs", "compression"]
     } else {
         suites
     };
     for suite in suites {
         let result = match suite {
             "compression" => compression::run(quick),
+            "codecs" => codecs::run(quick),
             other => Err(format!("unknown suite `{other}`\n\n{USAGE}")),
         };
         match result {
