@@ -167,10 +167,11 @@ fn message_code(out: &mut String, proto_full: &str, message: &DescriptorProto, p
     for field in &message.field {
         let _ = writeln!(
             out,
-            "Field {{ number: {}, json: \"{}\", proto: \"{}\" }},",
+            "Field {{ number: {}, json: \"{}\", proto: \"{}\", json_key: \",\\\"{}\\\":\" }},",
             field.number(),
             lower_camel(field.name()),
-            field.name()
+            field.name(),
+            lower_camel(field.name())
         );
     }
     let _ = writeln!(out, "];");

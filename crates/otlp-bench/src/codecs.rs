@@ -52,7 +52,7 @@ fn measure(
         keep(out);
     });
     let decode = median_time(budget, min_runs, || {
-        keep(codec.decode(keep(encoded.clone())).ok());
+        codec.decode(keep(encoded.clone())).ok()
     });
     Ok(Row {
         format,
@@ -100,13 +100,13 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
         keep(keep(&official).encode_to_vec());
     });
     let base_pb_decode = median_time(budget, min_runs, || {
-        keep(Official::decode(keep(protobuf.as_slice())).ok());
+        Official::decode(keep(protobuf.as_slice())).ok()
     });
     let base_json_encode = median_time(budget, min_runs, || {
         keep(serde_json::to_vec(keep(&official)).ok());
     });
     let base_json_decode = median_time(budget, min_runs, || {
-        keep(serde_json::from_slice::<Official>(keep(&official_json)).ok());
+        serde_json::from_slice::<Official>(keep(&official_json)).ok()
     });
     eprintln!(" done");
 

@@ -15,6 +15,9 @@ pub struct Field {
     pub json: &'static str,
     /// The original snake_case name (also accepted in JSON, as proto3 JSON requires).
     pub proto: &'static str,
+    /// `,"json":` — the JSON key as written, with its leading separator, so that a writer
+    /// emits a key with one copy.
+    pub json_key: &'static str,
 }
 
 /// A message the codecs can encode and decode. Implemented by generated code for every

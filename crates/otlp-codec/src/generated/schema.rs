@@ -8,6 +8,7 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
             number: 1,
             json: "resourceLogs",
             proto: "resource_logs",
+            json_key: ",\"resourceLogs\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -67,6 +68,7 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
             number: 1,
             json: "partialSuccess",
             proto: "partial_success",
+            json_key: ",\"partialSuccess\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -110,11 +112,13 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
             number: 1,
             json: "rejectedLogRecords",
             proto: "rejected_log_records",
+            json_key: ",\"rejectedLogRecords\":",
         },
         Field {
             number: 2,
             json: "errorMessage",
             proto: "error_message",
+            json_key: ",\"errorMessage\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -159,6 +163,7 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
             number: 1,
             json: "resourceMetrics",
             proto: "resource_metrics",
+            json_key: ",\"resourceMetrics\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -218,6 +223,7 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
             number: 1,
             json: "partialSuccess",
             proto: "partial_success",
+            json_key: ",\"partialSuccess\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -261,11 +267,13 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
             number: 1,
             json: "rejectedDataPoints",
             proto: "rejected_data_points",
+            json_key: ",\"rejectedDataPoints\":",
         },
         Field {
             number: 2,
             json: "errorMessage",
             proto: "error_message",
+            json_key: ",\"errorMessage\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -310,6 +318,7 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
             number: 1,
             json: "resourceSpans",
             proto: "resource_spans",
+            json_key: ",\"resourceSpans\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -369,6 +378,7 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
             number: 1,
             json: "partialSuccess",
             proto: "partial_success",
+            json_key: ",\"partialSuccess\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -412,11 +422,13 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
             number: 1,
             json: "rejectedSpans",
             proto: "rejected_spans",
+            json_key: ",\"rejectedSpans\":",
         },
         Field {
             number: 2,
             json: "errorMessage",
             proto: "error_message",
+            json_key: ",\"errorMessage\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -460,41 +472,49 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::AnyValu
             number: 1,
             json: "stringValue",
             proto: "string_value",
+            json_key: ",\"stringValue\":",
         },
         Field {
             number: 2,
             json: "boolValue",
             proto: "bool_value",
+            json_key: ",\"boolValue\":",
         },
         Field {
             number: 3,
             json: "intValue",
             proto: "int_value",
+            json_key: ",\"intValue\":",
         },
         Field {
             number: 4,
             json: "doubleValue",
             proto: "double_value",
+            json_key: ",\"doubleValue\":",
         },
         Field {
             number: 5,
             json: "arrayValue",
             proto: "array_value",
+            json_key: ",\"arrayValue\":",
         },
         Field {
             number: 6,
             json: "kvlistValue",
             proto: "kvlist_value",
+            json_key: ",\"kvlistValue\":",
         },
         Field {
             number: 7,
             json: "bytesValue",
             proto: "bytes_value",
+            json_key: ",\"bytesValue\":",
         },
         Field {
             number: 8,
             json: "stringValueStrindex",
             proto: "string_value_strindex",
+            json_key: ",\"stringValueStrindex\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -707,6 +727,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::ArrayVa
             number: 1,
             json: "values",
             proto: "values",
+            json_key: ",\"values\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -765,6 +786,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::KeyValu
             number: 1,
             json: "values",
             proto: "values",
+            json_key: ",\"values\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -823,16 +845,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::KeyValu
             number: 1,
             json: "key",
             proto: "key",
+            json_key: ",\"key\":",
         },
         Field {
             number: 2,
             json: "value",
             proto: "value",
+            json_key: ",\"value\":",
         },
         Field {
             number: 3,
             json: "keyStrindex",
             proto: "key_strindex",
+            json_key: ",\"keyStrindex\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -889,21 +914,25 @@ for otlp_model::generated::opentelemetry::proto::common::v1::InstrumentationScop
             number: 1,
             json: "name",
             proto: "name",
+            json_key: ",\"name\":",
         },
         Field {
             number: 2,
             json: "version",
             proto: "version",
+            json_key: ",\"version\":",
         },
         Field {
             number: 3,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 4,
             json: "droppedAttributesCount",
             proto: "dropped_attributes_count",
+            json_key: ",\"droppedAttributesCount\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -983,21 +1012,25 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::EntityR
             number: 1,
             json: "schemaUrl",
             proto: "schema_url",
+            json_key: ",\"schemaUrl\":",
         },
         Field {
             number: 2,
             json: "type",
             proto: "type",
+            json_key: ",\"type\":",
         },
         Field {
             number: 3,
             json: "idKeys",
             proto: "id_keys",
+            json_key: ",\"idKeys\":",
         },
         Field {
             number: 4,
             json: "descriptionKeys",
             proto: "description_keys",
+            json_key: ",\"descriptionKeys\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1089,6 +1122,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogsData 
             number: 1,
             json: "resourceLogs",
             proto: "resource_logs",
+            json_key: ",\"resourceLogs\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1147,16 +1181,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ResourceL
             number: 1,
             json: "resource",
             proto: "resource",
+            json_key: ",\"resource\":",
         },
         Field {
             number: 2,
             json: "scopeLogs",
             proto: "scope_logs",
+            json_key: ",\"scopeLogs\":",
         },
         Field {
             number: 3,
             json: "schemaUrl",
             proto: "schema_url",
+            json_key: ",\"schemaUrl\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1236,16 +1273,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ScopeLogs
             number: 1,
             json: "scope",
             proto: "scope",
+            json_key: ",\"scope\":",
         },
         Field {
             number: 2,
             json: "logRecords",
             proto: "log_records",
+            json_key: ",\"logRecords\":",
         },
         Field {
             number: 3,
             json: "schemaUrl",
             proto: "schema_url",
+            json_key: ",\"schemaUrl\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1324,56 +1364,67 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogRecord
             number: 1,
             json: "timeUnixNano",
             proto: "time_unix_nano",
+            json_key: ",\"timeUnixNano\":",
         },
         Field {
             number: 11,
             json: "observedTimeUnixNano",
             proto: "observed_time_unix_nano",
+            json_key: ",\"observedTimeUnixNano\":",
         },
         Field {
             number: 2,
             json: "severityNumber",
             proto: "severity_number",
+            json_key: ",\"severityNumber\":",
         },
         Field {
             number: 3,
             json: "severityText",
             proto: "severity_text",
+            json_key: ",\"severityText\":",
         },
         Field {
             number: 5,
             json: "body",
             proto: "body",
+            json_key: ",\"body\":",
         },
         Field {
             number: 6,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 7,
             json: "droppedAttributesCount",
             proto: "dropped_attributes_count",
+            json_key: ",\"droppedAttributesCount\":",
         },
         Field {
             number: 8,
             json: "flags",
             proto: "flags",
+            json_key: ",\"flags\":",
         },
         Field {
             number: 9,
             json: "traceId",
             proto: "trace_id",
+            json_key: ",\"traceId\":",
         },
         Field {
             number: 10,
             json: "spanId",
             proto: "span_id",
+            json_key: ",\"spanId\":",
         },
         Field {
             number: 12,
             json: "eventName",
             proto: "event_name",
+            json_key: ",\"eventName\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1511,6 +1562,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
             number: 1,
             json: "resourceMetrics",
             proto: "resource_metrics",
+            json_key: ",\"resourceMetrics\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1570,16 +1622,19 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ResourceMetrics {
             number: 1,
             json: "resource",
             proto: "resource",
+            json_key: ",\"resource\":",
         },
         Field {
             number: 2,
             json: "scopeMetrics",
             proto: "scope_metrics",
+            json_key: ",\"scopeMetrics\":",
         },
         Field {
             number: 3,
             json: "schemaUrl",
             proto: "schema_url",
+            json_key: ",\"schemaUrl\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1659,16 +1714,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::ScopeM
             number: 1,
             json: "scope",
             proto: "scope",
+            json_key: ",\"scope\":",
         },
         Field {
             number: 2,
             json: "metrics",
             proto: "metrics",
+            json_key: ",\"metrics\":",
         },
         Field {
             number: 3,
             json: "schemaUrl",
             proto: "schema_url",
+            json_key: ",\"schemaUrl\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1747,46 +1805,55 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
             number: 1,
             json: "name",
             proto: "name",
+            json_key: ",\"name\":",
         },
         Field {
             number: 2,
             json: "description",
             proto: "description",
+            json_key: ",\"description\":",
         },
         Field {
             number: 3,
             json: "unit",
             proto: "unit",
+            json_key: ",\"unit\":",
         },
         Field {
             number: 5,
             json: "gauge",
             proto: "gauge",
+            json_key: ",\"gauge\":",
         },
         Field {
             number: 7,
             json: "sum",
             proto: "sum",
+            json_key: ",\"sum\":",
         },
         Field {
             number: 9,
             json: "histogram",
             proto: "histogram",
+            json_key: ",\"histogram\":",
         },
         Field {
             number: 10,
             json: "exponentialHistogram",
             proto: "exponential_histogram",
+            json_key: ",\"exponentialHistogram\":",
         },
         Field {
             number: 11,
             json: "summary",
             proto: "summary",
+            json_key: ",\"summary\":",
         },
         Field {
             number: 12,
             json: "metadata",
             proto: "metadata",
+            json_key: ",\"metadata\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -1989,6 +2056,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Gauge 
             number: 1,
             json: "dataPoints",
             proto: "data_points",
+            json_key: ",\"dataPoints\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -2047,16 +2115,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Sum {
             number: 1,
             json: "dataPoints",
             proto: "data_points",
+            json_key: ",\"dataPoints\":",
         },
         Field {
             number: 2,
             json: "aggregationTemporality",
             proto: "aggregation_temporality",
+            json_key: ",\"aggregationTemporality\":",
         },
         Field {
             number: 3,
             json: "isMonotonic",
             proto: "is_monotonic",
+            json_key: ",\"isMonotonic\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -2138,11 +2209,13 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Histog
             number: 1,
             json: "dataPoints",
             proto: "data_points",
+            json_key: ",\"dataPoints\":",
         },
         Field {
             number: 2,
             json: "aggregationTemporality",
             proto: "aggregation_temporality",
+            json_key: ",\"aggregationTemporality\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -2219,11 +2292,13 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
             number: 1,
             json: "dataPoints",
             proto: "data_points",
+            json_key: ",\"dataPoints\":",
         },
         Field {
             number: 2,
             json: "aggregationTemporality",
             proto: "aggregation_temporality",
+            json_key: ",\"aggregationTemporality\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -2299,6 +2374,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Summar
             number: 1,
             json: "dataPoints",
             proto: "data_points",
+            json_key: ",\"dataPoints\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -2358,36 +2434,43 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::NumberDataPoint {
             number: 7,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 2,
             json: "startTimeUnixNano",
             proto: "start_time_unix_nano",
+            json_key: ",\"startTimeUnixNano\":",
         },
         Field {
             number: 3,
             json: "timeUnixNano",
             proto: "time_unix_nano",
+            json_key: ",\"timeUnixNano\":",
         },
         Field {
             number: 4,
             json: "asDouble",
             proto: "as_double",
+            json_key: ",\"asDouble\":",
         },
         Field {
             number: 6,
             json: "asInt",
             proto: "as_int",
+            json_key: ",\"asInt\":",
         },
         Field {
             number: 5,
             json: "exemplars",
             proto: "exemplars",
+            json_key: ",\"exemplars\":",
         },
         Field {
             number: 8,
             json: "flags",
             proto: "flags",
+            json_key: ",\"flags\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -2542,56 +2625,67 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
             number: 9,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 2,
             json: "startTimeUnixNano",
             proto: "start_time_unix_nano",
+            json_key: ",\"startTimeUnixNano\":",
         },
         Field {
             number: 3,
             json: "timeUnixNano",
             proto: "time_unix_nano",
+            json_key: ",\"timeUnixNano\":",
         },
         Field {
             number: 4,
             json: "count",
             proto: "count",
+            json_key: ",\"count\":",
         },
         Field {
             number: 5,
             json: "sum",
             proto: "sum",
+            json_key: ",\"sum\":",
         },
         Field {
             number: 6,
             json: "bucketCounts",
             proto: "bucket_counts",
+            json_key: ",\"bucketCounts\":",
         },
         Field {
             number: 7,
             json: "explicitBounds",
             proto: "explicit_bounds",
+            json_key: ",\"explicitBounds\":",
         },
         Field {
             number: 8,
             json: "exemplars",
             proto: "exemplars",
+            json_key: ",\"exemplars\":",
         },
         Field {
             number: 10,
             json: "flags",
             proto: "flags",
+            json_key: ",\"flags\":",
         },
         Field {
             number: 11,
             json: "min",
             proto: "min",
+            json_key: ",\"min\":",
         },
         Field {
             number: 12,
             json: "max",
             proto: "max",
+            json_key: ",\"max\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -2769,71 +2863,85 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
             number: 1,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 2,
             json: "startTimeUnixNano",
             proto: "start_time_unix_nano",
+            json_key: ",\"startTimeUnixNano\":",
         },
         Field {
             number: 3,
             json: "timeUnixNano",
             proto: "time_unix_nano",
+            json_key: ",\"timeUnixNano\":",
         },
         Field {
             number: 4,
             json: "count",
             proto: "count",
+            json_key: ",\"count\":",
         },
         Field {
             number: 5,
             json: "sum",
             proto: "sum",
+            json_key: ",\"sum\":",
         },
         Field {
             number: 6,
             json: "scale",
             proto: "scale",
+            json_key: ",\"scale\":",
         },
         Field {
             number: 7,
             json: "zeroCount",
             proto: "zero_count",
+            json_key: ",\"zeroCount\":",
         },
         Field {
             number: 8,
             json: "positive",
             proto: "positive",
+            json_key: ",\"positive\":",
         },
         Field {
             number: 9,
             json: "negative",
             proto: "negative",
+            json_key: ",\"negative\":",
         },
         Field {
             number: 10,
             json: "flags",
             proto: "flags",
+            json_key: ",\"flags\":",
         },
         Field {
             number: 11,
             json: "exemplars",
             proto: "exemplars",
+            json_key: ",\"exemplars\":",
         },
         Field {
             number: 12,
             json: "min",
             proto: "min",
+            json_key: ",\"min\":",
         },
         Field {
             number: 13,
             json: "max",
             proto: "max",
+            json_key: ",\"max\":",
         },
         Field {
             number: 14,
             json: "zeroThreshold",
             proto: "zero_threshold",
+            json_key: ",\"zeroThreshold\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3006,11 +3114,13 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::exponential_histog
             number: 1,
             json: "offset",
             proto: "offset",
+            json_key: ",\"offset\":",
         },
         Field {
             number: 2,
             json: "bucketCounts",
             proto: "bucket_counts",
+            json_key: ",\"bucketCounts\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3072,36 +3182,43 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::SummaryDataPoint {
             number: 7,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 2,
             json: "startTimeUnixNano",
             proto: "start_time_unix_nano",
+            json_key: ",\"startTimeUnixNano\":",
         },
         Field {
             number: 3,
             json: "timeUnixNano",
             proto: "time_unix_nano",
+            json_key: ",\"timeUnixNano\":",
         },
         Field {
             number: 4,
             json: "count",
             proto: "count",
+            json_key: ",\"count\":",
         },
         Field {
             number: 5,
             json: "sum",
             proto: "sum",
+            json_key: ",\"sum\":",
         },
         Field {
             number: 6,
             json: "quantileValues",
             proto: "quantile_values",
+            json_key: ",\"quantileValues\":",
         },
         Field {
             number: 8,
             json: "flags",
             proto: "flags",
+            json_key: ",\"flags\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3221,11 +3338,13 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::summary_data_point
             number: 1,
             json: "quantile",
             proto: "quantile",
+            json_key: ",\"quantile\":",
         },
         Field {
             number: 2,
             json: "value",
             proto: "value",
+            json_key: ",\"value\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3268,31 +3387,37 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Exempl
             number: 7,
             json: "filteredAttributes",
             proto: "filtered_attributes",
+            json_key: ",\"filteredAttributes\":",
         },
         Field {
             number: 2,
             json: "timeUnixNano",
             proto: "time_unix_nano",
+            json_key: ",\"timeUnixNano\":",
         },
         Field {
             number: 3,
             json: "asDouble",
             proto: "as_double",
+            json_key: ",\"asDouble\":",
         },
         Field {
             number: 6,
             json: "asInt",
             proto: "as_int",
+            json_key: ",\"asInt\":",
         },
         Field {
             number: 4,
             json: "spanId",
             proto: "span_id",
+            json_key: ",\"spanId\":",
         },
         Field {
             number: 5,
             json: "traceId",
             proto: "trace_id",
+            json_key: ",\"traceId\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3418,16 +3543,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::resource::v1::Resou
             number: 1,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 2,
             json: "droppedAttributesCount",
             proto: "dropped_attributes_count",
+            json_key: ",\"droppedAttributesCount\":",
         },
         Field {
             number: 3,
             json: "entityRefs",
             proto: "entity_refs",
+            json_key: ",\"entityRefs\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3525,6 +3653,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::TracesDa
             number: 1,
             json: "resourceSpans",
             proto: "resource_spans",
+            json_key: ",\"resourceSpans\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3583,16 +3712,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Resource
             number: 1,
             json: "resource",
             proto: "resource",
+            json_key: ",\"resource\":",
         },
         Field {
             number: 2,
             json: "scopeSpans",
             proto: "scope_spans",
+            json_key: ",\"scopeSpans\":",
         },
         Field {
             number: 3,
             json: "schemaUrl",
             proto: "schema_url",
+            json_key: ",\"schemaUrl\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3672,16 +3804,19 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::ScopeSpa
             number: 1,
             json: "scope",
             proto: "scope",
+            json_key: ",\"scope\":",
         },
         Field {
             number: 2,
             json: "spans",
             proto: "spans",
+            json_key: ",\"spans\":",
         },
         Field {
             number: 3,
             json: "schemaUrl",
             proto: "schema_url",
+            json_key: ",\"schemaUrl\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -3760,81 +3895,97 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
             number: 1,
             json: "traceId",
             proto: "trace_id",
+            json_key: ",\"traceId\":",
         },
         Field {
             number: 2,
             json: "spanId",
             proto: "span_id",
+            json_key: ",\"spanId\":",
         },
         Field {
             number: 3,
             json: "traceState",
             proto: "trace_state",
+            json_key: ",\"traceState\":",
         },
         Field {
             number: 4,
             json: "parentSpanId",
             proto: "parent_span_id",
+            json_key: ",\"parentSpanId\":",
         },
         Field {
             number: 16,
             json: "flags",
             proto: "flags",
+            json_key: ",\"flags\":",
         },
         Field {
             number: 5,
             json: "name",
             proto: "name",
+            json_key: ",\"name\":",
         },
         Field {
             number: 6,
             json: "kind",
             proto: "kind",
+            json_key: ",\"kind\":",
         },
         Field {
             number: 7,
             json: "startTimeUnixNano",
             proto: "start_time_unix_nano",
+            json_key: ",\"startTimeUnixNano\":",
         },
         Field {
             number: 8,
             json: "endTimeUnixNano",
             proto: "end_time_unix_nano",
+            json_key: ",\"endTimeUnixNano\":",
         },
         Field {
             number: 9,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 10,
             json: "droppedAttributesCount",
             proto: "dropped_attributes_count",
+            json_key: ",\"droppedAttributesCount\":",
         },
         Field {
             number: 11,
             json: "events",
             proto: "events",
+            json_key: ",\"events\":",
         },
         Field {
             number: 12,
             json: "droppedEventsCount",
             proto: "dropped_events_count",
+            json_key: ",\"droppedEventsCount\":",
         },
         Field {
             number: 13,
             json: "links",
             proto: "links",
+            json_key: ",\"links\":",
         },
         Field {
             number: 14,
             json: "droppedLinksCount",
             proto: "dropped_links_count",
+            json_key: ",\"droppedLinksCount\":",
         },
         Field {
             number: 15,
             json: "status",
             proto: "status",
+            json_key: ",\"status\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -4048,21 +4199,25 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Ev
             number: 1,
             json: "timeUnixNano",
             proto: "time_unix_nano",
+            json_key: ",\"timeUnixNano\":",
         },
         Field {
             number: 2,
             json: "name",
             proto: "name",
+            json_key: ",\"name\":",
         },
         Field {
             number: 3,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 4,
             json: "droppedAttributesCount",
             proto: "dropped_attributes_count",
+            json_key: ",\"droppedAttributesCount\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -4142,31 +4297,37 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Li
             number: 1,
             json: "traceId",
             proto: "trace_id",
+            json_key: ",\"traceId\":",
         },
         Field {
             number: 2,
             json: "spanId",
             proto: "span_id",
+            json_key: ",\"spanId\":",
         },
         Field {
             number: 3,
             json: "traceState",
             proto: "trace_state",
+            json_key: ",\"traceState\":",
         },
         Field {
             number: 4,
             json: "attributes",
             proto: "attributes",
+            json_key: ",\"attributes\":",
         },
         Field {
             number: 5,
             json: "droppedAttributesCount",
             proto: "dropped_attributes_count",
+            json_key: ",\"droppedAttributesCount\":",
         },
         Field {
             number: 6,
             json: "flags",
             proto: "flags",
+            json_key: ",\"flags\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -4259,11 +4420,13 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Status {
             number: 2,
             json: "message",
             proto: "message",
+            json_key: ",\"message\":",
         },
         Field {
             number: 3,
             json: "code",
             proto: "code",
+            json_key: ",\"code\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -4315,26 +4478,31 @@ impl Schema for otlp_model::generated::otlp_transport::v1::StreamBatch {
             number: 1,
             json: "sequence",
             proto: "sequence",
+            json_key: ",\"sequence\":",
         },
         Field {
             number: 2,
             json: "traces",
             proto: "traces",
+            json_key: ",\"traces\":",
         },
         Field {
             number: 3,
             json: "metrics",
             proto: "metrics",
+            json_key: ",\"metrics\":",
         },
         Field {
             number: 4,
             json: "logs",
             proto: "logs",
+            json_key: ",\"logs\":",
         },
         Field {
             number: 5,
             json: "batchId",
             proto: "batch_id",
+            json_key: ",\"batchId\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {
@@ -4454,36 +4622,43 @@ impl Schema for otlp_model::generated::otlp_transport::v1::StreamAck {
             number: 1,
             json: "sequence",
             proto: "sequence",
+            json_key: ",\"sequence\":",
         },
         Field {
             number: 2,
             json: "stage",
             proto: "stage",
+            json_key: ",\"stage\":",
         },
         Field {
             number: 3,
             json: "code",
             proto: "code",
+            json_key: ",\"code\":",
         },
         Field {
             number: 4,
             json: "message",
             proto: "message",
+            json_key: ",\"message\":",
         },
         Field {
             number: 5,
             json: "retryAfterMillis",
             proto: "retry_after_millis",
+            json_key: ",\"retryAfterMillis\":",
         },
         Field {
             number: 6,
             json: "rejectedItems",
             proto: "rejected_items",
+            json_key: ",\"rejectedItems\":",
         },
         Field {
             number: 7,
             json: "errorMessage",
             proto: "error_message",
+            json_key: ",\"errorMessage\":",
         },
     ];
     fn write<W: Writer>(&self, w: &mut W) -> Result<(), CodecError> {

@@ -81,12 +81,9 @@ impl Writer for JsonWriter<'_> {
     }
 
     fn field(&mut self, field: &'static Field) {
-        if self.needs_comma {
-            self.out.push(b',');
-        }
-        self.out.push(b'"');
-        self.out.extend_from_slice(field.json.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        let key = field.json_key.as_bytes();
+        let key = if self.needs_comma { key } else { &key[1..] };
+        self.out.extend_from_slice(key);
         self.needs_comma = true;
     }
 
