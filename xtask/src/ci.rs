@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{codegen, deps, tidy};
+use crate::{codegen, deps, fuzz, tidy};
 
 /// Runs each step and stops at the first failure.
 pub(crate) fn run(root: &Path) -> Result<(), String> {

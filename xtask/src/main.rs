@@ -4,6 +4,7 @@
 //! cargo xtask codegen [--check]   regenerate (or verify) the committed protobuf code
 //! cargo xtask tidy                check the repository rules (dependency direction, lints, READMEs)
 //! cargo xtask bench [suite]       benchmarks, optimised, results under target/bench/
+//! cargo xtask fuzz [--seconds N]  build and run every fuzz target for a bounded time
 //! cargo xtask deps                install what the interop tests run against
 //! cargo xtask ci                  everything CI runs, in CI's order
 //! ```
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 mod ci;
 mod codegen;
 mod deps;
+mod fuzz;
 mod schema_gen;
 mod tidy;
 
@@ -28,6 +30,8 @@ commands:
   bench [suite..] [--quick]
                       run benchmarks in release mode (suites: compression; default: all),
                       results in target/bench/
+  fuzz [--seconds N]  build the libFuzzer targets in fuzz/ (stable toolchain) and run each
+                      for N seconds (default 10)
   deps                install what the interop tests run against (reference CLI tools,
                       a Python environment under target/interop/python)
   ci                  run everything CI runs: fmt, codegen --check, tidy, clippy, docs,
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Some("tidy") => tidy::run(&root),
         Some("ci") => ci::run(&root),
         Some("bench") => bench(&root, &args[1..]),
+        Some("fuzz") => fuzz::run(&root, &args[1..]),
         Some("deps") => deps::run(&root).map(|env| {
             println!("OTLP_INTEROP_PYTHON={}", env.python.display());
         }),
