@@ -55,6 +55,9 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             ],
         )
     })?;
+    step("fuzz (10 s per target)", || {
+        fuzz::run(root, &["--seconds".to_string(), "10".to_string()])
+    })?;
     println!("xtask ci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
 }
