@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use otlp_model::SignalRequest;
@@ -17,6 +18,8 @@ use crate::signal::{Logs, Metrics, Signal, SignalKind, Traces};
 pub struct BatchId(pub [u8; 16]);
 
 /// One export: what an exporter sends and what a receiver hands to the service behind it.
+///
+/// Cloning is O(1): the payload is shared (an `Arc` around the message, or `Bytes`).
 ///
 /// The payload is either the decoded message or its protobuf encoding. A receiver that has
 /// validated the bytes it received can pass them on with [`ExportRequest::from_encoded`],
@@ -51,7 +54,8 @@ pub struct ExportRequest<S: Signal> {
 }
 
 enum Payload<S: Signal> {
-    Message(S::Request),
+    /// Shared, so that cloning a request (as a retry layer must, once per attempt) is O(1).
+    Message(Arc<S::Request>),
     Protobuf(Bytes),
 }
 
@@ -96,7 +100,7 @@ impl<S: Signal> ExportRequest<S> {
     pub fn new(message: S::Request) -> Self {
         Self {
             items: message.item_count(),
-            payload: Payload::Message(message),
+            payload: Payload::Message(Arc::new(message)),
             headers: http::HeaderMap::new(),
             batch_id: None,
         }
@@ -141,15 +145,17 @@ impl<S: Signal> ExportRequest<S> {
     /// The decoded message, decoding the protobuf payload if that is what the request holds.
     pub fn message(&self) -> Result<Cow<'_, S::Request>, ExportError> {
         match &self.payload {
-            Payload::Message(m) => Ok(Cow::Borrowed(m)),
+            Payload::Message(m) => Ok(Cow::Borrowed(m.as_ref())),
             Payload::Protobuf(bytes) => decode::<S>(bytes.clone()).map(Cow::Owned),
         }
     }
 
-    /// The decoded message, by value.
+    /// The decoded message, by value (a copy only if clones of this request are alive).
     pub fn into_message(self) -> Result<S::Request, ExportError> {
         match self.payload {
-            Payload::Message(m) => Ok(m),
+            Payload::Message(m) => {
+                Ok(Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
+            }
             Payload::Protobuf(bytes) => decode::<S>(bytes),
         }
     }

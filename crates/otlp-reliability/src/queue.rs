@@ -1,0 +1,363 @@
+//! A bounded queue in front of an export service: producers hand requests over and return
+//! at once; workers export them concurrently. The queue is bounded in items and in encoded
+//! bytes, and when it is full the configured policy applies: block the producer (without
+//! blocking a runtime thread), drop the newest request, or drop the oldest queued ones. Every
+//! drop is counted.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use otlp_core::{ErrorKind, ExportError, ExportOutcome, ExportRequest, Signal};
+use tokio::sync::Notify;
+use tower_service::Service;
+
+use crate::metrics::{DropReason, PipelineMetrics};
+
+/// What a full queue does with a new request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// The producer waits (asynchronously) for room. Nothing is dropped.
+    Block,
+    /// The new request is refused with a retryable `Unavailable` error and counted as
+    /// dropped; what is queued is kept.
+    DropNewest,
+    /// The oldest queued requests are dropped (and counted) to make room.
+    DropOldest,
+}
+
+/// Queue bounds and workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Most items (spans, data points, log records) queued at once.
+    pub max_items: usize,
+    /// Most encoded bytes queued at once.
+    pub max_bytes: usize,
+    /// What happens when a request does not fit.
+    pub policy: OverflowPolicy,
+    /// Exports running concurrently.
+    pub workers: usize,
+}
+
+impl Default for QueueConfig {
+    /// The design document's bounded queue of 2048 batches, as items (2048 batches of 512)
+    /// and at most 64 MiB; blocking; 4 concurrent exports.
+    fn default() -> Self {
+        Self {
+            max_items: 2048 * 512,
+            max_bytes: 64 * 1024 * 1024,
+            policy: OverflowPolicy::Block,
+            workers: 4,
+        }
+    }
+}
+
+struct Entry<S: Signal> {
+    request: ExportRequest<S>,
+    items: usize,
+    bytes: usize,
+}
+
+struct State<S: Signal> {
+    entries: VecDeque<Entry<S>>,
+    items: usize,
+    bytes: usize,
+    closed: bool,
+    /// The most items ever queued at once, for checking the bound.
+    high_water_items: usize,
+    high_water_bytes: usize,
+}
+
+struct Shared<S: Signal> {
+    state: Mutex<State<S>>,
+    /// Signalled when room frees up.
+    space: Notify,
+    /// Signalled when a request is queued or the queue closes.
+    work: Notify,
+    /// Signalled when a worker finishes an export.
+    progress: Notify,
+    in_flight: AtomicUsize,
+    config: QueueConfig,
+    metrics: Arc<PipelineMetrics>,
+}
+
+impl<S: Signal> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, State<S>> {
+        // A panic while holding this lock cannot leave the queue inconsistent (every
+        // critical section is a few field updates), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn publish(&self, state: &State<S>) {
+        self.metrics.set_queue(state.items, state.bytes);
+    }
+}
+
+/// The producer side of the queue: an export service whose calls return as soon as the
+/// request is queued (an `ExportOutcome` for all its items) or refused. Clone it freely.
+pub struct Queue<S: Signal> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Signal> Clone for Queue<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Figures from [`Queue::shutdown`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Items still queued at the deadline, counted as dropped (reason `Shutdown`).
+    pub dropped_items: usize,
+    /// Whether everything was exported before the deadline.
+    pub drained: bool,
+}
+
+impl<S: Signal> Queue<S> {
+    /// A queue in front of `inner`, with `config.workers` worker tasks on the current tokio
+    /// runtime, counting into `metrics`.
+    pub fn new<Svc>(inner: Svc, config: QueueConfig, metrics: Arc<PipelineMetrics>) -> Self
+    where
+        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
+            + Clone
+            + Send
+            + 'static,
+        Svc::Future: Send,
+    {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                entries: VecDeque::new(),
+                items: 0,
+                bytes: 0,
+                closed: false,
+                high_water_items: 0,
+                high_water_bytes: 0,
+            }),
+            space: Notify::new(),
+            work: Notify::new(),
+            progress: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            config,
+            metrics,
+        });
+        for _ in 0..config.workers.max(1) {
+            tokio::spawn(worker(shared.clone(), inner.clone()));
+        }
+        Self { shared }
+    }
+
+    /// The most items and bytes that were ever queued at once.
+    pub fn high_water(&self) -> (usize, usize) {
+        let state = self.shared.lock();
+        (state.high_water_items, state.high_water_bytes)
+    }
+
+    /// Stops accepting requests and waits up to `deadline` for the queue to drain and the
+    /// exports in flight to finish. What is still queued then is dropped and counted.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        {
+            let mut state = self.shared.lock();
+            state.closed = true;
+        }
+        self.shared.work.notify_waiters();
+        self.shared.space.notify_waiters();
+        let drained = tokio::time::timeout(deadline, async {
+            loop {
+                let progress = self.shared.progress.notified();
+                tokio::pin!(progress);
+                progress.as_mut().enable();
+                let idle = self.shared.lock().entries.is_empty()
+                    && self.shared.in_flight.load(Ordering::SeqCst) == 0;
+                if idle {
+                    return;
+                }
+                progress.await;
+            }
+        })
+        .await
+        .is_ok();
+        let mut state = self.shared.lock();
+        let dropped_items = state.items;
+        state.entries.clear();
+        state.items = 0;
+        state.bytes = 0;
+        self.shared.publish(&state);
+        drop(state);
+        self.shared
+            .metrics
+            .add_dropped(DropReason::Shutdown, dropped_items);
+        ShutdownReport {
+            dropped_items,
+            drained,
+        }
+    }
+
+    async fn enqueue(
+        shared: Arc<Shared<S>>,
+        request: ExportRequest<S>,
+    ) -> Result<ExportOutcome, ExportError> {
+        let items = request.item_count();
+        let bytes = request.encoded_len();
+        let config = shared.config;
+        shared.metrics.add_received(items);
+        loop {
+            let space = shared.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            {
+                let mut state = shared.lock();
+                if state.closed {
+                    drop(state);
+                    shared.metrics.add_dropped(DropReason::Shutdown, items);
+                    return Err(ExportError::unavailable("the export queue is shut down"));
+                }
+                // A request larger than the whole queue is admitted into an empty queue,
+                // so it can never wait for ever; memory stays within max(bound, request).
+                let fits = |s: &State<S>| {
+                    s.entries.is_empty()
+                        || (s.items + items <= config.max_items
+                            && s.bytes + bytes <= config.max_bytes)
+                };
+                if !fits(&state) {
+                    match config.policy {
+                        OverflowPolicy::Block => {}
+                        OverflowPolicy::DropNewest => {
+                            drop(state);
+                            shared.metrics.add_dropped(DropReason::QueueFull, items);
+                            return Err(ExportError::new(
+                                ErrorKind::Unavailable,
+                                "the export queue is full",
+                            ));
+                        }
+                        OverflowPolicy::DropOldest => {
+                            while !fits(&state) {
+                                let Some(oldest) = state.entries.pop_front() else {
+                                    break;
+                                };
+                                state.items -= oldest.items;
+                                state.bytes -= oldest.bytes;
+                                shared
+                                    .metrics
+                                    .add_dropped(DropReason::QueueFull, oldest.items);
+                            }
+                        }
+                    }
+                }
+                if fits(&state) {
+                    state.entries.push_back(Entry {
+                        request,
+                        items,
+                        bytes,
+                    });
+                    state.items += items;
+                    state.bytes += bytes;
+                    state.high_water_items = state.high_water_items.max(state.items);
+                    state.high_water_bytes = state.high_water_bytes.max(state.bytes);
+                    shared.publish(&state);
+                    drop(state);
+                    shared.work.notify_one();
+                    return Ok(ExportOutcome::success(items));
+                }
+            }
+            // Block: wait for a worker to make room.
+            space.await;
+        }
+    }
+}
+
+impl<S: Signal> Service<ExportRequest<S>> for Queue<S> {
+    type Response = ExportOutcome;
+    type Error = ExportError;
+    type Future = Pin<Box<dyn Future<Output = Result<ExportOutcome, ExportError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ExportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
+        Box::pin(Self::enqueue(self.shared.clone(), request))
+    }
+}
+
+async fn worker<S, Svc>(shared: Arc<Shared<S>>, mut inner: Svc)
+where
+    S: Signal,
+    Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError> + Send,
+    Svc::Future: Send,
+{
+    loop {
+        let work = shared.work.notified();
+        tokio::pin!(work);
+        work.as_mut().enable();
+        let next = {
+            let mut state = shared.lock();
+            match state.entries.pop_front() {
+                Some(entry) => {
+                    state.items -= entry.items;
+                    state.bytes -= entry.bytes;
+                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    shared.publish(&state);
+                    Some(entry)
+                }
+                None if state.closed => return,
+                None => None,
+            }
+        };
+        let Some(entry) = next else {
+            work.await;
+            continue;
+        };
+        shared.space.notify_waiters();
+        // Errors are the inner service's to count (the retry layer counts every drop).
+        if poll_fn(|cx| inner.poll_ready(cx)).await.is_ok() {
+            let _ = inner.call(entry.request).await;
+        }
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        shared.progress.notify_waiters();
+    }
+}
+
+/// Wraps an export service with a [`Queue`] (spawning its workers on the current runtime).
+#[derive(Debug, Clone)]
+pub struct QueueLayer<S> {
+    config: QueueConfig,
+    metrics: Arc<PipelineMetrics>,
+    signal: PhantomData<fn() -> S>,
+}
+
+impl<S> QueueLayer<S> {
+    /// A queue layer with `config`, counting into `metrics`.
+    pub fn new(config: QueueConfig, metrics: Arc<PipelineMetrics>) -> Self {
+        Self {
+            config,
+            metrics,
+            signal: PhantomData,
+        }
+    }
+}
+
+impl<S, Svc> tower_layer::Layer<Svc> for QueueLayer<S>
+where
+    S: Signal,
+    Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
+        + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send,
+{
+    type Service = Queue<S>;
+
+    fn layer(&self, inner: Svc) -> Queue<S> {
+        Queue::new(inner, self.config, self.metrics.clone())
+    }
+}
