@@ -130,27 +130,33 @@ impl PipelineMetrics {
         }
     }
 
-    pub(crate) fn add_received(&self, items: usize) {
+    /// Counts items handed to the pipeline.
+    pub fn add_received(&self, items: usize) {
         self.received.fetch_add(items as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_sent(&self, items: usize) {
+    /// Counts items the peer accepted.
+    pub fn add_sent(&self, items: usize) {
         self.sent.fetch_add(items as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_failed_attempt(&self) {
+    /// Counts one failed export attempt.
+    pub fn add_failed_attempt(&self) {
         self.failed_attempts.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_retried(&self, items: usize) {
+    /// Counts items sent again after a retryable failure.
+    pub fn add_retried(&self, items: usize) {
         self.retried.fetch_add(items as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn add_dropped(&self, reason: DropReason, items: usize) {
+    /// Counts items dropped, with the reason.
+    pub fn add_dropped(&self, reason: DropReason, items: usize) {
         self.dropped[reason.index()].fetch_add(items as u64, Ordering::Relaxed);
     }
 
-    pub(crate) fn set_queue(&self, items: usize, bytes: usize) {
+    /// Records the queue's current length and bytes.
+    pub fn set_queue(&self, items: usize, bytes: usize) {
         self.queue_items.store(items as u64, Ordering::Relaxed);
         self.queue_bytes.store(bytes as u64, Ordering::Relaxed);
     }

@@ -1,0 +1,37 @@
+//! Batching for OTLP exporters, for all three signals.
+//!
+//! - [`Batcher`]: the policy as plain logic (time passed in): batches capped by items and
+//!   by encoded bytes, an oversize request split keeping resource and scope, a linger timer,
+//!   flush on demand. Fixed-size and time-based batching are its two caps.
+//! - [`Batch`] / [`BatchLayer`]: the tokio driver as a tower layer: producers hand requests
+//!   over (waiting asynchronously when the hand-over channel is full), complete batches go
+//!   to the inner service with bounded concurrency, and `shutdown` drains within a deadline
+//!   and counts what it could not send.
+//!
+//! ```
+//! use std::time::Duration;
+//! use otlp_batch::{BatchConfig, Batcher};
+//! use otlp_model::SignalRequest;
+//!
+//! let mut batcher = Batcher::new(BatchConfig { max_items: 512, ..Default::default() });
+//! let now = Duration::ZERO;
+//! // 1,200 spans arrive in one request: two full batches come out, 176 spans wait.
+//! let ready = batcher.push(otlp_testkit::realistic::traces(1_200, 1), now);
+//! assert_eq!(ready.iter().map(|b| b.item_count()).collect::<Vec<_>>(), [512, 512]);
+//! assert_eq!(batcher.pending_items(), 176);
+//! // ...until the linger time passes.
+//! assert!(batcher.expire(now + Duration::from_secs(1)).is_none());
+//! assert_eq!(batcher.expire(now + Duration::from_secs(5)).map(|b| b.item_count()), Some(176));
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod batcher;
+mod driver;
+
+pub use batcher::{BatchConfig, Batcher};
+pub use driver::{Batch, BatchLayer, BatchLayerConfig};
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;

@@ -1,0 +1,219 @@
+//! The batcher as a property (random pushes, ticks and flushes), and its driver on virtual
+//! time in front of the retry layer.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use otlp_batch::{BatchConfig, BatchLayer, BatchLayerConfig, Batcher};
+use otlp_core::{ExportError, ExportOutcome, ExportRequest, GrpcCode, Traces};
+use otlp_model::SignalRequest;
+use otlp_model::collector::trace::ExportTraceServiceRequest;
+use otlp_reliability::backoff::BackoffConfig;
+use otlp_reliability::metrics::{DropReason, PipelineMetrics};
+use otlp_reliability::retry::RetryLayer;
+use proptest::prelude::*;
+use prost::Message;
+use tower::{Layer, ServiceExt, service_fn};
+
+/// `count` spans named with consecutive sequence numbers from `first`, under one of two
+/// resources, so that batches mix groups.
+fn numbered(first: usize, count: usize) -> ExportTraceServiceRequest {
+    let mut request = otlp_testkit::realistic::traces(count, first as u64);
+    for (i, span) in request.resource_spans[0].scope_spans[0]
+        .spans
+        .iter_mut()
+        .enumerate()
+    {
+        span.name = format!("{}", first + i);
+    }
+    if first % 2 == 1 {
+        request.resource_spans[0].schema_url = "odd".into();
+    }
+    request
+}
+
+/// (resource group, sequence number) of every span, in batch order.
+fn names(batch: &ExportTraceServiceRequest) -> Vec<(String, usize)> {
+    batch
+        .resource_spans
+        .iter()
+        .flat_map(|r| {
+            r.scope_spans
+                .iter()
+                .flat_map(|s| &s.spans)
+                .map(move |s| (r.schema_url.clone(), s.name.parse().expect("numbered")))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Push(usize),
+    Tick(u64),
+    Flush,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (1usize..300).prop_map(Op::Push),
+        2 => (0u64..3000).prop_map(Op::Tick),
+        1 => Just(Op::Flush),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Every span comes out exactly once, in order; no batch exceeds its caps; a batch
+    /// leaves no later than its linger time after its first span arrived.
+    #[test]
+    fn every_span_once_in_order_within_caps(ops in proptest::collection::vec(op(), 1..40), max_items in 1usize..600, max_kib in 8usize..256) {
+        let config = BatchConfig { max_items, max_bytes: max_kib * 1024, linger: Duration::from_secs(2) };
+        let mut batcher = Batcher::new(config);
+        let mut now = Duration::ZERO;
+        let mut next = 0usize;
+        let mut out: Vec<ExportTraceServiceRequest> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Push(n) => {
+                    out.extend(batcher.push(numbered(next, n), now));
+                    next += n;
+                }
+                Op::Tick(ms) => {
+                    now += Duration::from_millis(ms);
+                    if let Some(deadline) = batcher.deadline() {
+                        prop_assert!(deadline <= now + config.linger);
+                    }
+                    out.extend(batcher.expire(now));
+                    if let Some(deadline) = batcher.deadline() {
+                        prop_assert!(deadline > now, "an expired batch was kept");
+                    }
+                }
+                Op::Flush => out.extend(batcher.flush()),
+            }
+        }
+        out.extend(batcher.flush());
+        let emitted: Vec<(String, usize)> = out.iter().flat_map(names).collect();
+        // Exactly once each...
+        let mut all: Vec<usize> = emitted.iter().map(|(_, n)| *n).collect();
+        all.sort_unstable();
+        prop_assert_eq!(all, (0..next).collect::<Vec<_>>());
+        // ...and in order within each resource group (merging coalesces a batch's groups,
+        // so spans of different resources may interleave differently).
+        for group in ["", "odd"] {
+            let sequence: Vec<usize> = emitted.iter().filter(|(g, _)| g == group).map(|(_, n)| *n).collect();
+            prop_assert!(sequence.windows(2).all(|w| w[0] < w[1]), "{group}: {sequence:?}");
+        }
+        for batch in &out {
+            prop_assert!(batch.item_count() <= max_items);
+            prop_assert!(batch.item_count() == 1 || batch.encoded_len() <= config.max_bytes, "{} bytes", batch.encoded_len());
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_linger_timer_sends_a_partial_batch() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let exporter = service_fn(move |batch: ExportRequest<Traces>| {
+        record
+            .lock()
+            .expect("lock")
+            .push((tokio::time::Instant::now(), batch.item_count()));
+        async move { Ok::<_, ExportError>(ExportOutcome::success(batch.item_count())) }
+    });
+    let config = BatchLayerConfig {
+        batch: BatchConfig {
+            max_items: 512,
+            linger: Duration::from_secs(5),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let batching = BatchLayer::new(config, metrics.clone()).layer(exporter);
+    let started = tokio::time::Instant::now();
+    batching
+        .clone()
+        .oneshot(ExportRequest::new(numbered(0, 100)))
+        .await
+        .expect("handed over");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "not before the linger time"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].1, 100);
+    assert_eq!(seen[0].0 - started, Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn batching_then_retry_delivers_everything_from_a_flaky_exporter() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let exporter = service_fn(move |batch: ExportRequest<Traces>| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        async move {
+            assert!(batch.item_count() <= 512);
+            if n % 10 < 7 {
+                Err(ExportError::from_grpc(GrpcCode::Unavailable, "flaky", None))
+            } else {
+                Ok(ExportOutcome::success(batch.item_count()))
+            }
+        }
+    });
+    let retry = RetryLayer::new(
+        BackoffConfig {
+            max_elapsed: Duration::from_secs(3600),
+            ..Default::default()
+        },
+        metrics.clone(),
+    );
+    let batching =
+        BatchLayer::new(BatchLayerConfig::default(), metrics.clone()).layer(retry.layer(exporter));
+    let mut next = 0;
+    for size in [1, 7, 300, 511, 512, 513, 2000, 64, 3] {
+        batching
+            .clone()
+            .oneshot(ExportRequest::new(numbered(next, size)))
+            .await
+            .expect("handed over");
+        next += size;
+    }
+    let undelivered = batching.shutdown(Duration::from_secs(3600)).await;
+    assert_eq!(undelivered, 0);
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.received, next as u64);
+    assert_eq!(snapshot.sent, next as u64);
+    assert_eq!(snapshot.dropped_total(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_counts_what_it_could_not_send() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let exporter = service_fn(|_: ExportRequest<Traces>| async {
+        std::future::pending::<()>().await;
+        Ok::<_, ExportError>(ExportOutcome::success(0))
+    });
+    let batching = BatchLayer::new(BatchLayerConfig::default(), metrics.clone()).layer(exporter);
+    batching
+        .clone()
+        .oneshot(ExportRequest::new(numbered(0, 100)))
+        .await
+        .expect("handed over");
+    let undelivered = batching.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(undelivered, 100);
+    assert_eq!(metrics.snapshot().dropped(DropReason::Shutdown), 100);
+    assert!(
+        batching
+            .clone()
+            .oneshot(ExportRequest::new(numbered(100, 1)))
+            .await
+            .is_err()
+    );
+}
