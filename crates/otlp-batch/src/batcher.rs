@@ -10,7 +10,8 @@ use otlp_model::SignalRequest;
 pub struct BatchConfig {
     /// No batch holds more items (spans, data points, log records) than this.
     pub max_items: usize,
-    /// No batch's protobuf encoding exceeds this many bytes, unless a single item does.
+    /// No batch's protobuf encoding exceeds this many bytes, unless a single item does
+    /// (`usize::MAX`: not capped, and requests are not sized, which saves a walk over each).
     pub max_bytes: usize,
     /// A batch is sent at the latest this long after its first item arrived.
     pub linger: Duration,
@@ -69,7 +70,12 @@ impl<R: SignalRequest> Batcher<R> {
         if items == 0 {
             return ready;
         }
-        let bytes = request.encoded_len();
+        // Sizing walks the whole message; skip it when bytes are not capped.
+        let bytes = if self.config.max_bytes == usize::MAX {
+            0
+        } else {
+            request.encoded_len()
+        };
         let room = self.config.max_items - self.items;
         if items <= room && self.bytes + bytes <= self.config.max_bytes {
             self.add(request, items, bytes, now);
@@ -94,14 +100,18 @@ impl<R: SignalRequest> Batcher<R> {
         // Fill the pending batch with the first `room` items, then start new batches.
         let mut parts = request.split(room).into_iter();
         if let Some(first) = parts.next() {
-            let first_bytes = first.encoded_len();
+            let first_bytes = if self.config.max_bytes == usize::MAX {
+                0
+            } else {
+                first.encoded_len()
+            };
             let first_items = first.item_count();
             self.add(first, first_items, first_bytes, now);
             ready.extend(self.flush());
         }
         let mut rest = R::default();
         for part in parts {
-            SignalRequest::merge(&mut rest, part);
+            SignalRequest::append(&mut rest, part);
         }
         ready.extend(self.push(rest, now));
         ready
@@ -109,7 +119,8 @@ impl<R: SignalRequest> Batcher<R> {
 
     fn add(&mut self, request: R, items: usize, bytes: usize, now: Duration) {
         match &mut self.pending {
-            Some(pending) => SignalRequest::merge(pending, request),
+            // Appending moves group headers only; items stay where they are.
+            Some(pending) => SignalRequest::append(pending, request),
             None => {
                 self.pending = Some(request);
                 self.opened_at = Some(now);

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 mod codecs;
 mod compression;
 mod measure;
+mod pipeline;
 
-const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs        size, encode and decode per format on 10,000 realistic spans, vs opentelemetry-proto\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n";
+const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs        size, encode and decode per format on 10,000 realistic spans, vs opentelemetry-proto\n  pipeline      batching + retry + queue overhead per span with a no-op exporter\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let suites = if suites.is_empty() || suites == ["all"] {
-        vec!["codecs", "compression"]
+        vec!["codecs", "compression", "pipeline"]
     } else {
         suites
     };
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         let result = match suite {
             "compression" => compression::run(quick),
             "codecs" => codecs::run(quick),
+            "pipeline" => pipeline::run(quick),
             other => Err(format!("unknown suite `{other}`\n\n{USAGE}")),
         };
         match result {

@@ -35,8 +35,14 @@ pub trait SignalRequest:
     fn split(self, max_items: usize) -> Vec<Self>;
 
     /// Appends the items of `other`, merging them into the resource and scope groups of
-    /// `self` that have the same resource (or scope) and schema URL.
+    /// `self` that have the same resource (or scope) and schema URL. Costs time in the
+    /// number of groups and moves the items; the result is as small as it can be.
     fn merge(&mut self, other: Self);
+
+    /// Appends the resource groups of `other` as they are, without looking for groups to
+    /// merge with: O(groups of `other`), no item is moved. The result may repeat a resource
+    /// or scope; it holds the same items in the same order.
+    fn append(&mut self, other: Self);
 }
 
 /// An OTLP export response, whose only content is the optional partial success.
@@ -76,6 +82,10 @@ macro_rules! export_pair {
 
             fn merge(&mut self, other: Self) {
                 merge_groups(&mut self.$groups, other.$groups);
+            }
+
+            fn append(&mut self, mut other: Self) {
+                self.$groups.append(&mut other.$groups);
             }
         }
 

@@ -36,7 +36,8 @@ pub enum OverflowPolicy {
 pub struct QueueConfig {
     /// Most items (spans, data points, log records) queued at once.
     pub max_items: usize,
-    /// Most encoded bytes queued at once.
+    /// Most encoded bytes queued at once (`usize::MAX`: not capped, and requests are not
+    /// sized, which saves a walk over each decoded message).
     pub max_bytes: usize,
     /// What happens when a request does not fit.
     pub policy: OverflowPolicy,
@@ -207,8 +208,13 @@ impl<S: Signal> Queue<S> {
         request: ExportRequest<S>,
     ) -> Result<ExportOutcome, ExportError> {
         let items = request.item_count();
-        let bytes = request.encoded_len();
         let config = shared.config;
+        // Sizing a decoded message walks all of it; skip that when bytes are not capped.
+        let bytes = if config.max_bytes == usize::MAX {
+            0
+        } else {
+            request.encoded_len()
+        };
         shared.metrics.add_received(items);
         loop {
             let space = shared.space.notified();
