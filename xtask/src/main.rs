@@ -28,7 +28,8 @@ commands:
   tidy                check repository rules: dependency direction, [lints] workspace = true,
                       a README.md in every crate
   bench [suite..] [--quick]
-                      run benchmarks in release mode (suites: compression; default: all),
+                      run benchmarks in release mode (suites: codecs, compression,
+                      pipeline; default: all),
                       results in target/bench/
   fuzz [--seconds N]  build the libFuzzer targets in fuzz/ (stable toolchain) and run each
                       for N seconds (default 10)

@@ -7,6 +7,8 @@
 //!   over (waiting asynchronously when the hand-over channel is full), complete batches go
 //!   to the inner service with bounded concurrency, and `shutdown` drains within a deadline
 //!   and counts what it could not send.
+//! - [`presets`]: the design document's scenarios (high throughput, low latency, high
+//!   reliability, browser, real-time, high concurrency) as values.
 //!
 //! ```
 //! use std::time::Duration;
@@ -28,6 +30,7 @@
 
 mod batcher;
 mod driver;
+pub mod presets;
 
 pub use batcher::{BatchConfig, Batcher};
 pub use driver::{Batch, BatchLayer, BatchLayerConfig};
