@@ -61,6 +61,21 @@ impl<R: SignalRequest> Batcher<R> {
         self.items
     }
 
+    /// The caps and linger in force.
+    pub fn config(&self) -> BatchConfig {
+        self.config
+    }
+
+    /// Changes the caps and linger; they apply from the next push (a pending batch above
+    /// a lowered cap is sent by that push).
+    pub fn set_config(&mut self, config: BatchConfig) {
+        self.config = BatchConfig {
+            max_items: config.max_items.max(1),
+            max_bytes: config.max_bytes.max(1),
+            ..config
+        };
+    }
+
     /// Adds a request at time `now`; returns the batches that are complete (full by items
     /// or bytes), oldest first. Items keep their order; an oversize request is split keeping
     /// each item's resource and scope.
@@ -76,7 +91,7 @@ impl<R: SignalRequest> Batcher<R> {
         } else {
             request.encoded_len()
         };
-        let room = self.config.max_items - self.items;
+        let room = self.config.max_items.saturating_sub(self.items);
         if items <= room && self.bytes + bytes <= self.config.max_bytes {
             self.add(request, items, bytes, now);
             if self.items == self.config.max_items {

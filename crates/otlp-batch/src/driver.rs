@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::batcher::{BatchConfig, Batcher};
+use crate::policy::BatchPolicy;
 
 /// Batching plus how many batches may be exported at once, and how many requests may wait
 /// for the batcher.
@@ -63,7 +64,8 @@ impl<S: Signal> Clone for Batch<S> {
 }
 
 impl<S: Signal> Batch<S> {
-    /// Starts the batcher task on the current runtime in front of `inner`.
+    /// Starts the batcher task (fixed-size and time-based batching by `config.batch`) on
+    /// the current runtime in front of `inner`.
     pub fn new<Svc>(inner: Svc, config: BatchLayerConfig, metrics: Arc<PipelineMetrics>) -> Self
     where
         Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
@@ -72,8 +74,27 @@ impl<S: Signal> Batch<S> {
             + 'static,
         Svc::Future: Send,
     {
+        Self::with_policy(inner, Batcher::new(config.batch), config, metrics)
+    }
+
+    /// Starts the batcher task with another strategy ([`Adaptive`](crate::Adaptive),
+    /// [`Prioritized`](crate::Prioritized), or a user's own); `config.batch` is unused.
+    pub fn with_policy<Svc, P>(
+        inner: Svc,
+        policy: P,
+        config: BatchLayerConfig,
+        metrics: Arc<PipelineMetrics>,
+    ) -> Self
+    where
+        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
+            + Clone
+            + Send
+            + 'static,
+        Svc::Future: Send,
+        P: BatchPolicy<S::Request>,
+    {
         let (commands, receiver) = mpsc::channel(config.channel_capacity.max(1));
-        tokio::spawn(run(receiver, inner, config, metrics.clone()));
+        tokio::spawn(run(receiver, inner, policy, config, metrics.clone()));
         Self { commands, metrics }
     }
 
@@ -127,9 +148,10 @@ impl<S: Signal> Service<ExportRequest<S>> for Batch<S> {
     }
 }
 
-async fn run<S, Svc>(
+async fn run<S, Svc, P>(
     mut commands: mpsc::Receiver<Command<S>>,
     inner: Svc,
+    mut batcher: P,
     config: BatchLayerConfig,
     metrics: Arc<PipelineMetrics>,
 ) where
@@ -139,24 +161,26 @@ async fn run<S, Svc>(
         + Send
         + 'static,
     Svc::Future: Send,
+    P: BatchPolicy<S::Request>,
 {
     let epoch = Instant::now();
-    let mut batcher: Batcher<S::Request> = Batcher::new(config.batch);
     let exports = Arc::new(Semaphore::new(config.max_concurrent_exports.max(1)));
+    // Export latencies come back to the strategy (adaptive batching uses them).
+    let (feedback, mut latencies) = mpsc::unbounded_channel::<(usize, Duration)>();
     loop {
-        let command = match batcher.deadline() {
-            Some(deadline) => {
-                tokio::select! {
-                    command = commands.recv() => command,
-                    () = tokio::time::sleep_until(epoch + deadline) => {
-                        if let Some(batch) = batcher.expire(epoch.elapsed()) {
-                            dispatch(&exports, inner.clone(), batch).await;
-                        }
-                        continue;
-                    }
-                }
+        let deadline = batcher.deadline();
+        let command = tokio::select! {
+            command = commands.recv() => command,
+            Some((items, latency)) = latencies.recv() => {
+                batcher.record_export(items, latency);
+                continue;
             }
-            None => commands.recv().await,
+            () = sleep_until_deadline(epoch, deadline) => {
+                for batch in batcher.expire(epoch.elapsed()) {
+                    dispatch(&exports, inner.clone(), batch, &feedback).await;
+                }
+                continue;
+            }
         };
         match command {
             Some(Command::Export(request)) => {
@@ -165,12 +189,13 @@ async fn run<S, Svc>(
                     Err(_) => continue,
                 };
                 for batch in batcher.push(message, epoch.elapsed()) {
-                    dispatch(&exports, inner.clone(), batch).await;
+                    dispatch(&exports, inner.clone(), batch, &feedback).await;
                 }
+                metrics.add_dropped(DropReason::QueueFull, batcher.take_dropped());
             }
             Some(Command::Flush(done)) => {
-                if let Some(batch) = batcher.flush() {
-                    dispatch(&exports, inner.clone(), batch).await;
+                for batch in batcher.flush_all() {
+                    dispatch(&exports, inner.clone(), batch, &feedback).await;
                 }
                 let _ = done.send(());
             }
@@ -180,27 +205,26 @@ async fn run<S, Svc>(
                 while let Ok(Command::Export(request)) = commands.try_recv() {
                     if let Ok(message) = request.into_message() {
                         for batch in batcher.push(message, epoch.elapsed()) {
-                            dispatch(&exports, inner.clone(), batch).await;
+                            dispatch(&exports, inner.clone(), batch, &feedback).await;
                         }
                     }
                 }
-                let mut undelivered = 0;
-                if let Some(batch) = batcher.flush() {
-                    let items = otlp_model::SignalRequest::item_count(&batch);
-                    let permits = config.max_concurrent_exports.max(1) as u32;
-                    let last = inner.clone();
-                    let all = tokio::time::timeout(deadline, async {
-                        dispatch(&exports, last, batch).await;
-                        exports.acquire_many(permits).await.map(drop)
-                    })
-                    .await;
-                    if all.is_err() {
-                        undelivered = items;
+                metrics.add_dropped(DropReason::QueueFull, batcher.take_dropped());
+                let last = batcher.flush_all();
+                let items: usize = last.iter().map(otlp_model::SignalRequest::item_count).sum();
+                let permits = config.max_concurrent_exports.max(1) as u32;
+                let sender = inner.clone();
+                let (all_exports, all_feedback) = (exports.clone(), feedback.clone());
+                let all = tokio::time::timeout(deadline, async move {
+                    for batch in last {
+                        dispatch(&all_exports, sender.clone(), batch, &all_feedback).await;
                     }
-                } else {
-                    let permits = config.max_concurrent_exports.max(1) as u32;
-                    let _ = tokio::time::timeout(deadline, exports.acquire_many(permits)).await;
-                }
+                    all_exports.acquire_many(permits).await.map(drop)
+                })
+                .await;
+                // Batches already handed to exports are the retry layer's to count; what
+                // could not even be handed over by the deadline is counted here.
+                let undelivered = if all.is_err() { items } else { 0 };
                 metrics.add_dropped(DropReason::Shutdown, undelivered);
                 let _ = done.send(undelivered);
                 return;
@@ -210,9 +234,21 @@ async fn run<S, Svc>(
     }
 }
 
+/// Sleeps until the strategy's deadline, or for ever if it has none.
+async fn sleep_until_deadline(epoch: Instant, deadline: Option<Duration>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(epoch + deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Exports one batch on its own task once a concurrency permit is free.
-async fn dispatch<S, Svc>(exports: &Arc<Semaphore>, mut inner: Svc, batch: S::Request)
-where
+async fn dispatch<S, Svc>(
+    exports: &Arc<Semaphore>,
+    mut inner: Svc,
+    batch: S::Request,
+    feedback: &mpsc::UnboundedSender<(usize, Duration)>,
+) where
     S: Signal,
     Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError> + Send + 'static,
     Svc::Future: Send,
@@ -220,11 +256,15 @@ where
     let Ok(permit) = exports.clone().acquire_owned().await else {
         return;
     };
+    let feedback = feedback.clone();
     tokio::spawn(async move {
+        let items = otlp_model::SignalRequest::item_count(&batch);
+        let started = Instant::now();
         // The inner service (retry) counts what it sends and drops.
         if poll_fn(|cx| inner.poll_ready(cx)).await.is_ok() {
             let _ = inner.call(ExportRequest::new(batch)).await;
         }
+        let _ = feedback.send((items, started.elapsed()));
         drop(permit);
     });
 }

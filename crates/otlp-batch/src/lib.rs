@@ -7,6 +7,11 @@
 //!   over (waiting asynchronously when the hand-over channel is full), complete batches go
 //!   to the inner service with bounded concurrency, and `shutdown` drains within a deadline
 //!   and counts what it could not send.
+//! - [`Adaptive`]: batch size and linger follow the arrival rate and export latency, within
+//!   bounds. [`Prioritized`]: a caller's classifier (error spans, severe logs first) gives
+//!   each class its own batches; urgent ones leave first, the least important are dropped
+//!   first under pressure. All strategies implement [`BatchPolicy`] and run under the same
+//!   driver ([`Batch::with_policy`]).
 //! - [`presets`]: the design document's scenarios (high throughput, low latency, high
 //!   reliability, browser, real-time, high concurrency) as values.
 //!
@@ -28,12 +33,18 @@
 
 #![forbid(unsafe_code)]
 
+mod adaptive;
 mod batcher;
 mod driver;
+mod policy;
 pub mod presets;
+mod priority;
 
+pub use adaptive::{Adaptive, AdaptiveConfig};
 pub use batcher::{BatchConfig, Batcher};
 pub use driver::{Batch, BatchLayer, BatchLayerConfig};
+pub use policy::BatchPolicy;
+pub use priority::{Classifier, Prioritized};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -9,7 +9,7 @@ use crate::collector::metrics::{
 use crate::collector::trace::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use crate::split::{data_point_count, merge_groups, split_groups};
+use crate::split::{data_point_count, merge_groups, partition_groups, split_groups};
 
 /// An OTLP export request: `ExportTraceServiceRequest`, `ExportMetricsServiceRequest` or
 /// `ExportLogsServiceRequest`.
@@ -20,6 +20,10 @@ pub trait SignalRequest:
 {
     /// The response type of the same export service.
     type Response: SignalResponse;
+
+    /// What partitioning looks at: a span, a metric (with all its data points) or a log
+    /// record.
+    type Item;
 
     /// Spans, metric data points or log records in the request.
     fn item_count(&self) -> usize;
@@ -43,6 +47,10 @@ pub trait SignalRequest:
     /// merge with: O(groups of `other`), no item is moved. The result may repeat a resource
     /// or scope; it holds the same items in the same order.
     fn append(&mut self, other: Self);
+
+    /// Splits into the items for which `keep` is true and the others, each keeping its
+    /// resource and scope; groups left without items are dropped from both sides.
+    fn partition(self, keep: impl FnMut(&Self::Item) -> bool) -> (Self, Self);
 }
 
 /// An OTLP export response, whose only content is the optional partial success.
@@ -63,10 +71,11 @@ pub trait SignalResponse:
 macro_rules! export_pair {
     (
         $request:ty, $groups:ident, $response:ty, $partial:ident, $rejected:ident,
-        count: $count:expr
+        item: $item:ty, count: $count:expr
     ) => {
         impl SignalRequest for $request {
             type Response = $response;
+            type Item = $item;
 
             fn item_count(&self) -> usize {
                 let count: fn(&Self) -> usize = $count;
@@ -86,6 +95,11 @@ macro_rules! export_pair {
 
             fn append(&mut self, mut other: Self) {
                 self.$groups.append(&mut other.$groups);
+            }
+
+            fn partition(self, keep: impl FnMut(&Self::Item) -> bool) -> (Self, Self) {
+                let (kept, rest) = partition_groups(self.$groups, keep);
+                (Self { $groups: kept }, Self { $groups: rest })
             }
         }
 
@@ -118,18 +132,21 @@ macro_rules! export_pair {
 export_pair!(
     ExportTraceServiceRequest, resource_spans,
     ExportTraceServiceResponse, ExportTracePartialSuccess, rejected_spans,
+    item: crate::trace::Span,
     count: |r| r.resource_spans.iter().flat_map(|g| &g.scope_spans).map(|s| s.spans.len()).sum()
 );
 
 export_pair!(
     ExportLogsServiceRequest, resource_logs,
     ExportLogsServiceResponse, ExportLogsPartialSuccess, rejected_log_records,
+    item: crate::logs::LogRecord,
     count: |r| r.resource_logs.iter().flat_map(|g| &g.scope_logs).map(|s| s.log_records.len()).sum()
 );
 
 export_pair!(
     ExportMetricsServiceRequest, resource_metrics,
     ExportMetricsServiceResponse, ExportMetricsPartialSuccess, rejected_data_points,
+    item: crate::metrics::Metric,
     count: |r| r
         .resource_metrics
         .iter()

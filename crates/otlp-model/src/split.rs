@@ -294,3 +294,45 @@ where
         }
     }
 }
+
+/// Splits groups into those items `keep` selects and the others, keeping each item's
+/// resource and scope; groups left empty are not kept on either side.
+pub(crate) fn partition_groups<R, S, I>(
+    groups: Vec<R>,
+    mut keep: impl FnMut(&I) -> bool,
+) -> (Vec<R>, Vec<R>)
+where
+    R: Group<Child = S>,
+    S: Group<Child = I>,
+{
+    let mut kept = Vec::new();
+    let mut rest = Vec::new();
+    for mut resource in groups {
+        let mut kept_resource = resource.header();
+        let mut rest_resource = resource.header();
+        for mut scope in mem::take(resource.children()) {
+            let mut kept_scope = scope.header();
+            let mut rest_scope = scope.header();
+            for item in mem::take(scope.children()) {
+                if keep(&item) {
+                    kept_scope.children().push(item);
+                } else {
+                    rest_scope.children().push(item);
+                }
+            }
+            if !kept_scope.children().is_empty() {
+                kept_resource.children().push(kept_scope);
+            }
+            if !rest_scope.children().is_empty() {
+                rest_resource.children().push(rest_scope);
+            }
+        }
+        if !kept_resource.children().is_empty() {
+            kept.push(kept_resource);
+        }
+        if !rest_resource.children().is_empty() {
+            rest.push(rest_resource);
+        }
+    }
+    (kept, rest)
+}

@@ -261,3 +261,20 @@ fn a_large_metric_is_split_with_its_identity() {
     }
     assert_eq!(merged, request, "the split metric is rejoined");
 }
+
+proptest! {
+    #[test]
+    fn partition_keeps_every_span_on_exactly_one_side(request in strategies::traces_request(), modulus in 1usize..4) {
+        let original = flat_spans(&request);
+        let (kept, rest) = request.partition(|span| span.name.len() % modulus == 0);
+        let kept_spans = flat_spans(&kept);
+        let rest_spans = flat_spans(&rest);
+        prop_assert!(kept_spans.iter().all(|s| s.4.name.len() % modulus == 0));
+        prop_assert!(rest_spans.iter().all(|s| s.4.name.len() % modulus != 0));
+        // Each side is the original sequence filtered: nothing lost, order kept.
+        let expect_kept: Vec<_> = original.iter().filter(|s| s.4.name.len() % modulus == 0).cloned().collect();
+        let expect_rest: Vec<_> = original.iter().filter(|s| s.4.name.len() % modulus != 0).cloned().collect();
+        prop_assert_eq!(kept_spans, expect_kept);
+        prop_assert_eq!(rest_spans, expect_rest);
+    }
+}

@@ -1,0 +1,45 @@
+//! What the batching driver needs from a batching strategy, so that fixed-size/time-based
+//! ([`Batcher`]), [`Adaptive`](crate::Adaptive) and [`Prioritized`](crate::Prioritized)
+//! strategies — and users' own — run under the same driver.
+
+use std::time::Duration;
+
+use otlp_model::SignalRequest;
+
+use crate::Batcher;
+
+/// A batching strategy, as plain logic: time is passed in, batches are handed back.
+pub trait BatchPolicy<R>: Send + 'static {
+    /// Adds a request at `now`; returns the batches to send now, most urgent first.
+    fn push(&mut self, request: R, now: Duration) -> Vec<R>;
+    /// When [`BatchPolicy::expire`] next has something to return.
+    fn deadline(&self) -> Option<Duration>;
+    /// The batches whose time has come at `now`, most urgent first.
+    fn expire(&mut self, now: Duration) -> Vec<R>;
+    /// Everything pending, now, most urgent first.
+    fn flush_all(&mut self) -> Vec<R>;
+    /// Items the strategy chose to drop since the last call (to be counted by the driver).
+    fn take_dropped(&mut self) -> usize {
+        0
+    }
+    /// How long an export of `items` items took, for strategies that adapt to it.
+    fn record_export(&mut self, _items: usize, _latency: Duration) {}
+}
+
+impl<R: SignalRequest> BatchPolicy<R> for Batcher<R> {
+    fn push(&mut self, request: R, now: Duration) -> Vec<R> {
+        Batcher::push(self, request, now)
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        Batcher::deadline(self)
+    }
+
+    fn expire(&mut self, now: Duration) -> Vec<R> {
+        Batcher::expire(self, now).into_iter().collect()
+    }
+
+    fn flush_all(&mut self) -> Vec<R> {
+        self.flush().into_iter().collect()
+    }
+}
