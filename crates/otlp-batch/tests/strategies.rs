@@ -26,7 +26,7 @@ fn numbered(first: usize, count: usize) -> ExportTraceServiceRequest {
     {
         span.name = format!("{}", first + i);
         // Every seventh span is an error span.
-        if (first + i) % 7 == 0 {
+        if (first + i).is_multiple_of(7) {
             span.status = Some(otlp_model::trace::Status {
                 code: 2,
                 message: "failed".into(),
