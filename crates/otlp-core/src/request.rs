@@ -51,6 +51,7 @@ pub struct ExportRequest<S: Signal> {
     items: usize,
     headers: http::HeaderMap,
     batch_id: Option<BatchId>,
+    compression_allowed: bool,
 }
 
 enum Payload<S: Signal> {
@@ -75,6 +76,7 @@ impl<S: Signal> Clone for ExportRequest<S> {
             items: self.items,
             headers: self.headers.clone(),
             batch_id: self.batch_id,
+            compression_allowed: self.compression_allowed,
         }
     }
 }
@@ -91,6 +93,7 @@ impl<S: Signal> fmt::Debug for ExportRequest<S> {
             .field("payload", &payload)
             .field("headers", &self.headers)
             .field("batch_id", &self.batch_id)
+            .field("compression_allowed", &self.compression_allowed)
             .finish()
     }
 }
@@ -103,6 +106,7 @@ impl<S: Signal> ExportRequest<S> {
             payload: Payload::Message(Arc::new(message)),
             headers: http::HeaderMap::new(),
             batch_id: None,
+            compression_allowed: true,
         }
     }
 
@@ -124,6 +128,7 @@ impl<S: Signal> ExportRequest<S> {
             items,
             headers: http::HeaderMap::new(),
             batch_id: None,
+            compression_allowed: true,
         }
     }
 
@@ -203,6 +208,19 @@ impl<S: Signal> ExportRequest<S> {
         self
     }
 
+    /// Whether the exporter may compress this request. Exporters must honour `false` by
+    /// sending it uncompressed: the retry layer sets it after a peer refused the encoding
+    /// (HTTP 415, gRPC UNIMPLEMENTED), and keeps setting it for later requests.
+    pub fn compression_allowed(&self) -> bool {
+        self.compression_allowed
+    }
+
+    /// Marks the request to be sent uncompressed.
+    pub fn without_compression(mut self) -> Self {
+        self.compression_allowed = false;
+        self
+    }
+
     /// Splits into requests of at most `max_items` items (decoding if needed). Each part
     /// keeps the headers; parts get no batch id, since they are new batches.
     pub fn split(self, max_items: usize) -> Result<Vec<Self>, ExportError> {
@@ -210,12 +228,14 @@ impl<S: Signal> ExportRequest<S> {
             return Ok(vec![self]);
         }
         let headers = self.headers.clone();
+        let compression_allowed = self.compression_allowed;
         let parts = self.into_message()?.split(max_items);
         Ok(parts
             .into_iter()
             .map(|part| {
                 let mut request = Self::new(part);
                 request.headers = headers.clone();
+                request.compression_allowed = compression_allowed;
                 request
             })
             .collect())

@@ -1,11 +1,14 @@
 //! Retry: resends an export after a retryable failure, on the backoff schedule, honouring
 //! throttling hints, never retrying what the OTLP specification says not to retry; splits
-//! a batch the peer refused as too large and sends the halves instead of dropping it.
+//! a batch the peer refused as too large and sends the halves instead of dropping it; and
+//! when the peer refuses our compression (`UnsupportedMediaType`: HTTP 415, or gRPC
+//! UNIMPLEMENTED for the encoding), resends uncompressed and sends every later request
+//! uncompressed too (exporters honour `ExportRequest::compression_allowed`).
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use otlp_core::{ErrorKind, ExportError, ExportOutcome, ExportRequest, Signal};
@@ -60,6 +63,8 @@ pub struct RetryLayer {
     config: BackoffConfig,
     metrics: Arc<PipelineMetrics>,
     budget: Option<Arc<RetryBudget>>,
+    /// Set once the peer has refused our compression: later requests go uncompressed.
+    compression_refused: Arc<AtomicBool>,
 }
 
 impl RetryLayer {
@@ -69,6 +74,7 @@ impl RetryLayer {
             config,
             metrics,
             budget: None,
+            compression_refused: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -117,7 +123,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
+    fn call(&mut self, mut request: ExportRequest<S>) -> Self::Future {
+        if self.layer.compression_refused.load(Ordering::Relaxed) {
+            request = request.without_compression();
+        }
         // The ready service handles this export; `self` keeps a fresh clone.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -148,6 +157,7 @@ where
     Svc::Future: Send,
 {
     Box::pin(async move {
+        let mut request = request;
         let started = Instant::now();
         let mut backoff = Backoff::new(layer.config);
         let mut jitter = Jitter::new(SEEDS.fetch_add(0x9E37_79B9, Ordering::Relaxed));
@@ -171,6 +181,14 @@ where
                 Err(error) => error,
             };
             metrics.add_failed_attempt();
+            if error.kind() == ErrorKind::UnsupportedMediaType && request.compression_allowed() {
+                // The peer refuses our encoding: resend uncompressed at once, and remember.
+                layer.compression_refused.store(true, Ordering::Relaxed);
+                request = request.without_compression();
+                metrics.add_retried(items);
+                ready = false;
+                continue;
+            }
             if error.kind() == ErrorKind::TooLarge && items > 1 {
                 return split_and_resend(inner, request, layer.clone()).await;
             }

@@ -302,3 +302,28 @@ proptest! {
         prop_assert_eq!(backoff.next(Duration::from_millis(elapsed_ms), otlp_core::RetryClass::Permanent, random), Decision::GiveUpPermanent);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_compression_is_retried_uncompressed_and_remembered() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let record = calls.clone();
+    let exporter = service_fn(move |request: ExportRequest<Traces>| {
+        let compressed = request.compression_allowed();
+        record.lock().expect("lock").push(compressed);
+        async move {
+            if compressed {
+                Err(ExportError::from_http(415, None, "unsupported Content-Encoding: zstd"))
+            } else {
+                Ok(ExportOutcome::success(request.item_count()))
+            }
+        }
+    });
+    let retrying = RetryLayer::new(BackoffConfig::default(), metrics.clone()).layer(exporter);
+    retrying.clone().oneshot(spans(3)).await.expect("sent uncompressed");
+    retrying.clone().oneshot(spans(4)).await.expect("sent uncompressed");
+    // First request: refused compressed, then sent plain; second: plain from the start.
+    assert_eq!(*calls.lock().expect("lock"), vec![true, false, false]);
+    assert_eq!(metrics.snapshot().sent, 7);
+    assert_eq!(metrics.snapshot().dropped_total(), 0);
+}
