@@ -80,17 +80,27 @@ impl<R: SignalRequest> Batcher<R> {
     /// or bytes), oldest first. Items keep their order; an oversize request is split keeping
     /// each item's resource and scope.
     pub fn push(&mut self, request: R, now: Duration) -> Vec<R> {
+        // Sizing walks the whole message; skip it when bytes are not capped.
+        let bytes = if self.sizes_matter() {
+            request.encoded_len()
+        } else {
+            0
+        };
+        self.push_sized(request, bytes, now)
+    }
+
+    /// Whether [`Batcher::push_sized`] needs real sizes (bytes are capped).
+    pub fn sizes_matter(&self) -> bool {
+        self.config.max_bytes != usize::MAX
+    }
+
+    /// [`Batcher::push`] for a request whose protobuf size the caller already knows.
+    pub fn push_sized(&mut self, request: R, bytes: usize, now: Duration) -> Vec<R> {
         let mut ready = Vec::new();
         let items = request.item_count();
         if items == 0 {
             return ready;
         }
-        // Sizing walks the whole message; skip it when bytes are not capped.
-        let bytes = if self.config.max_bytes == usize::MAX {
-            0
-        } else {
-            request.encoded_len()
-        };
         let room = self.config.max_items.saturating_sub(self.items);
         if items <= room && self.bytes + bytes <= self.config.max_bytes {
             self.add(request, items, bytes, now);

@@ -184,11 +184,17 @@ async fn run<S, Svc, P>(
         };
         match command {
             Some(Command::Export(request)) => {
+                // A size computed upstream (the queue's) is reused, not recomputed.
+                let bytes = if batcher.sizes_matter() {
+                    request.encoded_len()
+                } else {
+                    0
+                };
                 let message = match request.into_message() {
                     Ok(message) => message,
                     Err(_) => continue,
                 };
-                for batch in batcher.push(message, epoch.elapsed()) {
+                for batch in batcher.push_sized(message, bytes, epoch.elapsed()) {
                     dispatch(&exports, inner.clone(), batch, &feedback).await;
                 }
                 metrics.add_dropped(DropReason::QueueFull, batcher.take_dropped());

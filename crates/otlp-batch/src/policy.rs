@@ -12,6 +12,14 @@ use crate::Batcher;
 pub trait BatchPolicy<R>: Send + 'static {
     /// Adds a request at `now`; returns the batches to send now, most urgent first.
     fn push(&mut self, request: R, now: Duration) -> Vec<R>;
+    /// Whether the strategy caps bytes and so wants [`BatchPolicy::push_sized`].
+    fn sizes_matter(&self) -> bool {
+        false
+    }
+    /// [`BatchPolicy::push`] with the request's protobuf size, when the caller knows it.
+    fn push_sized(&mut self, request: R, _bytes: usize, now: Duration) -> Vec<R> {
+        self.push(request, now)
+    }
     /// When [`BatchPolicy::expire`] next has something to return.
     fn deadline(&self) -> Option<Duration>;
     /// The batches whose time has come at `now`, most urgent first.
@@ -29,6 +37,14 @@ pub trait BatchPolicy<R>: Send + 'static {
 impl<R: SignalRequest> BatchPolicy<R> for Batcher<R> {
     fn push(&mut self, request: R, now: Duration) -> Vec<R> {
         Batcher::push(self, request, now)
+    }
+
+    fn sizes_matter(&self) -> bool {
+        Batcher::sizes_matter(self)
+    }
+
+    fn push_sized(&mut self, request: R, bytes: usize, now: Duration) -> Vec<R> {
+        Batcher::push_sized(self, request, bytes, now)
     }
 
     fn deadline(&self) -> Option<Duration> {

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use otlp_model::SignalRequest;
@@ -52,6 +52,8 @@ pub struct ExportRequest<S: Signal> {
     headers: http::HeaderMap,
     batch_id: Option<BatchId>,
     compression_allowed: bool,
+    /// The protobuf size, computed at most once (sizing walks the whole message).
+    encoded_len: OnceLock<usize>,
 }
 
 enum Payload<S: Signal> {
@@ -77,6 +79,7 @@ impl<S: Signal> Clone for ExportRequest<S> {
             headers: self.headers.clone(),
             batch_id: self.batch_id,
             compression_allowed: self.compression_allowed,
+            encoded_len: self.encoded_len.clone(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl<S: Signal> ExportRequest<S> {
             headers: http::HeaderMap::new(),
             batch_id: None,
             compression_allowed: true,
+            encoded_len: OnceLock::new(),
         }
     }
 
@@ -129,6 +133,7 @@ impl<S: Signal> ExportRequest<S> {
             headers: http::HeaderMap::new(),
             batch_id: None,
             compression_allowed: true,
+            encoded_len: OnceLock::new(),
         }
     }
 
@@ -173,10 +178,10 @@ impl<S: Signal> ExportRequest<S> {
         }
     }
 
-    /// The size of the protobuf encoding in bytes.
+    /// The size of the protobuf encoding in bytes (computed once, then remembered).
     pub fn encoded_len(&self) -> usize {
         match &self.payload {
-            Payload::Message(m) => m.encoded_len(),
+            Payload::Message(m) => *self.encoded_len.get_or_init(|| m.encoded_len()),
             Payload::Protobuf(bytes) => bytes.len(),
         }
     }

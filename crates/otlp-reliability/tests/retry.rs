@@ -313,15 +313,27 @@ async fn a_refused_compression_is_retried_uncompressed_and_remembered() {
         record.lock().expect("lock").push(compressed);
         async move {
             if compressed {
-                Err(ExportError::from_http(415, None, "unsupported Content-Encoding: zstd"))
+                Err(ExportError::from_http(
+                    415,
+                    None,
+                    "unsupported Content-Encoding: zstd",
+                ))
             } else {
                 Ok(ExportOutcome::success(request.item_count()))
             }
         }
     });
     let retrying = RetryLayer::new(BackoffConfig::default(), metrics.clone()).layer(exporter);
-    retrying.clone().oneshot(spans(3)).await.expect("sent uncompressed");
-    retrying.clone().oneshot(spans(4)).await.expect("sent uncompressed");
+    retrying
+        .clone()
+        .oneshot(spans(3))
+        .await
+        .expect("sent uncompressed");
+    retrying
+        .clone()
+        .oneshot(spans(4))
+        .await
+        .expect("sent uncompressed");
     // First request: refused compressed, then sent plain; second: plain from the start.
     assert_eq!(*calls.lock().expect("lock"), vec![true, false, false]);
     assert_eq!(metrics.snapshot().sent, 7);
