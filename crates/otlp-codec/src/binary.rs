@@ -131,3 +131,86 @@ pub(crate) fn check_depth(depth: &mut usize, max: usize) -> Result<(), CodecErro
     }
     Ok(())
 }
+
+/// The `Reader` methods MessagePack and CBOR share: both key messages by field number,
+/// carry integers natively and ids as raw bytes. The reader type must have a `cursor`, and
+/// `integer`, `skip` and `bytes` methods.
+macro_rules! shared_reader_methods {
+    () => {
+        fn next_field(
+            &mut self,
+            fields: &'static [crate::schema::Field],
+        ) -> Result<Option<usize>, CodecError> {
+            loop {
+                if !self.cursor.next_entry() {
+                    return Ok(None);
+                }
+                let number = self.integer()?;
+                if let Some(index) = fields.iter().position(|f| i128::from(f.number) == number) {
+                    return Ok(Some(index));
+                }
+                self.skip()?;
+            }
+        }
+
+        fn end_message(&mut self) {}
+
+        fn enter_any_value(&mut self) -> Result<(), CodecError> {
+            self.cursor.enter_any_value()
+        }
+
+        fn exit_any_value(&mut self) {
+            self.cursor.exit_any_value();
+        }
+
+        fn uint32(&mut self) -> Result<u32, CodecError> {
+            let value = self.integer()?;
+            crate::binary::ranged(&self.cursor, value, "uint32")
+        }
+
+        fn int32(&mut self) -> Result<i32, CodecError> {
+            let value = self.integer()?;
+            crate::binary::ranged(&self.cursor, value, "int32")
+        }
+
+        fn enumeration(&mut self, _by_name: fn(&str) -> Option<i32>) -> Result<i32, CodecError> {
+            let value = self.integer()?;
+            crate::binary::ranged(&self.cursor, value, "an enum")
+        }
+
+        fn uint64(&mut self) -> Result<u64, CodecError> {
+            let value = self.integer()?;
+            crate::binary::ranged(&self.cursor, value, "uint64")
+        }
+
+        fn int64(&mut self) -> Result<i64, CodecError> {
+            let value = self.integer()?;
+            crate::binary::ranged(&self.cursor, value, "int64")
+        }
+
+        fn id(&mut self, len: usize) -> Result<Bytes, CodecError> {
+            let id = self.bytes()?;
+            if !id.is_empty() && id.len() != len {
+                return Err(self
+                    .cursor
+                    .error(format!("expected an id of {len} bytes, got {}", id.len())));
+            }
+            Ok(id)
+        }
+
+        fn next_item(&mut self) -> Result<bool, CodecError> {
+            Ok(self.cursor.next_entry())
+        }
+    };
+}
+
+pub(crate) use shared_reader_methods;
+
+/// Narrows a decoded integer to the field's type, or fails naming the type.
+pub(crate) fn ranged<T: TryFrom<i128>>(
+    cursor: &Cursor<'_>,
+    value: i128,
+    what: &str,
+) -> Result<T, CodecError> {
+    T::try_from(value).map_err(|_| cursor.error(format!("{value} is out of range for {what}")))
+}

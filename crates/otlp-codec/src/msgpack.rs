@@ -264,14 +264,6 @@ impl<'de> MsgpackReader<'de> {
         }
     }
 
-    fn ranged<T: TryFrom<i128>>(&mut self, what: &str) -> Result<T, CodecError> {
-        let value = self.integer()?;
-        T::try_from(value).map_err(|_| {
-            self.cursor
-                .error(format!("{value} is out of range for {what}"))
-        })
-    }
-
     /// Skips one complete value, iteratively.
     fn skip(&mut self) -> Result<(), CodecError> {
         let base = self.cursor.remaining.len();
@@ -298,6 +290,8 @@ impl<'de> MsgpackReader<'de> {
 }
 
 impl<'de> Reader<'de> for MsgpackReader<'de> {
+    crate::binary::shared_reader_methods!();
+
     fn begin_message(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             Head::Nil => Ok(false),
@@ -309,55 +303,12 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         }
     }
 
-    fn next_field(&mut self, fields: &'static [Field]) -> Result<Option<usize>, CodecError> {
-        loop {
-            if !self.cursor.next_entry() {
-                return Ok(None);
-            }
-            let number = self.integer()?;
-            if let Some(index) = fields.iter().position(|f| i128::from(f.number) == number) {
-                return Ok(Some(index));
-            }
-            self.skip()?;
-        }
-    }
-
-    fn end_message(&mut self) {}
-
     fn null(&mut self) -> Result<bool, CodecError> {
         if self.cursor.peek() == Some(0xc0) {
             self.cursor.pos += 1;
             return Ok(true);
         }
         Ok(false)
-    }
-
-    fn enter_any_value(&mut self) -> Result<(), CodecError> {
-        self.cursor.enter_any_value()
-    }
-
-    fn exit_any_value(&mut self) {
-        self.cursor.exit_any_value();
-    }
-
-    fn uint32(&mut self) -> Result<u32, CodecError> {
-        self.ranged("uint32")
-    }
-
-    fn int32(&mut self) -> Result<i32, CodecError> {
-        self.ranged("int32")
-    }
-
-    fn enumeration(&mut self, _by_name: fn(&str) -> Option<i32>) -> Result<i32, CodecError> {
-        self.ranged("an enum")
-    }
-
-    fn uint64(&mut self) -> Result<u64, CodecError> {
-        self.ranged("uint64")
-    }
-
-    fn int64(&mut self) -> Result<i64, CodecError> {
-        self.ranged("int64")
     }
 
     fn double(&mut self) -> Result<f64, CodecError> {
@@ -392,16 +343,6 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         }
     }
 
-    fn id(&mut self, len: usize) -> Result<Bytes, CodecError> {
-        let id = self.bytes()?;
-        if !id.is_empty() && id.len() != len {
-            return Err(self
-                .cursor
-                .error(format!("expected an id of {len} bytes, got {}", id.len())));
-        }
-        Ok(id)
-    }
-
     fn begin_array(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             Head::Nil => Ok(false),
@@ -411,9 +352,5 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
             }
             _ => Err(self.cursor.error("expected an array")),
         }
-    }
-
-    fn next_item(&mut self) -> Result<bool, CodecError> {
-        Ok(self.cursor.next_entry())
     }
 }
