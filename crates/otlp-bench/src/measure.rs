@@ -29,6 +29,42 @@ pub(crate) fn median_time<T>(
     samples[samples.len() / 2]
 }
 
+/// Times `ours` and `theirs` alternately (A, B, A, B, ...) for at least `budget`, so that
+/// drift in the machine's speed affects both alike, and returns the median time of each and
+/// the median of the per-pair ratios `theirs / ours` (a speed-up above 1 means ours is
+/// faster). Outputs are dropped after the clock stops.
+pub(crate) fn paired<A, B>(
+    budget: Duration,
+    min_runs: usize,
+    mut ours: impl FnMut() -> A,
+    mut theirs: impl FnMut() -> B,
+) -> (Duration, Duration, f64) {
+    drop(ours());
+    drop(theirs());
+    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    while a.len() < min_runs || started.elapsed() < budget {
+        let t = Instant::now();
+        let out = ours();
+        let ours_time = t.elapsed();
+        drop(black_box(out));
+        let t = Instant::now();
+        let out = theirs();
+        let theirs_time = t.elapsed();
+        drop(black_box(out));
+        a.push(ours_time);
+        b.push(theirs_time);
+        ratios.push(theirs_time.as_secs_f64() / ours_time.as_secs_f64());
+        if a.len() >= 10_000 {
+            break;
+        }
+    }
+    a.sort();
+    b.sort();
+    ratios.sort_by(f64::total_cmp);
+    (a[a.len() / 2], b[b.len() / 2], ratios[ratios.len() / 2])
+}
+
 /// Keeps a value alive and opaque to the optimiser.
 pub(crate) fn keep<T>(value: T) -> T {
     black_box(value)
