@@ -56,7 +56,7 @@ impl World {
             Admission::Duplicate => Ok(ExportOutcome::success(items)),
             Admission::Fresh => {
                 self.deliveries += 1;
-                if self.deliveries % 3 == 0 {
+                if self.deliveries.is_multiple_of(3) {
                     // Processing failed: forget the id so that the resend is processed.
                     self.dedup.forget(&id.to_be_bytes());
                     Err(ExportError::unavailable("downstream busy"))
