@@ -270,7 +270,6 @@ fn message_code(out: &mut String, proto_full: &str, message: &DescriptorProto, p
         out,
         "while let Some(index) = r.next_field(Self::FIELDS)? {{"
     );
-    let _ = writeln!(out, "if r.null()? {{ continue; }}");
     let _ = writeln!(out, "let field = &Self::FIELDS[index];");
     let _ = writeln!(out, "match index {{");
     for (index, field) in message.field.iter().enumerate() {
@@ -290,7 +289,7 @@ fn message_code(out: &mut String, proto_full: &str, message: &DescriptorProto, p
         } else if field.label() == Label::Repeated {
             let _ = writeln!(
                 out,
-                "{index} => {{ if r.begin_array().map_err(|e| e.at(field))? {{ let mut i = 0; while r.next_item().map_err(|e| e.at_index(field, i))? {{ if r.null()? {{ {access}.push(Default::default()); }} else {{ {access}.push({read}.map_err(|e| e.at_index(field, i))?); }} i += 1; }} }} }}"
+                "{index} => {{ if r.begin_array().map_err(|e| e.at(field))? {{ {access}.reserve(r.array_hint(field)); let mut i = 0; while r.next_item().map_err(|e| e.at_index(field, i))? {{ if r.null()? {{ {access}.push(Default::default()); }} else {{ {access}.push({read}.map_err(|e| e.at_index(field, i))?); }} i += 1; }} r.record_array_len(field, i); }} }}"
             );
         } else if field.proto3_optional() || matches!(shape, Shape::Message(_)) {
             let _ = writeln!(

@@ -147,6 +147,10 @@ macro_rules! shared_reader_methods {
                 }
                 let number = self.integer()?;
                 if let Some(index) = fields.iter().position(|f| i128::from(f.number) == number) {
+                    // nil/null means absent: skip the field here rather than in every caller.
+                    if self.null()? {
+                        continue;
+                    }
                     return Ok(Some(index));
                 }
                 self.skip()?;

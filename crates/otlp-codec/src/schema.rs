@@ -77,8 +77,8 @@ pub trait Writer {
 pub trait Reader<'de> {
     /// Starts a message; `false` when the value is null, which reads as the default.
     fn begin_message(&mut self) -> Result<bool, CodecError>;
-    /// The index in `fields` of the next known field, skipping unknown ones; `None` at the
-    /// end of the message.
+    /// The index in `fields` of the next known field, skipping unknown fields and fields
+    /// whose value is null (absent); `None` at the end of the message.
     fn next_field(&mut self, fields: &'static [Field]) -> Result<Option<usize>, CodecError>;
     /// Ends the current message (after `next_field` returned `None`).
     fn end_message(&mut self);
@@ -112,4 +112,11 @@ pub trait Reader<'de> {
     fn begin_array(&mut self) -> Result<bool, CodecError>;
     /// Whether another element follows (consuming separators).
     fn next_item(&mut self) -> Result<bool, CodecError>;
+    /// How many elements to reserve for a repeated field before reading it (a guess from
+    /// the last array of the same field); 0 for no guess.
+    fn array_hint(&mut self, _field: &'static Field) -> usize {
+        0
+    }
+    /// How many elements the repeated field just read had, to improve the next guess.
+    fn record_array_len(&mut self, _field: &'static Field, _len: usize) {}
 }

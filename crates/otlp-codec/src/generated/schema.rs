@@ -29,13 +29,11 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.resource_logs.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -51,6 +49,7 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -84,9 +83,6 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -141,9 +137,6 @@ for otlp_model::generated::opentelemetry::proto::collector::logs::v1::ExportLogs
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.rejected_log_records = r.int64().map_err(|e| e.at(field))?,
@@ -184,13 +177,11 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.resource_metrics.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -206,6 +197,7 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -239,9 +231,6 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -296,9 +285,6 @@ for otlp_model::generated::opentelemetry::proto::collector::metrics::v1::ExportM
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.rejected_data_points = r.int64().map_err(|e| e.at(field))?,
@@ -339,13 +325,11 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.resource_spans.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -361,6 +345,7 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -394,9 +379,6 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -451,9 +433,6 @@ for otlp_model::generated::opentelemetry::proto::collector::trace::v1::ExportTra
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.rejected_spans = r.int64().map_err(|e| e.at(field))?,
@@ -581,9 +560,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::AnyValu
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -748,13 +724,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::ArrayVa
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.values.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -770,6 +744,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::ArrayVa
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -807,13 +782,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::KeyValu
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.values.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -829,6 +802,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::KeyValu
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -884,9 +858,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::KeyValu
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.key = r.string().map_err(|e| e.at(field))?,
@@ -969,15 +940,13 @@ for otlp_model::generated::opentelemetry::proto::common::v1::InstrumentationScop
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.name = r.string().map_err(|e| e.at(field))?,
                     1 => m.version = r.string().map_err(|e| e.at(field))?,
                     2 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -993,6 +962,7 @@ for otlp_model::generated::opentelemetry::proto::common::v1::InstrumentationScop
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     3 => {
@@ -1073,15 +1043,13 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::EntityR
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.schema_url = r.string().map_err(|e| e.at(field))?,
                     1 => m.r#type = r.string().map_err(|e| e.at(field))?,
                     2 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.id_keys.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1092,10 +1060,12 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::EntityR
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     3 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.description_keys.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1106,6 +1076,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::common::v1::EntityR
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -1143,13 +1114,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogsData 
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.resource_logs.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1165,6 +1134,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogsData 
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -1226,9 +1196,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ResourceL
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -1241,6 +1208,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ResourceL
                     }
                     1 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.scope_logs.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1256,6 +1224,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ResourceL
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     2 => m.schema_url = r.string().map_err(|e| e.at(field))?,
@@ -1317,9 +1286,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ScopeLogs
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -1332,6 +1298,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ScopeLogs
                     }
                     1 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.log_records.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1347,6 +1314,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::ScopeLogs
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     2 => m.schema_url = r.string().map_err(|e| e.at(field))?,
@@ -1496,9 +1464,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogRecord
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
@@ -1524,6 +1489,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogRecord
                     }
                     5 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1539,6 +1505,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::logs::v1::LogRecord
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     6 => {
@@ -1583,13 +1550,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.resource_metrics.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1605,6 +1570,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -1667,9 +1633,6 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ResourceMetrics {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -1682,6 +1645,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ResourceMetrics {
                     }
                     1 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.scope_metrics.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1697,6 +1661,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ResourceMetrics {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     2 => m.schema_url = r.string().map_err(|e| e.at(field))?,
@@ -1758,9 +1723,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::ScopeM
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -1773,6 +1735,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::ScopeM
                     }
                     1 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.metrics.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -1788,6 +1751,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::ScopeM
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     2 => m.schema_url = r.string().map_err(|e| e.at(field))?,
@@ -1925,9 +1889,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.name = r.string().map_err(|e| e.at(field))?,
@@ -2025,6 +1986,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
                     }
                     8 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.metadata.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2040,6 +2002,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Metric
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -2077,13 +2040,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Gauge 
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.data_points.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2099,6 +2060,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Gauge 
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -2160,13 +2122,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Sum {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.data_points.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2182,6 +2142,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Sum {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => {
@@ -2243,13 +2204,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Histog
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.data_points.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2265,6 +2224,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Histog
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => {
@@ -2326,13 +2286,11 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.data_points.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2348,6 +2306,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => {
@@ -2395,13 +2354,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Summar
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.data_points.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2417,6 +2374,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Summar
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -2534,13 +2492,11 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::NumberDataPoint {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2556,6 +2512,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::NumberDataPoint {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => m.start_time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
@@ -2592,6 +2549,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::NumberDataPoint {
                     }
                     5 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.exemplars.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2607,6 +2565,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::NumberDataPoint {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     6 => m.flags = r.uint32().map_err(|e| e.at(field))?,
@@ -2770,13 +2729,11 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2792,6 +2749,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => m.start_time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
@@ -2800,6 +2758,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                     4 => m.sum = Some(r.double().map_err(|e| e.at(field))?),
                     5 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.bucket_counts.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2810,10 +2769,12 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     6 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.explicit_bounds.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2824,10 +2785,12 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     7 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.exemplars.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -2843,6 +2806,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::HistogramDataPoint
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     8 => m.flags = r.uint32().map_err(|e| e.at(field))?,
@@ -3030,13 +2994,11 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3052,6 +3014,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => m.start_time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
@@ -3079,6 +3042,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
                     9 => m.flags = r.uint32().map_err(|e| e.at(field))?,
                     10 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.exemplars.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3094,6 +3058,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::ExponentialHistogr
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     11 => m.min = Some(r.double().map_err(|e| e.at(field))?),
@@ -3147,14 +3112,12 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::exponential_histog
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.offset = r.int32().map_err(|e| e.at(field))?,
                     1 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.bucket_counts.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3165,6 +3128,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::exponential_histog
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -3275,13 +3239,11 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::SummaryDataPoint {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3297,6 +3259,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::SummaryDataPoint {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => m.start_time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
@@ -3305,6 +3268,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::SummaryDataPoint {
                     4 => m.sum = r.double().map_err(|e| e.at(field))?,
                     5 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.quantile_values.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3320,6 +3284,7 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::SummaryDataPoint {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     6 => m.flags = r.uint32().map_err(|e| e.at(field))?,
@@ -3366,9 +3331,6 @@ for otlp_model::generated::opentelemetry::proto::metrics::v1::summary_data_point
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.quantile = r.double().map_err(|e| e.at(field))?,
@@ -3472,13 +3434,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Exempl
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.filtered_attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3494,6 +3454,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::metrics::v1::Exempl
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => m.time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
@@ -3593,13 +3554,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::resource::v1::Resou
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3615,6 +3574,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::resource::v1::Resou
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     1 => {
@@ -3622,6 +3582,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::resource::v1::Resou
                     }
                     2 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.entity_refs.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3637,6 +3598,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::resource::v1::Resou
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -3674,13 +3636,11 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::TracesDa
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.resource_spans.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3696,6 +3656,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::TracesDa
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     _ => {}
@@ -3757,9 +3718,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Resource
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -3772,6 +3730,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Resource
                     }
                     1 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.scope_spans.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3787,6 +3746,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Resource
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     2 => m.schema_url = r.string().map_err(|e| e.at(field))?,
@@ -3848,9 +3808,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::ScopeSpa
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => {
@@ -3863,6 +3820,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::ScopeSpa
                     }
                     1 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.spans.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -3878,6 +3836,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::ScopeSpa
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     2 => m.schema_url = r.string().map_err(|e| e.at(field))?,
@@ -4092,9 +4051,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.trace_id = r.id(16).map_err(|e| e.at(field))?,
@@ -4117,6 +4073,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                     8 => m.end_time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
                     9 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -4132,6 +4089,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     10 => {
@@ -4139,6 +4097,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                     }
                     11 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.events.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -4154,11 +4113,13 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     12 => m.dropped_events_count = r.uint32().map_err(|e| e.at(field))?,
                     13 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.links.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -4174,6 +4135,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Span {
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     14 => m.dropped_links_count = r.uint32().map_err(|e| e.at(field))?,
@@ -4254,15 +4216,13 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Ev
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.time_unix_nano = r.uint64().map_err(|e| e.at(field))?,
                     1 => m.name = r.string().map_err(|e| e.at(field))?,
                     2 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -4278,6 +4238,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Ev
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     3 => {
@@ -4375,9 +4336,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Li
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.trace_id = r.id(16).map_err(|e| e.at(field))?,
@@ -4385,6 +4343,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Li
                     2 => m.trace_state = r.string().map_err(|e| e.at(field))?,
                     3 => {
                         if r.begin_array().map_err(|e| e.at(field))? {
+                            m.attributes.reserve(r.array_hint(field));
                             let mut i = 0;
                             while r.next_item().map_err(|e| e.at_index(field, i))? {
                                 if r.null()? {
@@ -4400,6 +4359,7 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::span::Li
                                 }
                                 i += 1;
                             }
+                            r.record_array_len(field, i);
                         }
                     }
                     4 => {
@@ -4448,9 +4408,6 @@ impl Schema for otlp_model::generated::opentelemetry::proto::trace::v1::Status {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.message = r.string().map_err(|e| e.at(field))?,
@@ -4547,9 +4504,6 @@ impl Schema for otlp_model::generated::otlp_transport::v1::StreamBatch {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.sequence = r.uint64().map_err(|e| e.at(field))?,
@@ -4704,9 +4658,6 @@ impl Schema for otlp_model::generated::otlp_transport::v1::StreamAck {
         let mut m = Self::default();
         if r.begin_message()? {
             while let Some(index) = r.next_field(Self::FIELDS)? {
-                if r.null()? {
-                    continue;
-                }
                 let field = &Self::FIELDS[index];
                 match index {
                     0 => m.sequence = r.uint64().map_err(|e| e.at(field))?,

@@ -54,7 +54,10 @@ impl<M: Schema> Codec<M> for Json {
 
     fn decode(&self, input: Bytes) -> Result<M, CodecError> {
         self.limits.check_input(input.len())?;
-        let mut reader = JsonReader::new(&input, self.limits.max_any_value_depth);
+        let text = std::str::from_utf8(&input).map_err(|e| {
+            CodecError::invalid("JSON text is not valid UTF-8").with_offset(e.valid_up_to())
+        })?;
+        let mut reader = JsonReader::new(text, self.limits.max_any_value_depth);
         let message = M::read(&mut reader).map_err(|e| e.with_offset(reader.offset()))?;
         reader.finish()?;
         Ok(message)
