@@ -18,6 +18,7 @@ pub(crate) struct Cursor<'de> {
 }
 
 impl<'de> Cursor<'de> {
+    #[inline]
     pub(crate) fn new(input: &'de [u8], max_any_depth: usize) -> Self {
         Self {
             input,
@@ -35,6 +36,7 @@ impl<'de> Cursor<'de> {
         CodecError::invalid(message).with_offset(self.pos)
     }
 
+    #[inline]
     pub(crate) fn byte(&mut self) -> Result<u8, CodecError> {
         let byte = *self
             .input
@@ -44,10 +46,12 @@ impl<'de> Cursor<'de> {
         Ok(byte)
     }
 
+    #[inline]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.input.get(self.pos).copied()
     }
 
+    #[inline]
     pub(crate) fn take(&mut self, len: u64) -> Result<&'de [u8], CodecError> {
         let len = usize::try_from(len).map_err(|_| self.error("length overflows"))?;
         let end = self
@@ -60,6 +64,7 @@ impl<'de> Cursor<'de> {
         Ok(slice)
     }
 
+    #[inline]
     pub(crate) fn be(&mut self, bytes: usize) -> Result<u64, CodecError> {
         let slice = self.take(bytes as u64)?;
         Ok(slice.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b)))
@@ -67,6 +72,7 @@ impl<'de> Cursor<'de> {
 
     /// Opens a container of `entries` entries. Each entry must be backed by at least one
     /// byte of input, which bounds what a declared count can make us do.
+    #[inline]
     pub(crate) fn open(&mut self, entries: u64) -> Result<(), CodecError> {
         if entries > (self.input.len() - self.pos) as u64 {
             return Err(self.error(format!("declared {entries} entries exceed the input")));
@@ -83,6 +89,7 @@ impl<'de> Cursor<'de> {
     }
 
     /// Takes the next entry of the innermost container, or closes it: `false` at its end.
+    #[inline]
     pub(crate) fn next_entry(&mut self) -> bool {
         match self.remaining.last_mut() {
             Some(0) | None => {
@@ -96,6 +103,7 @@ impl<'de> Cursor<'de> {
         }
     }
 
+    #[inline]
     pub(crate) fn enter_any_value(&mut self) -> Result<(), CodecError> {
         self.any_depth += 1;
         if self.any_depth > self.max_any_depth {
@@ -108,10 +116,12 @@ impl<'de> Cursor<'de> {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn exit_any_value(&mut self) {
         self.any_depth -= 1;
     }
 
+    #[inline]
     pub(crate) fn finish(&self) -> Result<(), CodecError> {
         if self.pos != self.input.len() {
             return Err(self.error("unexpected bytes after the message"));
@@ -137,6 +147,7 @@ pub(crate) fn check_depth(depth: &mut usize, max: usize) -> Result<(), CodecErro
 /// `integer`, `skip` and `bytes` methods.
 macro_rules! shared_reader_methods {
     () => {
+        #[inline]
         fn next_field(
             &mut self,
             fields: &'static [crate::schema::Field],
@@ -157,41 +168,50 @@ macro_rules! shared_reader_methods {
             }
         }
 
+        #[inline]
         fn end_message(&mut self) {}
 
+        #[inline]
         fn enter_any_value(&mut self) -> Result<(), CodecError> {
             self.cursor.enter_any_value()
         }
 
+        #[inline]
         fn exit_any_value(&mut self) {
             self.cursor.exit_any_value();
         }
 
+        #[inline]
         fn uint32(&mut self) -> Result<u32, CodecError> {
             let value = self.integer()?;
             crate::binary::ranged(&self.cursor, value, "uint32")
         }
 
+        #[inline]
         fn int32(&mut self) -> Result<i32, CodecError> {
             let value = self.integer()?;
             crate::binary::ranged(&self.cursor, value, "int32")
         }
 
+        #[inline]
         fn enumeration(&mut self, _by_name: fn(&str) -> Option<i32>) -> Result<i32, CodecError> {
             let value = self.integer()?;
             crate::binary::ranged(&self.cursor, value, "an enum")
         }
 
+        #[inline]
         fn uint64(&mut self) -> Result<u64, CodecError> {
             let value = self.integer()?;
             crate::binary::ranged(&self.cursor, value, "uint64")
         }
 
+        #[inline]
         fn int64(&mut self) -> Result<i64, CodecError> {
             let value = self.integer()?;
             crate::binary::ranged(&self.cursor, value, "int64")
         }
 
+        #[inline]
         fn id(&mut self, len: usize) -> Result<Bytes, CodecError> {
             let id = self.bytes()?;
             if !id.is_empty() && id.len() != len {
@@ -202,6 +222,7 @@ macro_rules! shared_reader_methods {
             Ok(id)
         }
 
+        #[inline]
         fn next_item(&mut self) -> Result<bool, CodecError> {
             Ok(self.cursor.next_entry())
         }

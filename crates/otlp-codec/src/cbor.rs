@@ -34,6 +34,7 @@ impl Cbor {
 }
 
 impl<M: Schema> Codec<M> for Cbor {
+    #[inline]
     fn encode(&self, message: &M, out: &mut Vec<u8>) -> Result<(), CodecError> {
         message.write(&mut CborWriter {
             out,
@@ -42,6 +43,7 @@ impl<M: Schema> Codec<M> for Cbor {
         })
     }
 
+    #[inline]
     fn decode(&self, input: Bytes) -> Result<M, CodecError> {
         self.limits.check_input(input.len())?;
         let mut reader = CborReader {
@@ -54,9 +56,11 @@ impl<M: Schema> Codec<M> for Cbor {
 }
 
 impl OtlpCodec for Cbor {
+    #[inline]
     fn name(&self) -> &str {
         "cbor"
     }
+    #[inline]
     fn content_type(&self) -> &str {
         "application/cbor"
     }
@@ -78,6 +82,7 @@ struct CborWriter<'a> {
 }
 
 impl CborWriter<'_> {
+    #[inline]
     fn head(&mut self, major: u8, value: u64) {
         let major = major << 5;
         match value {
@@ -98,6 +103,7 @@ impl CborWriter<'_> {
         }
     }
 
+    #[inline]
     fn int(&mut self, value: i64) {
         if value >= 0 {
             self.head(UNSIGNED, value as u64);
@@ -109,57 +115,75 @@ impl CborWriter<'_> {
 }
 
 impl Writer for CborWriter<'_> {
+    #[inline]
     fn begin_message(&mut self, fields: usize) -> Result<(), CodecError> {
         self.head(MAP, fields as u64);
         Ok(())
     }
+    #[inline]
     fn end_message(&mut self) {}
+    #[inline]
     fn field(&mut self, field: &'static Field) {
         self.head(UNSIGNED, u64::from(field.number));
     }
+    #[inline]
     fn enter_any_value(&mut self) -> Result<(), CodecError> {
         check_depth(&mut self.depth, self.max_depth)
     }
+    #[inline]
     fn exit_any_value(&mut self) {
         self.depth -= 1;
     }
+    #[inline]
     fn uint32(&mut self, value: u32) {
         self.head(UNSIGNED, u64::from(value));
     }
+    #[inline]
     fn int32(&mut self, value: i32) {
         self.int(i64::from(value));
     }
+    #[inline]
     fn enumeration(&mut self, value: i32) {
         self.int(i64::from(value));
     }
+    #[inline]
     fn uint64(&mut self, value: u64) {
         self.head(UNSIGNED, value);
     }
+    #[inline]
     fn int64(&mut self, value: i64) {
         self.int(value);
     }
+    #[inline]
     fn double(&mut self, value: f64) {
         self.out.push(SIMPLE << 5 | 27);
         self.out.extend_from_slice(&value.to_bits().to_be_bytes());
     }
+    #[inline]
     fn boolean(&mut self, value: bool) {
         self.out.push(SIMPLE << 5 | if value { 21 } else { 20 });
     }
+    #[inline]
     fn string(&mut self, value: &str) {
         self.head(TEXT, value.len() as u64);
         self.out.extend_from_slice(value.as_bytes());
     }
+    #[inline]
     fn bytes(&mut self, value: &[u8]) {
         self.head(BYTES, value.len() as u64);
         self.out.extend_from_slice(value);
     }
+    #[inline]
     fn id(&mut self, value: &[u8]) {
         self.bytes(value);
     }
+    #[inline]
     fn begin_array(&mut self, len: usize) {
         self.head(ARRAY, len as u64);
     }
+    #[inline]
     fn array_item(&mut self, _index: usize) {}
+    #[inline]
     fn end_array(&mut self) {}
 }
 
@@ -170,6 +194,7 @@ struct CborReader<'de> {
 impl<'de> CborReader<'de> {
     /// Reads an item head: major type and argument. Indefinite lengths are refused: our
     /// writer never produces them and definite lengths keep the limits simple.
+    #[inline]
     fn head(&mut self) -> Result<(u8, u64), CodecError> {
         let initial = self.cursor.byte()?;
         let major = initial >> 5;
@@ -190,6 +215,7 @@ impl<'de> CborReader<'de> {
         Ok((major, value))
     }
 
+    #[inline]
     fn integer(&mut self) -> Result<i128, CodecError> {
         match self.head()? {
             (UNSIGNED, v) => Ok(i128::from(v)),
@@ -198,6 +224,7 @@ impl<'de> CborReader<'de> {
         }
     }
 
+    #[inline]
     fn skip(&mut self) -> Result<(), CodecError> {
         let base = self.cursor.remaining.len();
         loop {
@@ -226,6 +253,7 @@ impl<'de> CborReader<'de> {
 impl<'de> Reader<'de> for CborReader<'de> {
     crate::binary::shared_reader_methods!();
 
+    #[inline]
     fn begin_message(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             (SIMPLE, 22) => Ok(false),
@@ -237,6 +265,7 @@ impl<'de> Reader<'de> for CborReader<'de> {
         }
     }
 
+    #[inline]
     fn null(&mut self) -> Result<bool, CodecError> {
         if self.cursor.peek() == Some(SIMPLE << 5 | 22) {
             self.cursor.pos += 1;
@@ -245,6 +274,7 @@ impl<'de> Reader<'de> for CborReader<'de> {
         Ok(false)
     }
 
+    #[inline]
     fn double(&mut self) -> Result<f64, CodecError> {
         let at = self.cursor.pos;
         let initial = self.cursor.byte()?;
@@ -255,6 +285,7 @@ impl<'de> Reader<'de> for CborReader<'de> {
         }
     }
 
+    #[inline]
     fn boolean(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             (SIMPLE, 20) => Ok(false),
@@ -263,6 +294,7 @@ impl<'de> Reader<'de> for CborReader<'de> {
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Result<String, CodecError> {
         match self.head()? {
             (TEXT, len) => {
@@ -274,6 +306,7 @@ impl<'de> Reader<'de> for CborReader<'de> {
         }
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<Bytes, CodecError> {
         match self.head()? {
             (BYTES, len) => Ok(Bytes::copy_from_slice(self.cursor.take(len)?)),
@@ -281,6 +314,7 @@ impl<'de> Reader<'de> for CborReader<'de> {
         }
     }
 
+    #[inline]
     fn begin_array(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             (SIMPLE, 22) => Ok(false),

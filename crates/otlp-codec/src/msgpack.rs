@@ -34,6 +34,7 @@ impl MessagePack {
 }
 
 impl<M: Schema> Codec<M> for MessagePack {
+    #[inline]
     fn encode(&self, message: &M, out: &mut Vec<u8>) -> Result<(), CodecError> {
         message.write(&mut MsgpackWriter {
             out,
@@ -42,6 +43,7 @@ impl<M: Schema> Codec<M> for MessagePack {
         })
     }
 
+    #[inline]
     fn decode(&self, input: Bytes) -> Result<M, CodecError> {
         self.limits.check_input(input.len())?;
         let mut reader = MsgpackReader {
@@ -54,9 +56,11 @@ impl<M: Schema> Codec<M> for MessagePack {
 }
 
 impl OtlpCodec for MessagePack {
+    #[inline]
     fn name(&self) -> &str {
         "msgpack"
     }
+    #[inline]
     fn content_type(&self) -> &str {
         "application/msgpack"
     }
@@ -69,6 +73,7 @@ struct MsgpackWriter<'a> {
 }
 
 impl MsgpackWriter<'_> {
+    #[inline]
     fn uint(&mut self, v: u64) {
         match v {
             0..=0x7f => self.out.push(v as u8),
@@ -88,6 +93,7 @@ impl MsgpackWriter<'_> {
         }
     }
 
+    #[inline]
     fn int(&mut self, v: i64) {
         if v >= 0 {
             return self.uint(v as u64);
@@ -110,6 +116,7 @@ impl MsgpackWriter<'_> {
         }
     }
 
+    #[inline]
     fn header(&mut self, len: usize, fix: u8, fix_max: usize, one: Option<u8>, two: u8, four: u8) {
         if len <= fix_max {
             self.out.push(fix | len as u8);
@@ -124,6 +131,7 @@ impl MsgpackWriter<'_> {
         }
     }
 
+    #[inline]
     fn bin(&mut self, value: &[u8]) {
         let len = value.len();
         if len <= 0xff {
@@ -140,56 +148,74 @@ impl MsgpackWriter<'_> {
 }
 
 impl Writer for MsgpackWriter<'_> {
+    #[inline]
     fn begin_message(&mut self, fields: usize) -> Result<(), CodecError> {
         self.header(fields, 0x80, 15, None, 0xde, 0xdf);
         Ok(())
     }
+    #[inline]
     fn end_message(&mut self) {}
+    #[inline]
     fn field(&mut self, field: &'static Field) {
         self.uint(u64::from(field.number));
     }
+    #[inline]
     fn enter_any_value(&mut self) -> Result<(), CodecError> {
         check_depth(&mut self.depth, self.max_depth)
     }
+    #[inline]
     fn exit_any_value(&mut self) {
         self.depth -= 1;
     }
+    #[inline]
     fn uint32(&mut self, value: u32) {
         self.uint(u64::from(value));
     }
+    #[inline]
     fn int32(&mut self, value: i32) {
         self.int(i64::from(value));
     }
+    #[inline]
     fn enumeration(&mut self, value: i32) {
         self.int(i64::from(value));
     }
+    #[inline]
     fn uint64(&mut self, value: u64) {
         self.uint(value);
     }
+    #[inline]
     fn int64(&mut self, value: i64) {
         self.int(value);
     }
+    #[inline]
     fn double(&mut self, value: f64) {
         self.out.push(0xcb);
         self.out.extend_from_slice(&value.to_bits().to_be_bytes());
     }
+    #[inline]
     fn boolean(&mut self, value: bool) {
         self.out.push(if value { 0xc3 } else { 0xc2 });
     }
+    #[inline]
     fn string(&mut self, value: &str) {
         self.header(value.len(), 0xa0, 31, Some(0xd9), 0xda, 0xdb);
         self.out.extend_from_slice(value.as_bytes());
     }
+    #[inline]
     fn bytes(&mut self, value: &[u8]) {
         self.bin(value);
     }
+    #[inline]
     fn id(&mut self, value: &[u8]) {
         self.bin(value);
     }
+    #[inline]
     fn begin_array(&mut self, len: usize) {
         self.header(len, 0x90, 15, None, 0xdc, 0xdd);
     }
+    #[inline]
     fn array_item(&mut self, _index: usize) {}
+    #[inline]
     fn end_array(&mut self) {}
 }
 
@@ -212,6 +238,7 @@ enum Head {
 }
 
 impl<'de> MsgpackReader<'de> {
+    #[inline]
     fn head(&mut self) -> Result<Head, CodecError> {
         let c = &mut self.cursor;
         let marker = c.byte()?;
@@ -256,6 +283,7 @@ impl<'de> MsgpackReader<'de> {
         })
     }
 
+    #[inline]
     fn integer(&mut self) -> Result<i128, CodecError> {
         match self.head()? {
             Head::Uint(v) => Ok(i128::from(v)),
@@ -265,6 +293,7 @@ impl<'de> MsgpackReader<'de> {
     }
 
     /// Skips one complete value, iteratively.
+    #[inline]
     fn skip(&mut self) -> Result<(), CodecError> {
         let base = self.cursor.remaining.len();
         loop {
@@ -292,6 +321,7 @@ impl<'de> MsgpackReader<'de> {
 impl<'de> Reader<'de> for MsgpackReader<'de> {
     crate::binary::shared_reader_methods!();
 
+    #[inline]
     fn begin_message(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             Head::Nil => Ok(false),
@@ -303,6 +333,7 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         }
     }
 
+    #[inline]
     fn null(&mut self) -> Result<bool, CodecError> {
         if self.cursor.peek() == Some(0xc0) {
             self.cursor.pos += 1;
@@ -311,6 +342,7 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         Ok(false)
     }
 
+    #[inline]
     fn double(&mut self) -> Result<f64, CodecError> {
         match self.head()? {
             Head::Double(v) => Ok(v),
@@ -318,6 +350,7 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         }
     }
 
+    #[inline]
     fn boolean(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             Head::Bool(v) => Ok(v),
@@ -325,6 +358,7 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Result<String, CodecError> {
         match self.head()? {
             Head::Str(len) => {
@@ -336,6 +370,7 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         }
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<Bytes, CodecError> {
         match self.head()? {
             Head::Bin(len) => Ok(Bytes::copy_from_slice(self.cursor.take(len)?)),
@@ -343,6 +378,7 @@ impl<'de> Reader<'de> for MsgpackReader<'de> {
         }
     }
 
+    #[inline]
     fn begin_array(&mut self) -> Result<bool, CodecError> {
         match self.head()? {
             Head::Nil => Ok(false),

@@ -81,6 +81,7 @@ fn nibble(c: u8) -> Option<u8> {
 }
 
 impl<'de> JsonReader<'de> {
+    #[inline]
     pub(crate) fn new(text: &'de str, max_any_depth: usize) -> Self {
         Self {
             input: text.as_bytes(),
@@ -99,11 +100,13 @@ impl<'de> JsonReader<'de> {
         }
     }
 
+    #[inline]
     pub(crate) fn offset(&self) -> usize {
         self.pos
     }
 
     /// After the top-level value: only whitespace may follow.
+    #[inline]
     pub(crate) fn finish(&mut self) -> Result<(), CodecError> {
         self.skip_ws();
         if self.pos != self.input.len() {
@@ -129,6 +132,7 @@ impl<'de> JsonReader<'de> {
         self.input.get(self.pos).copied()
     }
 
+    #[inline]
     fn expect(&mut self, byte: u8) -> Result<(), CodecError> {
         match self.peek() {
             Some(c) if c == byte => {
@@ -149,6 +153,7 @@ impl<'de> JsonReader<'de> {
         }
     }
 
+    #[inline]
     fn enter(&mut self) -> Result<(), CodecError> {
         self.nesting += 1;
         if self.nesting > self.max_nesting {
@@ -161,6 +166,7 @@ impl<'de> JsonReader<'de> {
         Ok(())
     }
 
+    #[inline]
     fn literal(&mut self, word: &[u8]) -> bool {
         if self.input[self.pos..].starts_with(word) {
             self.pos += word.len();
@@ -173,6 +179,7 @@ impl<'de> JsonReader<'de> {
     /// Reads a string's raw bytes (the opening quote is next) when it has no escapes: the
     /// common case for keys, which are compared as bytes and need no UTF-8 check. `None`
     /// (with nothing consumed) when there is an escape.
+    #[inline]
     fn raw_str(&mut self) -> Result<Option<&'de [u8]>, CodecError> {
         self.expect(b'"')?;
         let start = self.pos;
@@ -223,6 +230,7 @@ impl<'de> JsonReader<'de> {
     }
 
     /// Reads a string (the opening quote is next), borrowing when it has no escapes.
+    #[inline]
     fn str(&mut self) -> Result<Cow<'de, str>, CodecError> {
         self.expect(b'"')?;
         let start = self.pos;
@@ -249,6 +257,7 @@ impl<'de> JsonReader<'de> {
         Err(invalid("unterminated string").with_offset(start))
     }
 
+    #[inline]
     fn escaped_str(&mut self, start: usize, first_escape: usize) -> Result<String, CodecError> {
         let input = self.input;
         let mut out: Vec<u8> = input[start..first_escape].to_vec();
@@ -320,6 +329,7 @@ impl<'de> JsonReader<'de> {
         }
     }
 
+    #[inline]
     fn hex4(&self, at: usize) -> Result<u32, CodecError> {
         let digits = self
             .input
@@ -333,6 +343,7 @@ impl<'de> JsonReader<'de> {
     }
 
     /// The text of a JSON number (validated against the JSON grammar).
+    #[inline]
     fn number_text(&mut self) -> Result<&'de str, CodecError> {
         self.skip_ws();
         let input = self.input;
@@ -374,6 +385,7 @@ impl<'de> JsonReader<'de> {
     }
 
     /// An integer given as a JSON number or a decimal string.
+    #[inline]
     fn integer<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, CodecError> {
         let at = self.pos;
         let text: Cow<'de, str> = if self.peek() == Some(b'"') {
@@ -386,6 +398,7 @@ impl<'de> JsonReader<'de> {
         })
     }
 
+    #[inline]
     fn skip_value(&mut self) -> Result<(), CodecError> {
         let mut stack: Vec<u8> = Vec::new();
         loop {
@@ -478,6 +491,7 @@ fn shorten(text: &str) -> String {
 }
 
 impl<'de> Reader<'de> for JsonReader<'de> {
+    #[inline]
     fn begin_message(&mut self) -> Result<bool, CodecError> {
         match self.peek() {
             Some(b'n') if self.literal(b"null") => Ok(false),
@@ -492,6 +506,7 @@ impl<'de> Reader<'de> for JsonReader<'de> {
         }
     }
 
+    #[inline]
     fn next_field(&mut self, fields: &'static [Field]) -> Result<Option<usize>, CodecError> {
         loop {
             match self.peek() {
@@ -537,12 +552,15 @@ impl<'de> Reader<'de> for JsonReader<'de> {
         }
     }
 
+    #[inline]
     fn end_message(&mut self) {}
 
+    #[inline]
     fn null(&mut self) -> Result<bool, CodecError> {
         Ok(self.peek() == Some(b'n') && self.literal(b"null"))
     }
 
+    #[inline]
     fn enter_any_value(&mut self) -> Result<(), CodecError> {
         self.any_depth += 1;
         if self.any_depth > self.max_any_depth {
@@ -555,18 +573,22 @@ impl<'de> Reader<'de> for JsonReader<'de> {
         Ok(())
     }
 
+    #[inline]
     fn exit_any_value(&mut self) {
         self.any_depth -= 1;
     }
 
+    #[inline]
     fn uint32(&mut self) -> Result<u32, CodecError> {
         self.integer("an unsigned 32-bit integer")
     }
 
+    #[inline]
     fn int32(&mut self) -> Result<i32, CodecError> {
         self.integer("a 32-bit integer")
     }
 
+    #[inline]
     fn enumeration(&mut self, by_name: fn(&str) -> Option<i32>) -> Result<i32, CodecError> {
         if self.peek() == Some(b'"') {
             let at = self.pos;
@@ -578,14 +600,17 @@ impl<'de> Reader<'de> for JsonReader<'de> {
         self.integer("an enum number or name")
     }
 
+    #[inline]
     fn uint64(&mut self) -> Result<u64, CodecError> {
         self.integer("an unsigned 64-bit integer")
     }
 
+    #[inline]
     fn int64(&mut self) -> Result<i64, CodecError> {
         self.integer("a 64-bit integer")
     }
 
+    #[inline]
     fn double(&mut self) -> Result<f64, CodecError> {
         let at = self.pos;
         if self.peek() == Some(b'"') {
@@ -609,6 +634,7 @@ impl<'de> Reader<'de> for JsonReader<'de> {
             .map_err(|_| invalid(format!("invalid number {}", shorten(text))).with_offset(at))
     }
 
+    #[inline]
     fn boolean(&mut self) -> Result<bool, CodecError> {
         match self.peek() {
             Some(b't') if self.literal(b"true") => Ok(true),
@@ -617,13 +643,12 @@ impl<'de> Reader<'de> for JsonReader<'de> {
         }
     }
 
+    #[inline]
     fn string(&mut self) -> Result<String, CodecError> {
-        if self.peek() != Some(b'"') {
-            return Err(invalid("expected a string").with_offset(self.pos));
-        }
         Ok(self.str()?.into_owned())
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<Bytes, CodecError> {
         if self.peek() != Some(b'"') {
             return Err(invalid("expected a base64 string").with_offset(self.pos));
@@ -637,10 +662,8 @@ impl<'de> Reader<'de> for JsonReader<'de> {
             .map_err(|e| invalid(format!("invalid base64: {e}")).with_offset(at))
     }
 
+    #[inline]
     fn id(&mut self, len: usize) -> Result<Bytes, CodecError> {
-        if self.peek() != Some(b'"') {
-            return Err(invalid("expected a hex string").with_offset(self.pos));
-        }
         let at = self.pos;
         let owned;
         let hex: &[u8] = match self.raw_str()? {
@@ -675,6 +698,7 @@ impl<'de> Reader<'de> for JsonReader<'de> {
         Ok(self.id_arena.split().freeze())
     }
 
+    #[inline]
     fn begin_array(&mut self) -> Result<bool, CodecError> {
         match self.peek() {
             Some(b'n') if self.literal(b"null") => Ok(false),
@@ -688,20 +712,20 @@ impl<'de> Reader<'de> for JsonReader<'de> {
         }
     }
 
+    #[inline]
     fn array_hint(&mut self, field: &'static Field) -> usize {
         let key = field as *const Field as usize;
-        self.array_lengths[key / 8 % ARRAY_HINTS]
-            .0
-            .eq(&key)
-            .then(|| self.array_lengths[key / 8 % ARRAY_HINTS].1)
-            .unwrap_or(0)
+        let (remembered, len) = self.array_lengths[key / 8 % ARRAY_HINTS];
+        if remembered == key { len } else { 0 }
     }
 
+    #[inline]
     fn record_array_len(&mut self, field: &'static Field, len: usize) {
         let key = field as *const Field as usize;
         self.array_lengths[key / 8 % ARRAY_HINTS] = (key, len.min(MAX_ARRAY_HINT));
     }
 
+    #[inline]
     fn next_item(&mut self) -> Result<bool, CodecError> {
         match self.peek() {
             Some(b']') => {

@@ -34,6 +34,7 @@ pub(crate) struct JsonWriter<'a> {
 }
 
 impl<'a> JsonWriter<'a> {
+    #[inline]
     pub(crate) fn new(out: &'a mut Vec<u8>, max_depth: usize) -> Self {
         Self {
             out,
@@ -43,6 +44,7 @@ impl<'a> JsonWriter<'a> {
         }
     }
 
+    #[inline]
     fn quoted_str(&mut self, value: &str) {
         let bytes = value.as_bytes();
         self.out.reserve(bytes.len() + 2);
@@ -69,17 +71,20 @@ impl<'a> JsonWriter<'a> {
 }
 
 impl Writer for JsonWriter<'_> {
+    #[inline]
     fn begin_message(&mut self, _fields: usize) -> Result<(), CodecError> {
         self.out.push(b'{');
         self.needs_comma = false;
         Ok(())
     }
 
+    #[inline]
     fn end_message(&mut self) {
         self.out.push(b'}');
         self.needs_comma = true;
     }
 
+    #[inline]
     fn field(&mut self, field: &'static Field) {
         let key = field.json_key.as_bytes();
         let key = if self.needs_comma { key } else { &key[1..] };
@@ -87,6 +92,7 @@ impl Writer for JsonWriter<'_> {
         self.needs_comma = true;
     }
 
+    #[inline]
     fn enter_any_value(&mut self) -> Result<(), CodecError> {
         self.depth += 1;
         if self.depth > self.max_depth {
@@ -98,24 +104,29 @@ impl Writer for JsonWriter<'_> {
         Ok(())
     }
 
+    #[inline]
     fn exit_any_value(&mut self) {
         self.depth -= 1;
     }
 
+    #[inline]
     fn uint32(&mut self, value: u32) {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
+    #[inline]
     fn int32(&mut self, value: i32) {
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
+    #[inline]
     fn enumeration(&mut self, value: i32) {
         self.int32(value);
     }
 
+    #[inline]
     fn uint64(&mut self, value: u64) {
         self.out.push(b'"');
         self.out
@@ -123,6 +134,7 @@ impl Writer for JsonWriter<'_> {
         self.out.push(b'"');
     }
 
+    #[inline]
     fn int64(&mut self, value: i64) {
         self.out.push(b'"');
         self.out
@@ -130,6 +142,7 @@ impl Writer for JsonWriter<'_> {
         self.out.push(b'"');
     }
 
+    #[inline]
     fn double(&mut self, value: f64) {
         if value.is_finite() {
             self.out
@@ -143,15 +156,18 @@ impl Writer for JsonWriter<'_> {
         }
     }
 
+    #[inline]
     fn boolean(&mut self, value: bool) {
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
+    #[inline]
     fn string(&mut self, value: &str) {
         self.quoted_str(value);
     }
 
+    #[inline]
     fn bytes(&mut self, value: &[u8]) {
         self.out.push(b'"');
         let start = self.out.len();
@@ -164,6 +180,7 @@ impl Writer for JsonWriter<'_> {
         self.out.push(b'"');
     }
 
+    #[inline]
     fn id(&mut self, value: &[u8]) {
         self.out.reserve(value.len() * 2 + 2);
         self.out.push(b'"');
@@ -174,16 +191,19 @@ impl Writer for JsonWriter<'_> {
         self.out.push(b'"');
     }
 
+    #[inline]
     fn begin_array(&mut self, _len: usize) {
         self.out.push(b'[');
     }
 
+    #[inline]
     fn array_item(&mut self, index: usize) {
         if index > 0 {
             self.out.push(b',');
         }
     }
 
+    #[inline]
     fn end_array(&mut self) {
         self.out.push(b']');
         self.needs_comma = true;
