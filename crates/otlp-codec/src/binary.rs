@@ -239,3 +239,49 @@ pub(crate) fn ranged<T: TryFrom<i128>>(
 ) -> Result<T, CodecError> {
     T::try_from(value).map_err(|_| cursor.error(format!("{value} is out of range for {what}")))
 }
+
+/// The codec type of a binary format: its constructor, its `Codec` impl over every schema
+/// message (a writer with a depth guard, a reader over a `Cursor`), and its `OtlpCodec` names.
+macro_rules! binary_codec {
+    ($codec:ident, $writer:ident, $reader:ident, $name:literal, $content_type:literal) => {
+        impl $codec {
+            #[doc = concat!("`", $name, "` with `limits`.")]
+            pub fn new(limits: DecodeLimits) -> Self {
+                Self { limits }
+            }
+        }
+
+        impl<M: Schema> Codec<M> for $codec {
+            #[inline]
+            fn encode(&self, message: &M, out: &mut Vec<u8>) -> Result<(), CodecError> {
+                message.write(&mut $writer {
+                    out,
+                    depth: 0,
+                    max_depth: self.limits.max_any_value_depth,
+                })
+            }
+
+            #[inline]
+            fn decode(&self, input: Bytes) -> Result<M, CodecError> {
+                self.limits.check_input(input.len())?;
+                let mut reader = $reader {
+                    cursor: crate::binary::Cursor::new(&input, self.limits.max_any_value_depth),
+                };
+                let message = M::read(&mut reader)?;
+                reader.cursor.finish()?;
+                Ok(message)
+            }
+        }
+
+        impl OtlpCodec for $codec {
+            fn name(&self) -> &str {
+                $name
+            }
+            fn content_type(&self) -> &str {
+                $content_type
+            }
+        }
+    };
+}
+
+pub(crate) use binary_codec;

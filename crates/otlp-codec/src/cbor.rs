@@ -26,45 +26,7 @@ pub struct Cbor {
     limits: DecodeLimits,
 }
 
-impl Cbor {
-    /// CBOR with `limits`.
-    pub fn new(limits: DecodeLimits) -> Self {
-        Self { limits }
-    }
-}
-
-impl<M: Schema> Codec<M> for Cbor {
-    #[inline]
-    fn encode(&self, message: &M, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        message.write(&mut CborWriter {
-            out,
-            depth: 0,
-            max_depth: self.limits.max_any_value_depth,
-        })
-    }
-
-    #[inline]
-    fn decode(&self, input: Bytes) -> Result<M, CodecError> {
-        self.limits.check_input(input.len())?;
-        let mut reader = CborReader {
-            cursor: Cursor::new(&input, self.limits.max_any_value_depth),
-        };
-        let message = M::read(&mut reader)?;
-        reader.cursor.finish()?;
-        Ok(message)
-    }
-}
-
-impl OtlpCodec for Cbor {
-    #[inline]
-    fn name(&self) -> &str {
-        "cbor"
-    }
-    #[inline]
-    fn content_type(&self) -> &str {
-        "application/cbor"
-    }
-}
+crate::binary::binary_codec!(Cbor, CborWriter, CborReader, "cbor", "application/cbor");
 
 const UNSIGNED: u8 = 0;
 const NEGATIVE: u8 = 1;

@@ -26,45 +26,13 @@ pub struct MessagePack {
     limits: DecodeLimits,
 }
 
-impl MessagePack {
-    /// MessagePack with `limits`.
-    pub fn new(limits: DecodeLimits) -> Self {
-        Self { limits }
-    }
-}
-
-impl<M: Schema> Codec<M> for MessagePack {
-    #[inline]
-    fn encode(&self, message: &M, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        message.write(&mut MsgpackWriter {
-            out,
-            depth: 0,
-            max_depth: self.limits.max_any_value_depth,
-        })
-    }
-
-    #[inline]
-    fn decode(&self, input: Bytes) -> Result<M, CodecError> {
-        self.limits.check_input(input.len())?;
-        let mut reader = MsgpackReader {
-            cursor: Cursor::new(&input, self.limits.max_any_value_depth),
-        };
-        let message = M::read(&mut reader)?;
-        reader.cursor.finish()?;
-        Ok(message)
-    }
-}
-
-impl OtlpCodec for MessagePack {
-    #[inline]
-    fn name(&self) -> &str {
-        "msgpack"
-    }
-    #[inline]
-    fn content_type(&self) -> &str {
-        "application/msgpack"
-    }
-}
+crate::binary::binary_codec!(
+    MessagePack,
+    MsgpackWriter,
+    MsgpackReader,
+    "msgpack",
+    "application/msgpack"
+);
 
 struct MsgpackWriter<'a> {
     out: &'a mut Vec<u8>,

@@ -22,36 +22,53 @@ fn compress_with<W: std::io::Write>(
     finish(writer).map_err(fail)
 }
 
-/// gzip (RFC 1952), the OTLP default. Decompression accepts concatenated members, as HTTP
-/// clients may send them.
-#[cfg(feature = "gzip")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gzip {
-    level: u32,
-}
-
-#[cfg(feature = "gzip")]
-impl Gzip {
-    /// gzip at `level` (0 = stored ... 9 = smallest; values above 9 are taken as 9).
-    pub fn new(level: u32) -> Self {
-        Self {
-            level: level.min(9),
+/// A deflate-family algorithm: a level from 0 (stored) to 9 (smallest), 6 by default.
+macro_rules! leveled {
+    ($(#[$doc:meta])* $name:ident, $feature:literal) => {
+        $(#[$doc])*
+        #[cfg(feature = $feature)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            level: u32,
         }
-    }
 
-    /// The compression level.
-    pub fn level(&self) -> u32 {
-        self.level
-    }
+        #[cfg(feature = $feature)]
+        impl $name {
+            /// At `level` (0 = stored ... 9 = smallest; values above 9 are taken as 9).
+            pub fn new(level: u32) -> Self {
+                Self { level: level.min(9) }
+            }
+
+            /// The compression level.
+            pub fn level(&self) -> u32 {
+                self.level
+            }
+        }
+
+        #[cfg(feature = $feature)]
+        impl Default for $name {
+            /// Level 6, zlib's default.
+            fn default() -> Self {
+                Self::new(6)
+            }
+        }
+    };
 }
 
-#[cfg(feature = "gzip")]
-impl Default for Gzip {
-    /// Level 6, zlib's and gzip's default.
-    fn default() -> Self {
-        Self::new(6)
-    }
-}
+leveled!(
+    /// gzip (RFC 1952), the OTLP default. Decompression accepts concatenated members, as
+    /// HTTP clients may send them.
+    Gzip,
+    "gzip"
+);
+
+leveled!(
+    /// zlib (RFC 1950): what HTTP calls `deflate` and gRPC calls `deflate`. Decompression
+    /// also accepts raw deflate (RFC 1951) without the zlib wrapper, which some HTTP clients
+    /// send under the `deflate` name.
+    Zlib,
+    "deflate"
+);
 
 #[cfg(feature = "gzip")]
 impl Compression for Gzip {
@@ -84,38 +101,6 @@ impl Compression for Gzip {
             limit,
             out,
         )
-    }
-}
-
-/// zlib (RFC 1950): what HTTP calls `deflate` and gRPC calls `deflate`. Decompression also
-/// accepts raw deflate (RFC 1951) without the zlib wrapper, which some HTTP clients send
-/// under the `deflate` name.
-#[cfg(feature = "deflate")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Zlib {
-    level: u32,
-}
-
-#[cfg(feature = "deflate")]
-impl Zlib {
-    /// zlib at `level` (0 = stored ... 9 = smallest).
-    pub fn new(level: u32) -> Self {
-        Self {
-            level: level.min(9),
-        }
-    }
-
-    /// The compression level.
-    pub fn level(&self) -> u32 {
-        self.level
-    }
-}
-
-#[cfg(feature = "deflate")]
-impl Default for Zlib {
-    /// Level 6.
-    fn default() -> Self {
-        Self::new(6)
     }
 }
 
