@@ -1,0 +1,175 @@
+//! gRPC message framing: each message is a 1-byte compressed flag, a 4-byte big-endian
+//! length and the payload. Owning the framing (rather than tonic's) is what lets every
+//! algorithm of otlp-compression serve as a `grpc-encoding`, with the decompressed size
+//! bounded by construction.
+//!
+//! [`FrameDecoder`] is sans-IO: the transport pushes body chunks as they arrive and pulls
+//! complete frames; a declared length over the limit is refused before it is buffered.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use otlp_compression::{Compression, DEFAULT_DECOMPRESSED_LIMIT};
+use otlp_core::{ErrorKind, ExportError};
+
+/// Bytes of the frame header.
+pub const HEADER_LEN: usize = 5;
+
+/// Size limits for incoming messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// Largest message after decompression (default 64 MiB, the OTLP recommendation).
+    pub max_message_bytes: usize,
+    /// Largest frame payload as sent (compressed or not).
+    pub max_frame_bytes: usize,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_DECOMPRESSED_LIMIT,
+            max_frame_bytes: DEFAULT_DECOMPRESSED_LIMIT,
+        }
+    }
+}
+
+/// One frame as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The compressed flag.
+    pub compressed: bool,
+    /// The payload as sent.
+    pub payload: Bytes,
+}
+
+/// Appends a frame carrying `message`, compressed with `compression` if given.
+pub fn encode_frame(
+    message: &[u8],
+    compression: Option<&dyn Compression>,
+    out: &mut BytesMut,
+) -> Result<(), ExportError> {
+    let start = out.len();
+    out.put_bytes(0, HEADER_LEN);
+    let compressed = match compression {
+        Some(algorithm) => {
+            let mut buffer = Vec::with_capacity(message.len() / 2);
+            algorithm.compress(message, &mut buffer)?;
+            out.extend_from_slice(&buffer);
+            true
+        }
+        None => {
+            out.extend_from_slice(message);
+            false
+        }
+    };
+    let len = u32::try_from(out.len() - start - HEADER_LEN)
+        .map_err(|_| ExportError::too_large("a gRPC message cannot exceed 4 GiB"))?;
+    out[start] = u8::from(compressed);
+    out[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Reassembles frames from body chunks.
+#[derive(Debug, Default)]
+pub struct FrameDecoder {
+    buffer: BytesMut,
+    limits: FrameLimits,
+}
+
+impl FrameDecoder {
+    /// A decoder enforcing `limits`.
+    pub fn new(limits: FrameLimits) -> Self {
+        Self {
+            buffer: BytesMut::new(),
+            limits,
+        }
+    }
+
+    /// Adds a chunk of the request or response body.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buffer.extend_from_slice(chunk);
+    }
+
+    /// Bytes received but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The next complete frame, `None` if more bytes are needed. A declared length over
+    /// the frame limit is an error (RESOURCE_EXHAUSTED) as soon as the header is read, so
+    /// such a body is never buffered; so is a compressed flag other than 0 or 1 (INTERNAL).
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, ExportError> {
+        if self.buffer.len() < HEADER_LEN {
+            return Ok(None);
+        }
+        let flag = self.buffer[0];
+        if flag > 1 {
+            return Err(ExportError::new(
+                ErrorKind::Internal,
+                format!("invalid gRPC compressed flag {flag}"),
+            ));
+        }
+        let mut header = [0u8; 4];
+        header.copy_from_slice(&self.buffer[1..HEADER_LEN]);
+        let len = u32::from_be_bytes(header) as usize;
+        if len > self.limits.max_frame_bytes {
+            return Err(ExportError::too_large(format!(
+                "gRPC message of {len} bytes exceeds the limit of {} bytes",
+                self.limits.max_frame_bytes
+            )));
+        }
+        if self.buffer.len() < HEADER_LEN + len {
+            // Reserve what the frame still needs, now that it is known to be within limits.
+            self.buffer.reserve(HEADER_LEN + len - self.buffer.len());
+            return Ok(None);
+        }
+        self.buffer.advance(HEADER_LEN);
+        let payload = self.buffer.split_to(len).freeze();
+        Ok(Some(Frame {
+            compressed: flag == 1,
+            payload,
+        }))
+    }
+
+    /// At the end of the body: an error if a partial frame is left.
+    pub fn finish(&self) -> Result<(), ExportError> {
+        if self.buffer.is_empty() {
+            Ok(())
+        } else {
+            Err(ExportError::new(
+                ErrorKind::Internal,
+                format!(
+                    "the body ended inside a gRPC frame ({} bytes left)",
+                    self.buffer.len()
+                ),
+            ))
+        }
+    }
+
+    /// The message of `frame`: decompressed with `encoding` (the request's `grpc-encoding`)
+    /// when the frame is compressed, within the message limit. A compressed frame without
+    /// an encoding is INTERNAL, as the gRPC specification says.
+    pub fn message(
+        &self,
+        frame: Frame,
+        encoding: Option<&dyn Compression>,
+    ) -> Result<Bytes, ExportError> {
+        let limit = self.limits.max_message_bytes;
+        if !frame.compressed {
+            if frame.payload.len() > limit {
+                return Err(ExportError::too_large(format!(
+                    "gRPC message of {} bytes exceeds the limit of {limit} bytes",
+                    frame.payload.len()
+                )));
+            }
+            return Ok(frame.payload);
+        }
+        let Some(algorithm) = encoding else {
+            return Err(ExportError::new(
+                ErrorKind::Internal,
+                "a compressed gRPC message arrived without grpc-encoding",
+            ));
+        };
+        let mut out = Vec::new();
+        algorithm.decompress(&frame.payload, limit, &mut out)?;
+        Ok(Bytes::from(out))
+    }
+}

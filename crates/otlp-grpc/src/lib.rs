@@ -1,0 +1,38 @@
+//! OTLP over gRPC for otlp-transport.
+//!
+//! This crate is being built: so far it holds the pieces a receiver and an exporter both
+//! stand on, as plain logic without sockets:
+//!
+//! - [`framing`]: the gRPC message framing (compressed flag + length + payload) with every
+//!   algorithm of otlp-compression usable as a `grpc-encoding`, limits checked before
+//!   buffering and decompression bounded.
+//! - [`status`]: `grpc-status` / `grpc-message` / `grpc-status-details-bin` (RetryInfo) in
+//!   both directions, through the OTLP tables of otlp-core.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use otlp_compression::{CompressionSet, Gzip};
+//! use otlp_grpc::framing::{FrameDecoder, FrameLimits, encode_frame};
+//!
+//! let mut wire = BytesMut::new();
+//! encode_frame(b"an ExportTraceServiceRequest", Some(&Gzip::default()), &mut wire)?;
+//!
+//! let mut decoder = FrameDecoder::new(FrameLimits::default());
+//! decoder.push(&wire[..3]); // bodies arrive in pieces
+//! assert!(decoder.next_frame()?.is_none());
+//! decoder.push(&wire[3..]);
+//! let frame = decoder.next_frame()?.expect("complete");
+//! let set = CompressionSet::with_defaults();
+//! let message = decoder.message(frame, set.by_grpc_name("gzip").map(|c| c.as_ref()))?;
+//! assert_eq!(&message[..], b"an ExportTraceServiceRequest");
+//! # Ok::<(), otlp_core::ExportError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod framing;
+pub mod status;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;
