@@ -66,6 +66,10 @@ impl<S: Signal> Clone for Batch<S> {
 impl<S: Signal> Batch<S> {
     /// Starts the batcher task (fixed-size and time-based batching by `config.batch`) on
     /// the current runtime in front of `inner`.
+    ///
+    /// What `inner` sends and drops is `inner`'s to count: put a
+    /// [`RetryLayer`](otlp_reliability::retry::RetryLayer) sharing `metrics` under the
+    /// batcher, or failed exports go uncounted.
     pub fn new<Svc>(inner: Svc, config: BatchLayerConfig, metrics: Arc<PipelineMetrics>) -> Self
     where
         Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
@@ -177,7 +181,7 @@ async fn run<S, Svc, P>(
             }
             () = sleep_until_deadline(epoch, deadline) => {
                 for batch in batcher.expire(epoch.elapsed()) {
-                    dispatch(&exports, inner.clone(), batch, &feedback).await;
+                    dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
                 }
                 continue;
             }
@@ -190,18 +194,24 @@ async fn run<S, Svc, P>(
                 } else {
                     0
                 };
+                let items = request.item_count();
                 let message = match request.into_message() {
                     Ok(message) => message,
-                    Err(_) => continue,
+                    // Encoded bytes a receiver vouched for turned out malformed: the items
+                    // cannot be sent, and are counted.
+                    Err(_) => {
+                        metrics.add_dropped(DropReason::Permanent, items);
+                        continue;
+                    }
                 };
                 for batch in batcher.push_sized(message, bytes, epoch.elapsed()) {
-                    dispatch(&exports, inner.clone(), batch, &feedback).await;
+                    dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
                 }
                 metrics.add_dropped(DropReason::QueueFull, batcher.take_dropped());
             }
             Some(Command::Flush(done)) => {
                 for batch in batcher.flush_all() {
-                    dispatch(&exports, inner.clone(), batch, &feedback).await;
+                    dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
                 }
                 let _ = done.send(());
             }
@@ -209,10 +219,14 @@ async fn run<S, Svc, P>(
                 commands.close();
                 // Requests already in the channel are part of the drain.
                 while let Ok(Command::Export(request)) = commands.try_recv() {
-                    if let Ok(message) = request.into_message() {
-                        for batch in batcher.push(message, epoch.elapsed()) {
-                            dispatch(&exports, inner.clone(), batch, &feedback).await;
+                    let items = request.item_count();
+                    match request.into_message() {
+                        Ok(message) => {
+                            for batch in batcher.push(message, epoch.elapsed()) {
+                                dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
+                            }
                         }
+                        Err(_) => metrics.add_dropped(DropReason::Permanent, items),
                     }
                 }
                 metrics.add_dropped(DropReason::QueueFull, batcher.take_dropped());
@@ -220,10 +234,18 @@ async fn run<S, Svc, P>(
                 let items: usize = last.iter().map(otlp_model::SignalRequest::item_count).sum();
                 let permits = config.max_concurrent_exports.max(1) as u32;
                 let sender = inner.clone();
-                let (all_exports, all_feedback) = (exports.clone(), feedback.clone());
+                let (all_exports, all_feedback, all_metrics) =
+                    (exports.clone(), feedback.clone(), metrics.clone());
                 let all = tokio::time::timeout(deadline, async move {
                     for batch in last {
-                        dispatch(&all_exports, sender.clone(), batch, &all_feedback).await;
+                        dispatch(
+                            &all_exports,
+                            sender.clone(),
+                            batch,
+                            &all_feedback,
+                            &all_metrics,
+                        )
+                        .await;
                     }
                     all_exports.acquire_many(permits).await.map(drop)
                 })
@@ -254,21 +276,28 @@ async fn dispatch<S, Svc>(
     mut inner: Svc,
     batch: S::Request,
     feedback: &mpsc::UnboundedSender<(usize, Duration)>,
+    metrics: &Arc<PipelineMetrics>,
 ) where
     S: Signal,
     Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError> + Send + 'static,
     Svc::Future: Send,
 {
+    let items = otlp_model::SignalRequest::item_count(&batch);
     let Ok(permit) = exports.clone().acquire_owned().await else {
+        metrics.add_dropped(DropReason::Shutdown, items);
         return;
     };
     let feedback = feedback.clone();
+    let metrics = metrics.clone();
     tokio::spawn(async move {
-        let items = otlp_model::SignalRequest::item_count(&batch);
         let started = Instant::now();
-        // The inner service (retry) counts what it sends and drops.
-        if poll_fn(|cx| inner.poll_ready(cx)).await.is_ok() {
-            let _ = inner.call(ExportRequest::new(batch)).await;
+        // The inner service (the retry layer) counts what it sends and drops; a service
+        // that cannot even become ready drops the batch here.
+        match poll_fn(|cx| inner.poll_ready(cx)).await {
+            Ok(()) => {
+                let _ = inner.call(ExportRequest::new(batch)).await;
+            }
+            Err(_) => metrics.add_dropped(DropReason::Permanent, items),
         }
         let _ = feedback.send((items, started.elapsed()));
         drop(permit);

@@ -173,7 +173,12 @@ impl<S: Signal> ExportRequest<S> {
     /// The protobuf encoding: the held bytes (an O(1) clone) or a fresh encoding.
     pub fn to_protobuf(&self) -> Bytes {
         match &self.payload {
-            Payload::Message(m) => Bytes::from(m.encode_to_vec()),
+            Payload::Message(m) => {
+                // The size is known (and remembered), so the buffer is allocated once.
+                let mut buffer = Vec::with_capacity(self.encoded_len());
+                m.encode_raw(&mut buffer);
+                Bytes::from(buffer)
+            }
             Payload::Protobuf(bytes) => bytes.clone(),
         }
     }

@@ -127,6 +127,10 @@ pub struct ShutdownReport {
 impl<S: Signal> Queue<S> {
     /// A queue in front of `inner`, with `config.workers` worker tasks on the current tokio
     /// runtime, counting into `metrics`.
+    ///
+    /// What `inner` sends and drops is `inner`'s to count: put a
+    /// [`RetryLayer`](crate::retry::RetryLayer) sharing `metrics` under the queue, or failed
+    /// exports go uncounted.
     pub fn new<Svc>(inner: Svc, config: QueueConfig, metrics: Arc<PipelineMetrics>) -> Self
     where
         Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
@@ -324,9 +328,15 @@ where
             continue;
         };
         shared.space.notify_waiters();
-        // Errors are the inner service's to count (the retry layer counts every drop).
-        if poll_fn(|cx| inner.poll_ready(cx)).await.is_ok() {
-            let _ = inner.call(entry.request).await;
+        // Errors are the inner service's to count (the retry layer counts every drop); a
+        // service that cannot even become ready drops the request here.
+        match poll_fn(|cx| inner.poll_ready(cx)).await {
+            Ok(()) => {
+                let _ = inner.call(entry.request).await;
+            }
+            Err(_) => shared
+                .metrics
+                .add_dropped(DropReason::Permanent, entry.items),
         }
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         shared.progress.notify_waiters();

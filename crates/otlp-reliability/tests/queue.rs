@@ -137,3 +137,36 @@ async fn shutdown_counts_what_cannot_be_sent_by_the_deadline() {
     assert!(queue.clone().oneshot(request).await.is_err());
     assert_eq!(metrics.snapshot().dropped(DropReason::Shutdown), 50);
 }
+
+/// An exporter that can never become ready (its connection is gone for good).
+#[derive(Clone)]
+struct NeverReady;
+
+impl tower::Service<ExportRequest<Traces>> for NeverReady {
+    type Response = ExportOutcome;
+    type Error = ExportError;
+    type Future = std::future::Ready<Result<ExportOutcome, ExportError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ExportError>> {
+        std::task::Poll::Ready(Err(ExportError::internal("closed")))
+    }
+
+    fn call(&mut self, _: ExportRequest<Traces>) -> Self::Future {
+        std::future::ready(Err(ExportError::internal("closed")))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_the_exporter_cannot_take_is_counted_not_lost() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let queue = Queue::new(NeverReady, config(), metrics.clone());
+    let request = ExportRequest::<Traces>::new(otlp_testkit::realistic::traces(12, 1));
+    queue.clone().oneshot(request).await.expect("queued");
+    let report = queue.shutdown(Duration::from_secs(5)).await;
+    assert!(report.drained);
+    assert_eq!(metrics.snapshot().dropped(DropReason::Permanent), 12);
+    assert_eq!(metrics.snapshot().received, 12);
+}
