@@ -43,7 +43,29 @@ impl Default for BatchLayerConfig {
 enum Command<S: Signal> {
     Export(ExportRequest<S>),
     Flush(oneshot::Sender<()>),
-    Shutdown(Duration, oneshot::Sender<usize>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Where the items handed to the batcher are, so that a shutdown that runs out of time can
+/// count exactly what it leaves behind, whichever task is stuck.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// Handed to the batcher, not yet to an export.
+    pending: usize,
+    /// Handed to an export that has not finished.
+    in_flight: usize,
+    /// A shutdown gave up waiting: everything above was counted as dropped, and nothing
+    /// more is exported.
+    abandoned: bool,
+}
+
+type SharedLedger = Arc<std::sync::Mutex<Ledger>>;
+
+fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
+    // The critical sections are a few additions; a poisoned lock is still consistent.
+    ledger
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The producer side: an export service whose calls return once the request is handed to
@@ -52,6 +74,7 @@ enum Command<S: Signal> {
 pub struct Batch<S: Signal> {
     commands: mpsc::Sender<Command<S>>,
     metrics: Arc<PipelineMetrics>,
+    ledger: SharedLedger,
 }
 
 impl<S: Signal> Clone for Batch<S> {
@@ -59,6 +82,7 @@ impl<S: Signal> Clone for Batch<S> {
         Self {
             commands: self.commands.clone(),
             metrics: self.metrics.clone(),
+            ledger: self.ledger.clone(),
         }
     }
 }
@@ -98,8 +122,20 @@ impl<S: Signal> Batch<S> {
         P: BatchPolicy<S::Request>,
     {
         let (commands, receiver) = mpsc::channel(config.channel_capacity.max(1));
-        tokio::spawn(run(receiver, inner, policy, config, metrics.clone()));
-        Self { commands, metrics }
+        let ledger = SharedLedger::default();
+        let driver = Driver {
+            inner,
+            exports: Arc::new(Semaphore::new(config.max_concurrent_exports.max(1))),
+            permits: config.max_concurrent_exports.max(1) as u32,
+            metrics: metrics.clone(),
+            ledger: ledger.clone(),
+        };
+        tokio::spawn(run(receiver, driver, policy));
+        Self {
+            commands,
+            metrics,
+            ledger,
+        }
     }
 
     /// Sends the pending batch now and waits until it has been handed to an export.
@@ -111,18 +147,30 @@ impl<S: Signal> Batch<S> {
     }
 
     /// Flushes, then waits up to `deadline` for every export to finish; returns the items
-    /// that could not be sent by then, which are counted as dropped (reason `Shutdown`).
+    /// that were not sent by then — still waiting, or in exports that had not finished —
+    /// which are counted as dropped (reason `Shutdown`). Nothing is exported after it
+    /// returns.
     pub async fn shutdown(&self, deadline: Duration) -> usize {
-        let (done, wait) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Shutdown(deadline, done))
-            .await
-            .is_err()
-        {
-            return 0;
-        }
-        wait.await.unwrap_or(0)
+        let drained = tokio::time::timeout(deadline, async {
+            let (done, wait) = oneshot::channel();
+            if self.commands.send(Command::Shutdown(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        })
+        .await
+        .is_ok();
+        let mut ledger = lock(&self.ledger);
+        ledger.abandoned = true;
+        let left = if drained {
+            0
+        } else {
+            ledger.pending + ledger.in_flight
+        };
+        ledger.pending = 0;
+        ledger.in_flight = 0;
+        drop(ledger);
+        self.metrics.add_dropped(DropReason::Shutdown, left);
+        left
     }
 }
 
@@ -138,13 +186,34 @@ impl<S: Signal> Service<ExportRequest<S>> for Batch<S> {
     fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
         let commands = self.commands.clone();
         let metrics = self.metrics.clone();
+        let ledger = self.ledger.clone();
         Box::pin(async move {
             let items = request.item_count();
             metrics.add_received(items);
+            {
+                let mut ledger = lock(&ledger);
+                if ledger.abandoned {
+                    drop(ledger);
+                    metrics.add_dropped(DropReason::Shutdown, items);
+                    return Err(ExportError::unavailable("the batcher is shut down"));
+                }
+                ledger.pending += items;
+            }
             match commands.send(Command::Export(request)).await {
                 Ok(()) => Ok(ExportOutcome::success(items)),
                 Err(_) => {
-                    metrics.add_dropped(DropReason::Shutdown, items);
+                    let counted = {
+                        let mut ledger = lock(&ledger);
+                        // A shutdown that gave up has counted these items already.
+                        let counted = !ledger.abandoned;
+                        if counted {
+                            ledger.pending -= items;
+                        }
+                        counted
+                    };
+                    if counted {
+                        metrics.add_dropped(DropReason::Shutdown, items);
+                    }
                     Err(ExportError::unavailable("the batcher is shut down"))
                 }
             }
@@ -152,12 +221,105 @@ impl<S: Signal> Service<ExportRequest<S>> for Batch<S> {
     }
 }
 
+/// What the batcher task needs to hand batches to exports.
+struct Driver<Svc> {
+    inner: Svc,
+    exports: Arc<Semaphore>,
+    permits: u32,
+    metrics: Arc<PipelineMetrics>,
+    ledger: SharedLedger,
+}
+
+impl<Svc> Driver<Svc> {
+    /// Items that left the batcher without being exported (dropped by the strategy, or
+    /// malformed): no longer pending, counted under `reason`.
+    fn discard(&self, reason: DropReason, items: usize) {
+        if items == 0 {
+            return;
+        }
+        let mut ledger = lock(&self.ledger);
+        if ledger.abandoned {
+            return;
+        }
+        ledger.pending = ledger.pending.saturating_sub(items);
+        drop(ledger);
+        self.metrics.add_dropped(reason, items);
+    }
+
+    /// Exports one batch on its own task once a concurrency permit is free. The future
+    /// owns what it needs (nothing borrowed from the driver), so the service need not be
+    /// `Sync`.
+    fn dispatch<S>(
+        &self,
+        batch: S::Request,
+        feedback: &mpsc::UnboundedSender<(usize, Duration)>,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: Signal,
+        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
+            + Clone
+            + Send
+            + 'static,
+        Svc::Future: Send,
+    {
+        let exports = self.exports.clone();
+        let mut inner = self.inner.clone();
+        let (feedback, metrics, ledger) =
+            (feedback.clone(), self.metrics.clone(), self.ledger.clone());
+        async move {
+            let items = otlp_model::SignalRequest::item_count(&batch);
+            let Ok(permit) = exports.acquire_owned().await else {
+                return;
+            };
+            {
+                let mut ledger = lock(&ledger);
+                if ledger.abandoned {
+                    // Counted as dropped by the shutdown that gave up.
+                    return;
+                }
+                ledger.pending = ledger.pending.saturating_sub(items);
+                ledger.in_flight += items;
+            }
+            tokio::spawn(async move {
+                let started = Instant::now();
+                // The inner service (the retry layer) counts what it sends and drops; a
+                // service that cannot even become ready drops the batch here.
+                match poll_fn(|cx| inner.poll_ready(cx)).await {
+                    Ok(()) => {
+                        let _ = inner.call(ExportRequest::new(batch)).await;
+                    }
+                    Err(_) => metrics.add_dropped(DropReason::Permanent, items),
+                }
+                {
+                    let mut ledger = lock(&ledger);
+                    if !ledger.abandoned {
+                        ledger.in_flight = ledger.in_flight.saturating_sub(items);
+                    }
+                }
+                let _ = feedback.send((items, started.elapsed()));
+                drop(permit);
+            });
+        }
+    }
+
+    /// Decodes a request for the strategy; a malformed one is counted and skipped.
+    fn message<S: Signal>(&self, request: ExportRequest<S>) -> Option<S::Request> {
+        let items = request.item_count();
+        match request.into_message() {
+            Ok(message) => Some(message),
+            // Encoded bytes a receiver vouched for turned out malformed.
+            Err(_) => {
+                self.discard(DropReason::Permanent, items);
+                None
+            }
+        }
+    }
+}
+
 async fn run<S, Svc, P>(
     mut commands: mpsc::Receiver<Command<S>>,
-    inner: Svc,
+    driver: Driver<Svc>,
     mut batcher: P,
-    config: BatchLayerConfig,
-    metrics: Arc<PipelineMetrics>,
 ) where
     S: Signal,
     Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
@@ -168,7 +330,6 @@ async fn run<S, Svc, P>(
     P: BatchPolicy<S::Request>,
 {
     let epoch = Instant::now();
-    let exports = Arc::new(Semaphore::new(config.max_concurrent_exports.max(1)));
     // Export latencies come back to the strategy (adaptive batching uses them).
     let (feedback, mut latencies) = mpsc::unbounded_channel::<(usize, Duration)>();
     loop {
@@ -181,7 +342,7 @@ async fn run<S, Svc, P>(
             }
             () = sleep_until_deadline(epoch, deadline) => {
                 for batch in batcher.expire(epoch.elapsed()) {
-                    dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
+                    driver.dispatch::<S>(batch, &feedback).await;
                 }
                 continue;
             }
@@ -194,67 +355,38 @@ async fn run<S, Svc, P>(
                 } else {
                     0
                 };
-                let items = request.item_count();
-                let message = match request.into_message() {
-                    Ok(message) => message,
-                    // Encoded bytes a receiver vouched for turned out malformed: the items
-                    // cannot be sent, and are counted.
-                    Err(_) => {
-                        metrics.add_dropped(DropReason::Permanent, items);
-                        continue;
-                    }
+                let Some(message) = driver.message(request) else {
+                    continue;
                 };
                 for batch in batcher.push_sized(message, bytes, epoch.elapsed()) {
-                    dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
+                    driver.dispatch::<S>(batch, &feedback).await;
                 }
-                metrics.add_dropped(DropReason::QueueFull, batcher.take_dropped());
+                driver.discard(DropReason::QueueFull, batcher.take_dropped());
             }
             Some(Command::Flush(done)) => {
                 for batch in batcher.flush_all() {
-                    dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
+                    driver.dispatch::<S>(batch, &feedback).await;
                 }
                 let _ = done.send(());
             }
-            Some(Command::Shutdown(deadline, done)) => {
+            Some(Command::Shutdown(done)) => {
                 commands.close();
                 // Requests already in the channel are part of the drain.
                 while let Ok(Command::Export(request)) = commands.try_recv() {
-                    let items = request.item_count();
-                    match request.into_message() {
-                        Ok(message) => {
-                            for batch in batcher.push(message, epoch.elapsed()) {
-                                dispatch(&exports, inner.clone(), batch, &feedback, &metrics).await;
-                            }
+                    if let Some(message) = driver.message(request) {
+                        for batch in batcher.push(message, epoch.elapsed()) {
+                            driver.dispatch::<S>(batch, &feedback).await;
                         }
-                        Err(_) => metrics.add_dropped(DropReason::Permanent, items),
                     }
                 }
-                metrics.add_dropped(DropReason::QueueFull, batcher.take_dropped());
-                let last = batcher.flush_all();
-                let items: usize = last.iter().map(otlp_model::SignalRequest::item_count).sum();
-                let permits = config.max_concurrent_exports.max(1) as u32;
-                let sender = inner.clone();
-                let (all_exports, all_feedback, all_metrics) =
-                    (exports.clone(), feedback.clone(), metrics.clone());
-                let all = tokio::time::timeout(deadline, async move {
-                    for batch in last {
-                        dispatch(
-                            &all_exports,
-                            sender.clone(),
-                            batch,
-                            &all_feedback,
-                            &all_metrics,
-                        )
-                        .await;
-                    }
-                    all_exports.acquire_many(permits).await.map(drop)
-                })
-                .await;
-                // Batches already handed to exports are the retry layer's to count; what
-                // could not even be handed over by the deadline is counted here.
-                let undelivered = if all.is_err() { items } else { 0 };
-                metrics.add_dropped(DropReason::Shutdown, undelivered);
-                let _ = done.send(undelivered);
+                driver.discard(DropReason::QueueFull, batcher.take_dropped());
+                for batch in batcher.flush_all() {
+                    driver.dispatch::<S>(batch, &feedback).await;
+                }
+                // Every export has finished once every permit is free again. The caller
+                // bounds this wait with its deadline.
+                let _ = driver.exports.acquire_many(driver.permits).await;
+                let _ = done.send(());
                 return;
             }
             None => return,
@@ -268,40 +400,6 @@ async fn sleep_until_deadline(epoch: Instant, deadline: Option<Duration>) {
         Some(deadline) => tokio::time::sleep_until(epoch + deadline).await,
         None => std::future::pending().await,
     }
-}
-
-/// Exports one batch on its own task once a concurrency permit is free.
-async fn dispatch<S, Svc>(
-    exports: &Arc<Semaphore>,
-    mut inner: Svc,
-    batch: S::Request,
-    feedback: &mpsc::UnboundedSender<(usize, Duration)>,
-    metrics: &Arc<PipelineMetrics>,
-) where
-    S: Signal,
-    Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError> + Send + 'static,
-    Svc::Future: Send,
-{
-    let items = otlp_model::SignalRequest::item_count(&batch);
-    let Ok(permit) = exports.clone().acquire_owned().await else {
-        metrics.add_dropped(DropReason::Shutdown, items);
-        return;
-    };
-    let feedback = feedback.clone();
-    let metrics = metrics.clone();
-    tokio::spawn(async move {
-        let started = Instant::now();
-        // The inner service (the retry layer) counts what it sends and drops; a service
-        // that cannot even become ready drops the batch here.
-        match poll_fn(|cx| inner.poll_ready(cx)).await {
-            Ok(()) => {
-                let _ = inner.call(ExportRequest::new(batch)).await;
-            }
-            Err(_) => metrics.add_dropped(DropReason::Permanent, items),
-        }
-        let _ = feedback.send((items, started.elapsed()));
-        drop(permit);
-    });
 }
 
 /// Wraps an export service with a [`Batch`] (spawning its task on the current runtime).

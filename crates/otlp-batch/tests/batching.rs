@@ -217,3 +217,56 @@ async fn shutdown_counts_what_it_could_not_send() {
             .is_err()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_keeps_its_deadline_when_every_export_is_stuck() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let exporter = service_fn(|_: ExportRequest<Traces>| async {
+        std::future::pending::<()>().await;
+        Ok::<_, ExportError>(ExportOutcome::success(0))
+    });
+    // One export at a time, batches of 10: after the first batch the driver waits for a
+    // permit that never comes.
+    let config = BatchLayerConfig {
+        batch: BatchConfig {
+            max_items: 10,
+            ..Default::default()
+        },
+        max_concurrent_exports: 1,
+        channel_capacity: 4,
+    };
+    let batching = BatchLayer::new(config, metrics.clone()).layer(exporter);
+    batching
+        .clone()
+        .oneshot(ExportRequest::new(numbered(0, 50)))
+        .await
+        .expect("handed over");
+    batching
+        .clone()
+        .oneshot(ExportRequest::new(numbered(50, 7)))
+        .await
+        .expect("handed over");
+    let started = tokio::time::Instant::now();
+    let undelivered = batching.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "the deadline holds"
+    );
+    assert_eq!(
+        undelivered, 57,
+        "in flight, waiting for a permit, and still in the channel"
+    );
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.dropped(DropReason::Shutdown), 57);
+    assert_eq!(snapshot.received, 57);
+    // Later requests are refused and counted.
+    assert!(
+        batching
+            .clone()
+            .oneshot(ExportRequest::new(numbered(57, 3)))
+            .await
+            .is_err()
+    );
+    assert_eq!(metrics.snapshot().dropped(DropReason::Shutdown), 60);
+}

@@ -69,6 +69,10 @@ struct State<S: Signal> {
     items: usize,
     bytes: usize,
     closed: bool,
+    /// Items taken by workers whose exports have not finished.
+    in_flight_items: usize,
+    /// Shutdown gave up waiting: what was queued or in flight has been counted as dropped.
+    abandoned: bool,
     /// The most items ever queued at once, for checking the bound.
     high_water_items: usize,
     high_water_bytes: usize,
@@ -145,6 +149,8 @@ impl<S: Signal> Queue<S> {
                 items: 0,
                 bytes: 0,
                 closed: false,
+                in_flight_items: 0,
+                abandoned: false,
                 high_water_items: 0,
                 high_water_bytes: 0,
             }),
@@ -168,7 +174,8 @@ impl<S: Signal> Queue<S> {
     }
 
     /// Stops accepting requests and waits up to `deadline` for the queue to drain and the
-    /// exports in flight to finish. What is still queued then is dropped and counted.
+    /// exports in flight to finish. What is still queued then, and what is in exports that
+    /// have not finished, is counted as dropped (reason `Shutdown`).
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         {
             let mut state = self.shared.lock();
@@ -192,7 +199,9 @@ impl<S: Signal> Queue<S> {
         .await
         .is_ok();
         let mut state = self.shared.lock();
-        let dropped_items = state.items;
+        let dropped_items = state.items + if drained { 0 } else { state.in_flight_items };
+        state.abandoned = !drained;
+        state.in_flight_items = 0;
         state.entries.clear();
         state.items = 0;
         state.bytes = 0;
@@ -315,6 +324,7 @@ where
                 Some(entry) => {
                     state.items -= entry.items;
                     state.bytes -= entry.bytes;
+                    state.in_flight_items += entry.items;
                     shared.in_flight.fetch_add(1, Ordering::SeqCst);
                     shared.publish(&state);
                     Some(entry)
@@ -337,6 +347,12 @@ where
             Err(_) => shared
                 .metrics
                 .add_dropped(DropReason::Permanent, entry.items),
+        }
+        {
+            let mut state = shared.lock();
+            if !state.abandoned {
+                state.in_flight_items -= entry.items;
+            }
         }
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         shared.progress.notify_waiters();

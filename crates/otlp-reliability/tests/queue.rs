@@ -130,12 +130,13 @@ async fn shutdown_counts_what_cannot_be_sent_by_the_deadline() {
     tokio::task::yield_now().await;
     let report = queue.shutdown(Duration::from_secs(5)).await;
     assert!(!report.drained);
-    // One batch is in flight with the stuck exporter; the other four were still queued.
-    assert_eq!(report.dropped_items, 40);
-    assert_eq!(metrics.snapshot().dropped(DropReason::Shutdown), 40);
+    // One batch is in flight with the stuck exporter, the other four are still queued:
+    // all 50 items are counted.
+    assert_eq!(report.dropped_items, 50);
+    assert_eq!(metrics.snapshot().dropped(DropReason::Shutdown), 50);
     // After shutdown, new requests are refused and counted.
     assert!(queue.clone().oneshot(request).await.is_err());
-    assert_eq!(metrics.snapshot().dropped(DropReason::Shutdown), 50);
+    assert_eq!(metrics.snapshot().dropped(DropReason::Shutdown), 60);
 }
 
 /// An exporter that can never become ready (its connection is gone for good).
