@@ -49,7 +49,7 @@ mod status;
 pub use error::{ErrorKind, ExportError, PeerStatus, RetryClass};
 pub use outcome::ExportOutcome;
 pub use request::{AnyExportRequest, BatchId, ExportRequest};
-pub use service::ExportService;
+pub use service::{AnyExportService, BoxExportFuture, ExportService, PerSignal};
 pub use signal::{Logs, Metrics, Signal, SignalKind, Traces};
 pub use status::{
     GrpcCode, duration_from_proto, duration_to_proto, http_status_is_retryable, retry_info_of,

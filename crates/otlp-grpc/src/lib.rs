@@ -30,8 +30,21 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod body;
+mod client;
 pub mod framing;
+pub mod protocol;
+mod server;
 pub mod status;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use client::{
+    ClientHttp2Settings, ExporterConfig, GrpcExporter, StreamExporter, StreamExporterConfig,
+    StreamStats,
+};
+pub use server::{GrpcReceiver, Http2Settings, ReceiverConfig, ReceiverStats, RunningReceiver};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

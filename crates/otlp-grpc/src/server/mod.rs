@@ -1,0 +1,453 @@
+//! The receiver: the three OTLP `Export` services, the streaming extension and gRPC health
+//! checking on one HTTP/2 listener, every request handed to one [`AnyExportService`].
+
+mod handler;
+mod streaming;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use otlp_compression::CompressionSet;
+use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome};
+use otlp_stream::DedupWindow;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::auth::Authenticate;
+use crate::framing::FrameLimits;
+
+/// HTTP/2 settings of the receiver, set explicitly rather than left to library defaults:
+/// they bound what one peer can make the server hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http2Settings {
+    /// Streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest header block (names + values) accepted.
+    pub max_header_list_size: u32,
+    /// Streams reset by the peer before the server accepted them, after which the
+    /// connection is closed (the "rapid reset" flood).
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams the server itself may reset for protocol errors before closing the
+    /// connection.
+    pub max_local_error_reset_streams: usize,
+    /// Flow-control window per stream: how much a client can send before waiting.
+    pub initial_stream_window: u32,
+    /// Flow-control window for the whole connection.
+    pub initial_connection_window: u32,
+    /// Largest HTTP/2 frame payload accepted.
+    pub max_frame_size: u32,
+    /// Bytes buffered per stream for sending.
+    pub max_send_buffer: usize,
+    /// Interval of HTTP/2 pings on an idle connection, `None` for none.
+    pub keep_alive_interval: Option<Duration>,
+    /// A ping unanswered this long closes the connection.
+    pub keep_alive_timeout: Duration,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 256,
+            max_header_list_size: 16 * 1024,
+            max_pending_accept_reset_streams: 50,
+            max_local_error_reset_streams: 256,
+            initial_stream_window: 2 * 1024 * 1024,
+            initial_connection_window: 8 * 1024 * 1024,
+            max_frame_size: 64 * 1024,
+            max_send_buffer: 1024 * 1024,
+            keep_alive_interval: Some(Duration::from_secs(30)),
+            keep_alive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How the receiver behaves; every field has a production default.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// Message size limits (default 64 MiB after decompression).
+    pub limits: FrameLimits,
+    /// Accepted `grpc-encoding`s, all advertised in `grpc-accept-encoding`.
+    pub compression: CompressionSet,
+    /// HTTP/2 limits.
+    pub http2: Http2Settings,
+    /// Connections served at once; further peers wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest a unary call may take (reading, processing) when the client sets no
+    /// shorter `grpc-timeout`: a client that trickles its body cannot hold a stream forever.
+    pub request_timeout: Duration,
+    /// Longest a TLS handshake may take.
+    pub handshake_timeout: Duration,
+    /// Batches of one bidirectional stream processed at once.
+    pub stream_concurrency: usize,
+    /// Batch ids remembered to recognise resent batches (across streams).
+    pub dedup_capacity: usize,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        Self {
+            limits: FrameLimits::default(),
+            compression: CompressionSet::with_defaults(),
+            http2: Http2Settings::default(),
+            max_connections: 1024,
+            request_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+            stream_concurrency: 32,
+            dedup_capacity: 65_536,
+        }
+    }
+}
+
+/// Counters of a receiver, readable while it runs.
+#[derive(Debug, Default)]
+pub struct ReceiverStats {
+    /// Export requests (unary calls and stream batches) handed to the service.
+    pub requests: AtomicU64,
+    /// Items in them.
+    pub items: AtomicU64,
+    /// Items the service accepted.
+    pub accepted_items: AtomicU64,
+    /// Requests refused before reaching the service (bad input, auth, limits).
+    pub refused_requests: AtomicU64,
+    /// Requests the service answered with an error.
+    pub failed_requests: AtomicU64,
+    /// Stream batches recognised as resends of accepted ones and not processed again.
+    pub duplicate_batches: AtomicU64,
+}
+
+impl ReceiverStats {
+    fn count(&self, items: usize, result: &Result<ExportOutcome, ExportError>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.items.fetch_add(items as u64, Ordering::Relaxed);
+        match result {
+            Ok(outcome) => {
+                self.accepted_items
+                    .fetch_add(outcome.accepted() as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failed_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// An OTLP/gRPC receiver.
+///
+/// ```no_run
+/// use otlp_core::{AnyExportRequest, ExportError, ExportOutcome};
+/// use otlp_grpc::GrpcReceiver;
+/// use otlp_grpc::auth::BearerToken;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let service = tower::service_fn(|request: AnyExportRequest| async move {
+///     Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
+/// });
+/// let running = GrpcReceiver::new(service)
+///     .with_auth(BearerToken::new("s3cret"))
+///     .bind("127.0.0.1:4317".parse().unwrap())
+///     .await?;
+/// println!("listening on {}", running.local_addr());
+/// running.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct GrpcReceiver<Svc> {
+    service: Svc,
+    config: ReceiverConfig,
+    auth: Option<Arc<dyn Authenticate>>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ServerTls>,
+}
+
+impl<Svc> std::fmt::Debug for GrpcReceiver<Svc> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcReceiver")
+            .field("config", &self.config)
+            .field("auth", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Svc> GrpcReceiver<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    /// A receiver handing every request to `service`, with the default configuration.
+    pub fn new(service: Svc) -> Self {
+        Self {
+            service,
+            config: ReceiverConfig::default(),
+            auth: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: ReceiverConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Runs `auth` on every request's headers before its body is read.
+    pub fn with_auth(mut self, auth: impl Authenticate) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Serves TLS (mutual TLS if the settings require client certificates).
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: crate::tls::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Binds `address` and serves in a background task until the returned handle shuts
+    /// it down.
+    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningReceiver> {
+        let listener = TcpListener::bind(address).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, signal) = watch::channel(false);
+        let stats = Arc::new(ReceiverStats::default());
+        let server = self.into_server(stats.clone(), signal)?;
+        let task = tokio::spawn(server.accept_loop(listener));
+        Ok(RunningReceiver {
+            local_addr,
+            shutdown,
+            task,
+            stats,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets open calls finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let (sender, signal) = watch::channel(false);
+        let server = self.into_server(Arc::new(ReceiverStats::default()), signal)?;
+        let serving = server.accept_loop(listener);
+        tokio::pin!(serving);
+        tokio::select! {
+            () = shutdown => {
+                let _ = sender.send(true);
+                serving.await;
+            }
+            () = &mut serving => {}
+        }
+        Ok(())
+    }
+
+    fn into_server(
+        self,
+        stats: Arc<ReceiverStats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> io::Result<Server<Svc>> {
+        let accept_encoding = self.config.compression.grpc_accept_encoding();
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+                tls.rustls_config().map_err(io::Error::other)?,
+            )),
+            None => None,
+        };
+        Ok(Server {
+            shared: Arc::new(Shared {
+                dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
+                accept_encoding: HeaderValue::from_str(&accept_encoding)
+                    .unwrap_or(HeaderValue::from_static("identity")),
+                service: self.service,
+                config: self.config,
+                auth: self.auth,
+                stats,
+                shutdown,
+            }),
+            #[cfg(feature = "tls")]
+            tls,
+        })
+    }
+}
+
+/// State shared by every connection and call of one receiver.
+pub(crate) struct Shared<Svc> {
+    pub(crate) service: Svc,
+    pub(crate) config: ReceiverConfig,
+    pub(crate) auth: Option<Arc<dyn Authenticate>>,
+    pub(crate) accept_encoding: HeaderValue,
+    pub(crate) dedup: std::sync::Mutex<DedupWindow>,
+    pub(crate) stats: Arc<ReceiverStats>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl<Svc> Shared<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    /// Hands one request to the service, counting the result.
+    pub(crate) async fn export(
+        &self,
+        request: AnyExportRequest,
+    ) -> Result<ExportOutcome, ExportError> {
+        let items = request.item_count();
+        let mut service = self.service.clone();
+        let result = async {
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            service.call(request).await
+        }
+        .await;
+        self.stats.count(items, &result);
+        result
+    }
+}
+
+struct Server<Svc> {
+    shared: Arc<Shared<Svc>>,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl<Svc> Server<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    async fn accept_loop(self, listener: TcpListener) {
+        let permits = Arc::new(Semaphore::new(self.shared.config.max_connections.max(1)));
+        let mut shutdown = self.shared.shutdown.clone();
+        // Connections live in the set so that dropping this future (an aborted receiver)
+        // closes every one of them.
+        let mut connections = JoinSet::new();
+        loop {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = stopped(&mut shutdown) => break,
+            };
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stopped(&mut shutdown) => break,
+            };
+            while connections.try_join_next().is_some() {}
+            let (stream, _peer) = match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: wait instead of spinning.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = self.shared.clone();
+            #[cfg(feature = "tls")]
+            let tls = self.tls.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                #[cfg(feature = "tls")]
+                if let Some(acceptor) = tls {
+                    let timeout = shared.config.handshake_timeout;
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(timeout, acceptor.accept(stream)).await
+                    {
+                        serve_connection(shared, stream).await;
+                    }
+                    return;
+                }
+                serve_connection::<Svc, TcpStream>(shared, stream).await;
+            });
+        }
+        drop(listener);
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+async fn serve_connection<Svc, Io>(shared: Arc<Shared<Svc>>, io: Io)
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let settings = shared.config.http2;
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .max_header_list_size(settings.max_header_list_size)
+        .max_pending_accept_reset_streams(settings.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(settings.max_local_error_reset_streams)
+        .initial_stream_window_size(settings.initial_stream_window)
+        .initial_connection_window_size(settings.initial_connection_window)
+        .max_frame_size(settings.max_frame_size)
+        .max_send_buf_size(settings.max_send_buffer)
+        .keep_alive_interval(settings.keep_alive_interval)
+        .keep_alive_timeout(settings.keep_alive_timeout);
+    let mut shutdown = shared.shutdown.clone();
+    let handler = shared.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let shared = handler.clone();
+        async move { Ok::<_, Infallible>(handler::handle(shared, request).await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopped(&mut shutdown) => {
+            // GOAWAY: open calls finish, new ones go elsewhere.
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// A receiver serving in the background.
+#[derive(Debug)]
+pub struct RunningReceiver {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<ReceiverStats>,
+}
+
+impl RunningReceiver {
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &ReceiverStats {
+        &self.stats
+    }
+
+    /// Stops accepting, sends GOAWAY, lets open calls finish, and returns when all
+    /// connections are closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, dropping every connection mid-call, as a crash would (for fault
+    /// tests).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Completes when the receiver is told to stop (or its handle is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}

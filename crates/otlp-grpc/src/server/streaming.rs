@@ -1,0 +1,192 @@
+//! The streaming extension's server side (`otlp_transport.v1.StreamService`):
+//!
+//! - `ExportBidirectional`: batches are read as they arrive and up to
+//!   `stream_concurrency` of them processed at once; each gets one COMPLETED
+//!   acknowledgement when the service has finished with it, in completion order. A batch
+//!   whose id was accepted before (a resend after a reconnect) is acknowledged without
+//!   being processed again. The stream ends with OK trailers once the client has finished
+//!   sending and every batch is acknowledged; a malformed or oversized message ends it
+//!   with that error's status after the batches already taken are acknowledged.
+//! - `ExportStream`: one batch; a RECEIVED acknowledgement as soon as it is decoded (the
+//!   client may release its copy from a retry buffer once it knows the server holds it),
+//!   then COMPLETED when the service has finished.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use hyper::body::Incoming;
+use otlp_compression::Compression;
+use otlp_core::{AnyExportRequest, AnyExportService, BatchId, ExportError, ExportOutcome, ExportRequest};
+use otlp_model::stream::stream_batch::Payload;
+use otlp_model::stream::{StreamAck, StreamBatch};
+use otlp_stream::{Admission, completed, received};
+use prost::Message;
+use tokio::task::JoinSet;
+
+use super::Shared;
+use super::handler::{frame_message, grpc_response_with_body, refused};
+use crate::body::{GrpcBody, next_frame, read_unary};
+use crate::framing::FrameDecoder;
+use crate::status::{error_trailers, ok_trailers};
+
+/// Frames of acknowledgements buffered ahead of the client reading them.
+const ACK_BUFFER: usize = 64;
+
+fn decode_batch(message: Bytes) -> Result<(u64, Option<Vec<u8>>, AnyExportRequest), ExportError> {
+    let batch = StreamBatch::decode(message)
+        .map_err(|e| ExportError::invalid_argument("malformed StreamBatch").with_source(e))?;
+    let request: AnyExportRequest = match batch.payload {
+        Some(Payload::Traces(r)) => AnyExportRequest::Traces(ExportRequest::new(r)),
+        Some(Payload::Metrics(r)) => AnyExportRequest::Metrics(ExportRequest::new(r)),
+        Some(Payload::Logs(r)) => AnyExportRequest::Logs(ExportRequest::new(r)),
+        None => {
+            return Err(ExportError::invalid_argument(format!(
+                "batch {} carries no payload",
+                batch.sequence
+            )));
+        }
+    };
+    let id = (!batch.batch_id.is_empty()).then(|| batch.batch_id.to_vec());
+    let request = match <[u8; 16]>::try_from(batch.batch_id.as_ref()) {
+        Ok(id) => with_batch_id(request, BatchId(id)),
+        Err(_) => request,
+    };
+    Ok((batch.sequence, id, request))
+}
+
+fn with_batch_id(request: AnyExportRequest, id: BatchId) -> AnyExportRequest {
+    match request {
+        AnyExportRequest::Traces(r) => r.with_batch_id(id).into(),
+        AnyExportRequest::Metrics(r) => r.with_batch_id(id).into(),
+        AnyExportRequest::Logs(r) => r.with_batch_id(id).into(),
+    }
+}
+
+/// Processes one batch, at most once per batch id while the id is remembered.
+async fn process<Svc>(
+    shared: Arc<Shared<Svc>>,
+    sequence: u64,
+    id: Option<Vec<u8>>,
+    request: AnyExportRequest,
+) -> StreamAck
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let items = request.item_count();
+    if let Some(id) = &id {
+        let admission = shared
+            .dedup
+            .lock()
+            .map(|mut window| window.admit(id))
+            .unwrap_or(Admission::Fresh);
+        if admission == Admission::Duplicate {
+            shared.stats.duplicate_batches.fetch_add(1, Ordering::Relaxed);
+            return completed(sequence, &Ok(ExportOutcome::success(items)));
+        }
+    }
+    let result = shared.export(request).await;
+    if result.is_err()
+        && let Some(id) = &id
+        && let Ok(mut window) = shared.dedup.lock()
+    {
+        // Not accepted, so a resend must be processed.
+        window.forget(id);
+    }
+    completed(sequence, &result)
+}
+
+pub(super) fn bidirectional<Svc>(
+    shared: Arc<Shared<Svc>>,
+    _parts: &http::request::Parts,
+    mut body: Incoming,
+    encoding: Option<Arc<dyn Compression>>,
+) -> Response<GrpcBody>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let (sender, response_body) = GrpcBody::channel(ACK_BUFFER);
+    let response = grpc_response_with_body(&shared, response_body);
+    tokio::spawn(async move {
+        let concurrency = shared.config.stream_concurrency.max(1);
+        let mut decoder = FrameDecoder::new(shared.config.limits);
+        let mut trailers: Option<HeaderMap> = None;
+        let mut in_flight = JoinSet::new();
+        let mut reading = true;
+        let mut ending: Result<(), ExportError> = Ok(());
+        loop {
+            tokio::select! {
+                frame = next_frame(&mut body, &mut decoder, &mut trailers),
+                    if reading && in_flight.len() < concurrency => {
+                    let batch = frame.and_then(|frame| match frame {
+                        None => Ok(None),
+                        Some(frame) => decoder
+                            .message(frame, encoding.as_deref())
+                            .and_then(decode_batch)
+                            .map(Some),
+                    });
+                    match batch {
+                        Ok(Some((sequence, id, request))) => {
+                            in_flight.spawn(process(shared.clone(), sequence, id, request));
+                        }
+                        Ok(None) => reading = false,
+                        Err(error) => {
+                            ending = Err(refused(&shared, error));
+                            reading = false;
+                        }
+                    }
+                }
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    let ack = done.unwrap_or_else(|_| {
+                        completed(0, &Err(ExportError::internal("batch processing panicked")))
+                    });
+                    if !sender.data(frame_message(&ack)).await {
+                        // The client reset the stream: nobody is left to acknowledge.
+                        return;
+                    }
+                }
+                else => break,
+            }
+        }
+        let trailers = match ending {
+            Ok(()) => ok_trailers(),
+            Err(error) => error_trailers(&error),
+        };
+        sender.trailers(trailers).await;
+    });
+    response
+}
+
+pub(super) async fn server_stream<Svc>(
+    shared: &Arc<Shared<Svc>>,
+    _parts: &http::request::Parts,
+    mut body: Incoming,
+    encoding: Option<Arc<dyn Compression>>,
+) -> Result<Response<GrpcBody>, ExportError>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let mut decoder = FrameDecoder::new(shared.config.limits);
+    let mut trailers = None;
+    let message = read_unary(&mut body, &mut decoder, encoding.as_deref(), &mut trailers)
+        .await
+        .map_err(|e| refused(shared, e))?
+        .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
+    let (sequence, id, request) = decode_batch(message).map_err(|e| refused(shared, e))?;
+    let (sender, response_body) = GrpcBody::channel(2);
+    let shared_task = shared.clone();
+    tokio::spawn(async move {
+        if !sender.data(frame_message(&received(sequence))).await {
+            return;
+        }
+        let ack = process(shared_task, sequence, id, request).await;
+        if sender.data(frame_message(&ack)).await {
+            sender.trailers(ok_trailers()).await;
+        }
+    });
+    Ok(grpc_response_with_body(shared, response_body))
+}
