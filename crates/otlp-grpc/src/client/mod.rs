@@ -157,6 +157,14 @@ struct Inner {
 impl GrpcExporter {
     /// An exporter for `config`; it connects on first use.
     pub fn new(config: ExporterConfig) -> Result<Self, ExportError> {
+        if let Some(algorithm) = &config.compression
+            && algorithm.grpc_name().is_none()
+        {
+            return Err(ExportError::new(
+                ErrorKind::FailedPrecondition,
+                format!("{} has no gRPC encoding name", algorithm.name()),
+            ));
+        }
         let channel = Channel::new(&config)?;
         Ok(Self {
             inner: Arc::new(Inner { config, channel }),

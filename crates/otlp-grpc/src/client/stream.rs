@@ -101,6 +101,7 @@ impl StreamExporter {
             epoch: Instant::now(),
             ids: IdSource::new(),
             closed: false,
+            on_stream: Vec::new(),
         };
         tokio::spawn(driver.run());
         Self { commands, stats }
@@ -203,6 +204,14 @@ fn with_id(request: AnyExportRequest, id: BatchId) -> AnyExportRequest {
     }
 }
 
+fn ended_by(error: ExportError) -> Ended {
+    match (error.kind(), error.retry_class()) {
+        (ErrorKind::Unimplemented, _) => Ended::Unimplemented,
+        (_, otlp_core::RetryClass::Permanent) => Ended::Fatal(error),
+        _ => Ended::Broken,
+    }
+}
+
 struct Driver {
     sender: Sender<AnyExportRequest>,
     replies: HashMap<u64, Reply>,
@@ -214,6 +223,8 @@ struct Driver {
     ids: IdSource,
     /// Every handle is gone: no more batches will come.
     closed: bool,
+    /// Sequences written on the current stream.
+    on_stream: Vec<u64>,
 }
 
 /// Why a stream ended.
@@ -224,6 +235,9 @@ enum Ended {
     Broken,
     /// The server has no streaming service.
     Unimplemented,
+    /// Refused for a reason that resending cannot fix (authentication, a malformed
+    /// stream): the batches written on this stream fail with it.
+    Fatal(ExportError),
 }
 
 impl Driver {
@@ -247,6 +261,16 @@ impl Driver {
                 Ended::Done => return,
                 Ended::Unimplemented if self.config.fallback_to_unary => {
                     return self.unary_fallback().await;
+                }
+                Ended::Fatal(error) => {
+                    let written: Vec<u64> = std::mem::take(&mut self.on_stream);
+                    for sequence in written {
+                        let error = ExportError::new(error.kind(), error.message().to_string());
+                        self.fail(sequence, error);
+                    }
+                    self.sender.handle_disconnect();
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(self.config.reconnect_max);
                 }
                 Ended::Unimplemented | Ended::Broken => {
                     self.sender.handle_disconnect();
@@ -296,6 +320,7 @@ impl Driver {
                 &self.stats.batches_sent
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            self.on_stream.push(transmit.sequence);
             let (message, _) = encode_batch(transmit.sequence, &transmit.payload);
             let compression = self.exporter.inner.config.compression.clone();
             let Ok(frame) = self.exporter.frame(&message, compression.as_deref()) else {
@@ -345,6 +370,7 @@ impl Driver {
             self.exporter
                 .request(EXPORT_BIDIRECTIONAL_PATH, compression.as_ref(), request_body);
         self.sender.handle_connect();
+        self.on_stream.clear();
         // The body channel holds a whole window, so these writes never wait for the peer.
         if !self.write_due(&body).await {
             return Ended::Broken;
@@ -354,11 +380,7 @@ impl Driver {
             Err(_) => return Ended::Broken,
         };
         if let Some(error) = error_of_headers(&response, compression.as_ref()) {
-            return if error.kind() == ErrorKind::Unimplemented {
-                Ended::Unimplemented
-            } else {
-                Ended::Broken
-            };
+            return ended_by(error);
         }
         let Ok(encoding) = response_encoding(response.headers(), config) else {
             return Ended::Broken;
@@ -402,9 +424,11 @@ impl Driver {
                         }
                         Ok(None) => {
                             let trailers = trailers.take().unwrap_or_default();
-                            let clean = error_from_trailers(&trailers).is_none();
+                            if let Some(error) = error_from_trailers(&trailers) {
+                                return ended_by(error);
+                            }
                             let finished = self.sender.outstanding() == 0 && self.closed;
-                            return if clean && finished { Ended::Done } else { Ended::Broken };
+                            return if finished { Ended::Done } else { Ended::Broken };
                         }
                         Err(_) => return Ended::Broken,
                     }

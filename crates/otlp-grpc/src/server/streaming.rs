@@ -64,6 +64,14 @@ fn with_batch_id(request: AnyExportRequest, id: BatchId) -> AnyExportRequest {
     }
 }
 
+/// The `sequence` of a batch that may be malformed elsewhere: its first field, if that is
+/// field 1 as a varint (how every encoder writes it).
+fn peek_sequence(message: &[u8]) -> Option<u64> {
+    let mut rest = message;
+    let key = prost::encoding::decode_varint(&mut rest).ok()?;
+    (key == 1 << 3).then(|| prost::encoding::decode_varint(&mut rest).ok()).flatten()
+}
+
 /// Processes one batch, at most once per batch id while the id is remembered.
 async fn process<Svc>(
     shared: Arc<Shared<Svc>>,
@@ -123,14 +131,26 @@ where
                     if reading && in_flight.len() < concurrency => {
                     let batch = frame.and_then(|frame| match frame {
                         None => Ok(None),
-                        Some(frame) => decoder
-                            .message(frame, encoding.as_deref())
-                            .and_then(decode_batch)
-                            .map(Some),
+                        Some(frame) => {
+                            decoder.message(frame, encoding.as_deref()).and_then(|message| {
+                                let sequence = peek_sequence(&message);
+                                match (decode_batch(message), sequence) {
+                                    (Ok(batch), _) => Ok(Some(Ok(batch))),
+                                    (Err(error), Some(sequence)) => Ok(Some(Err((sequence, error)))),
+                                    (Err(error), None) => Err(error),
+                                }
+                            })
+                        }
                     });
                     match batch {
-                        Ok(Some((sequence, id, request))) => {
+                        Ok(Some(Ok((sequence, id, request)))) => {
                             in_flight.spawn(process(shared.clone(), sequence, id, request));
+                        }
+                        Ok(Some(Err((sequence, error)))) => {
+                            // A malformed batch whose number is readable: refused alone,
+                            // the stream goes on.
+                            let error = refused(&shared, error);
+                            in_flight.spawn(async move { completed(sequence, &Err(error)) });
                         }
                         Ok(None) => reading = false,
                         Err(error) => {
