@@ -213,7 +213,7 @@ where
     }
 
     /// Binds `address` and serves in a background task until the returned handle shuts
-    /// it down.
+    /// it down (dropping the handle shuts it down too).
     pub async fn bind(self, address: SocketAddr) -> io::Result<RunningReceiver> {
         let listener = TcpListener::bind(address).await?;
         let local_addr = listener.local_addr()?;

@@ -125,6 +125,7 @@ where
         let mut in_flight = JoinSet::new();
         let mut reading = true;
         let mut ending: Result<(), ExportError> = Ok(());
+        let mut shutdown = shared.shutdown.clone();
         loop {
             tokio::select! {
                 frame = next_frame(&mut body, &mut decoder, &mut trailers),
@@ -158,6 +159,12 @@ where
                             reading = false;
                         }
                     }
+                }
+                () = super::stopped(&mut shutdown), if reading => {
+                    // Batches not yet read stay with the client, which resends them to
+                    // wherever it reconnects; those taken are finished and acknowledged.
+                    reading = false;
+                    ending = Err(ExportError::unavailable("the receiver is shutting down"));
                 }
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     let ack = done.unwrap_or_else(|_| {
