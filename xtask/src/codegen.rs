@@ -113,6 +113,7 @@ fn generate(root: &Path) -> Result<BTreeMap<String, String>, String> {
         .bytes(["."])
         .include_file("mod.rs");
     let schema = crate::schema_gen::generate(&descriptors)?;
+    let wire = crate::wire_gen::generate(&descriptors)?;
     config
         .compile_fds(descriptors)
         .map_err(|e| format!("generating Rust code: {e}"))?;
@@ -128,6 +129,7 @@ fn generate(root: &Path) -> Result<BTreeMap<String, String>, String> {
     }
     let _ = fs::remove_dir_all(&scratch);
     generated.insert(crate::schema_gen::OUTPUT.to_string(), schema);
+    generated.insert(crate::wire_gen::OUTPUT.to_string(), wire);
     Ok(generated)
 }
 

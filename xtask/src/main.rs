@@ -17,6 +17,7 @@ mod codegen;
 mod deps;
 mod fuzz;
 mod schema_gen;
+mod wire_gen;
 mod tidy;
 
 const USAGE: &str = "\

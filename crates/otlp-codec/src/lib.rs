@@ -51,6 +51,13 @@ mod generated {
     include!("generated/schema.rs");
 }
 
+#[allow(missing_docs, clippy::all)]
+mod generated_wire {
+    include!("generated/wire.rs");
+}
+
+pub mod validate;
+
 #[cfg(feature = "cbor")]
 pub use cbor::Cbor;
 pub use codec::{Codec, CodecSet, CodecSignal, DecodeLimits, OtlpCodec};

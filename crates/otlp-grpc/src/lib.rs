@@ -44,7 +44,7 @@ pub use client::{
     ClientHttp2Settings, ExporterConfig, GrpcExporter, StreamExporter, StreamExporterConfig,
     StreamStats,
 };
-pub use server::{GrpcReceiver, Http2Settings, ReceiverConfig, ReceiverStats, RunningReceiver};
+pub use server::{DecodeMode, GrpcReceiver, Http2Settings, ReceiverConfig, ReceiverStats, RunningReceiver};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -136,7 +136,8 @@ where
         .await
         .map_err(|e| refused(shared, e))?
         .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
-    let mut request = ExportRequest::<S>::from_protobuf(message).map_err(|e| refused(shared, e))?;
+    let mut request = decode_request::<S>(shared.config.decode, message)
+        .map_err(|e| refused(shared, e))?;
     forward_metadata(&parts.headers, request.headers_mut());
     let outcome = shared.export(request.into()).await?;
     let response: S::Response = outcome.to_response();
@@ -145,6 +146,22 @@ where
         Some(frame_message(&response)),
         Some(ok_trailers()),
     ))
+}
+
+/// The request of `message` by `mode`: validated bytes or a decoded message.
+pub(crate) fn decode_request<S: Signal>(
+    mode: super::DecodeMode,
+    message: Bytes,
+) -> Result<ExportRequest<S>, ExportError> {
+    match mode {
+        super::DecodeMode::Full => ExportRequest::<S>::from_protobuf(message),
+        super::DecodeMode::Validate => {
+            let items = otlp_codec::validate::validate_request(S::KIND, &message).map_err(|e| {
+                ExportError::invalid_argument(format!("malformed {} request: {e}", S::KIND))
+            })?;
+            Ok(ExportRequest::from_encoded(message, items))
+        }
+    }
 }
 
 pub(crate) fn refused<Svc>(shared: &Shared<Svc>, error: ExportError) -> ExportError {

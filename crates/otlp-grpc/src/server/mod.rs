@@ -71,6 +71,19 @@ impl Default for Http2Settings {
     }
 }
 
+/// What the receiver does with a request's protobuf bytes before handing it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecodeMode {
+    /// Check the bytes as strictly as a decode would (prost's rules: keys, lengths, wire
+    /// types, UTF-8, nesting) and count the items, without building the message; the
+    /// service gets the validated bytes (`ExportRequest::from_encoded`) and decodes only
+    /// if it needs to. A relay forwarding protobuf never decodes.
+    #[default]
+    Validate,
+    /// Decode into owned messages before handing on.
+    Full,
+}
+
 /// How the receiver behaves; every field has a production default.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
@@ -91,6 +104,8 @@ pub struct ReceiverConfig {
     pub stream_concurrency: usize,
     /// Batch ids remembered to recognise resent batches (across streams).
     pub dedup_capacity: usize,
+    /// Validate only (the default) or decode fully.
+    pub decode: DecodeMode,
 }
 
 impl Default for ReceiverConfig {
@@ -104,6 +119,7 @@ impl Default for ReceiverConfig {
             handshake_timeout: Duration::from_secs(10),
             stream_concurrency: 32,
             dedup_capacity: 65_536,
+            decode: DecodeMode::Validate,
         }
     }
 }

@@ -25,7 +25,7 @@ use otlp_stream::{Admission, completed, received};
 use prost::Message;
 use tokio::task::JoinSet;
 
-use super::Shared;
+use super::{DecodeMode, Shared};
 use super::handler::{frame_message, grpc_response_with_body, refused};
 use crate::body::{GrpcBody, next_frame, read_unary};
 use crate::framing::FrameDecoder;
@@ -34,7 +34,85 @@ use crate::status::{error_trailers, ok_trailers};
 /// Frames of acknowledgements buffered ahead of the client reading them.
 const ACK_BUFFER: usize = 64;
 
-fn decode_batch(message: Bytes) -> Result<(u64, Option<Vec<u8>>, AnyExportRequest), ExportError> {
+type Batch = (u64, Option<Vec<u8>>, AnyExportRequest);
+
+fn decode_batch(mode: DecodeMode, message: Bytes) -> Result<Batch, ExportError> {
+    match mode {
+        DecodeMode::Full => decode_batch_fully(message),
+        DecodeMode::Validate => {
+            let items = otlp_codec::validate::validate_stream_batch(&message)
+                .map_err(|e| ExportError::invalid_argument(format!("malformed StreamBatch: {e}")))?;
+            split_batch(message, items)
+        }
+    }
+}
+
+/// The fields of a validated `StreamBatch`, the payload kept as bytes. Protobuf merges a
+/// repeated message field by concatenation, and a oneof keeps its last member, so the
+/// payload is the concatenation of the last member's occurrences since the member changed.
+fn split_batch(message: Bytes, items: usize) -> Result<Batch, ExportError> {
+    use prost::encoding::decode_varint;
+    let malformed = || ExportError::invalid_argument("malformed StreamBatch");
+    let mut rest = message.clone();
+    let mut sequence = 0;
+    let mut payload: Option<(u64, Vec<Bytes>)> = None;
+    let mut batch_id = Bytes::new();
+    while !rest.is_empty() {
+        let key = decode_varint(&mut rest).map_err(|_| malformed())?;
+        let (number, wire) = (key >> 3, key & 7);
+        match (number, wire) {
+            (1, 0) => sequence = decode_varint(&mut rest).map_err(|_| malformed())?,
+            (_, 2) => {
+                let len = usize::try_from(decode_varint(&mut rest).map_err(|_| malformed())?)
+                    .map_err(|_| malformed())?;
+                if len > rest.len() {
+                    return Err(malformed());
+                }
+                let value = rest.split_to(len);
+                match number {
+                    2..=4 => match &mut payload {
+                        Some((member, parts)) if *member == number => parts.push(value),
+                        _ => payload = Some((number, vec![value])),
+                    },
+                    5 => batch_id = value,
+                    _ => {}
+                }
+            }
+            // Unknown fields of other wire types: the validator accepted them; skip.
+            (_, 0) => {
+                decode_varint(&mut rest).map_err(|_| malformed())?;
+            }
+            (_, 1) if rest.len() >= 8 => drop(rest.split_to(8)),
+            (_, 5) if rest.len() >= 4 => drop(rest.split_to(4)),
+            // A group in an unknown field (valid, and never written by anyone today).
+            (_, 3) => return decode_batch_fully(message),
+            _ => return Err(malformed()),
+        }
+    }
+    let Some((member, parts)) = payload else {
+        return Err(ExportError::invalid_argument(format!(
+            "batch {sequence} carries no payload"
+        )));
+    };
+    let bytes = if parts.len() == 1 {
+        parts.into_iter().next().unwrap_or_default()
+    } else {
+        Bytes::from(parts.concat())
+    };
+    let request = match member {
+        2 => AnyExportRequest::Traces(ExportRequest::from_encoded(bytes, items)),
+        3 => AnyExportRequest::Metrics(ExportRequest::from_encoded(bytes, items)),
+        _ => AnyExportRequest::Logs(ExportRequest::from_encoded(bytes, items)),
+    };
+    let id = (!batch_id.is_empty()).then(|| batch_id.to_vec());
+    let request = match <[u8; 16]>::try_from(batch_id.as_ref()) {
+        Ok(id) => with_batch_id(request, BatchId(id)),
+        Err(_) => request,
+    };
+    Ok((sequence, id, request))
+}
+
+fn decode_batch_fully(message: Bytes) -> Result<Batch, ExportError> {
     let batch = StreamBatch::decode(message)
         .map_err(|e| ExportError::invalid_argument("malformed StreamBatch").with_source(e))?;
     let request: AnyExportRequest = match batch.payload {
@@ -135,7 +213,7 @@ where
                         Some(frame) => {
                             decoder.message(frame, encoding.as_deref()).and_then(|message| {
                                 let sequence = peek_sequence(&message);
-                                match (decode_batch(message), sequence) {
+                                match (decode_batch(shared.config.decode, message), sequence) {
                                     (Ok(batch), _) => Ok(Some(Ok(batch))),
                                     (Err(error), Some(sequence)) => Ok(Some(Err((sequence, error)))),
                                     (Err(error), None) => Err(error),
@@ -203,7 +281,8 @@ where
         .await
         .map_err(|e| refused(shared, e))?
         .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
-    let (sequence, id, request) = decode_batch(message).map_err(|e| refused(shared, e))?;
+    let (sequence, id, request) =
+        decode_batch(shared.config.decode, message).map_err(|e| refused(shared, e))?;
     let (sender, response_body) = GrpcBody::channel(2);
     let shared_task = shared.clone();
     tokio::spawn(async move {
