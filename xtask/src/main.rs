@@ -17,8 +17,8 @@ mod codegen;
 mod deps;
 mod fuzz;
 mod schema_gen;
-mod wire_gen;
 mod tidy;
+mod wire_gen;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -29,7 +29,7 @@ commands:
   tidy                check repository rules: dependency direction, [lints] workspace = true,
                       a README.md in every crate
   bench [suite..] [--quick]
-                      run benchmarks in release mode (suites: codecs, compression,
+                      run benchmarks in release mode (suites: codecs, compression, grpc,
                       pipeline; default: all),
                       results in target/bench/
   fuzz [--seconds N]  build the libFuzzer targets in fuzz/ (stable toolchain) and run each

@@ -20,7 +20,10 @@ const ITEM_FIELDS: &[(&str, &str)] = &[
     (".opentelemetry.proto.metrics.v1.Gauge", "data_points"),
     (".opentelemetry.proto.metrics.v1.Sum", "data_points"),
     (".opentelemetry.proto.metrics.v1.Histogram", "data_points"),
-    (".opentelemetry.proto.metrics.v1.ExponentialHistogram", "data_points"),
+    (
+        ".opentelemetry.proto.metrics.v1.ExponentialHistogram",
+        "data_points",
+    ),
     (".opentelemetry.proto.metrics.v1.Summary", "data_points"),
 ];
 
@@ -124,7 +127,8 @@ pub(crate) fn generate(descriptors: &FileDescriptorSet) -> Result<String, String
     );
     for (name, message) in &messages {
         let max = message.field.iter().map(|f| f.number()).max().unwrap_or(0);
-        let mut slots = vec!["WireField::UNKNOWN".to_string(); usize::try_from(max + 1).unwrap_or(0)];
+        let mut slots =
+            vec!["WireField::UNKNOWN".to_string(); usize::try_from(max + 1).unwrap_or(0)];
         // The oneof whose members may hold items: only the last member present counts,
         // as only it survives decoding.
         let counted_oneofs: BTreeSet<i32> = message

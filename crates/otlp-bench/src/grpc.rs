@@ -71,7 +71,12 @@ fn cpu_time() -> Duration {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
@@ -99,9 +104,7 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
     let mut single = Vec::new();
     for batch in [64usize, 512, 1024] {
         let requests: Vec<Bytes> = (0..DISTINCT)
-            .map(|i| {
-                Bytes::from(otlp_testkit::realistic::traces(batch, i as u64).encode_to_vec())
-            })
+            .map(|i| Bytes::from(otlp_testkit::realistic::traces(batch, i as u64).encode_to_vec()))
             .collect();
         for kind in [
             Kind::BaselineUnary,
@@ -114,9 +117,17 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
             rows.push(row);
         }
         if batch == 512 {
-            for kind in [Kind::BaselineUnary, Kind::OursUnary, Kind::OursUnaryFullDecode] {
+            for kind in [
+                Kind::BaselineUnary,
+                Kind::OursUnary,
+                Kind::OursUnaryFullDecode,
+            ] {
                 let latencies = runtime.block_on(sequential_latency(kind, batch, &requests))?;
-                single.push((kind, percentile(&latencies, 0.5), percentile(&latencies, 0.99)));
+                single.push((
+                    kind,
+                    percentile(&latencies, 0.5),
+                    percentile(&latencies, 0.99),
+                ));
             }
         }
     }
@@ -170,9 +181,11 @@ impl reference::trace_service_server::TraceService for ReferenceTraces {
             .map(|s| s.spans.len())
             .sum();
         self.0.fetch_add(spans as u64, Ordering::Relaxed);
-        Ok(tonic::Response::new(reference::ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        Ok(tonic::Response::new(
+            reference::ExportTraceServiceResponse {
+                partial_success: None,
+            },
+        ))
     }
 }
 
@@ -303,11 +316,19 @@ impl Client {
         match self {
             Client::Ours(exporter) => {
                 let request = ExportRequest::<Traces>::from_encoded(bytes.clone(), spans);
-                exporter.export(&request).await.map(drop).map_err(|e| e.to_string())
+                exporter
+                    .export(&request)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             }
             Client::Stream(stream) => {
                 let request = ExportRequest::<Traces>::from_encoded(bytes.clone(), spans);
-                stream.export(request.into()).await.map(drop).map_err(|e| e.to_string())
+                stream
+                    .export(request.into())
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
             }
             Client::Baseline(grpc) => {
                 grpc.ready().await.map_err(|e| e.to_string())?;

@@ -265,7 +265,10 @@ fn validate(bytes: &[u8], root: usize) -> Result<usize, CodecError> {
 fn packed_fixed(bytes: &[u8], pos: usize, end: usize, size: usize) -> Result<usize, CodecError> {
     let (len, start) = length(bytes, pos, end)?;
     if !len.is_multiple_of(size) {
-        return Err(error("packed fixed-width values of a partial length", start));
+        return Err(error(
+            "packed fixed-width values of a partial length",
+            start,
+        ));
     }
     Ok(start + len)
 }
@@ -324,9 +327,21 @@ mod tests {
 
     #[test]
     fn the_table_has_the_roots_it_names() {
-        assert!(MESSAGES[EXPORT_TRACE_SERVICE_REQUEST].name.ends_with("ExportTraceServiceRequest"));
-        assert!(MESSAGES[EXPORT_METRICS_SERVICE_REQUEST].name.ends_with("ExportMetricsServiceRequest"));
-        assert!(MESSAGES[EXPORT_LOGS_SERVICE_REQUEST].name.ends_with("ExportLogsServiceRequest"));
+        assert!(
+            MESSAGES[EXPORT_TRACE_SERVICE_REQUEST]
+                .name
+                .ends_with("ExportTraceServiceRequest")
+        );
+        assert!(
+            MESSAGES[EXPORT_METRICS_SERVICE_REQUEST]
+                .name
+                .ends_with("ExportMetricsServiceRequest")
+        );
+        assert!(
+            MESSAGES[EXPORT_LOGS_SERVICE_REQUEST]
+                .name
+                .ends_with("ExportLogsServiceRequest")
+        );
         assert!(MESSAGES[STREAM_BATCH].name.ends_with("StreamBatch"));
     }
 

@@ -15,9 +15,15 @@ use prost::Message;
 /// What a full decode says: the item count, or failure.
 fn decoded(kind: SignalKind, bytes: &[u8]) -> Option<usize> {
     match kind {
-        SignalKind::Traces => ExportTraceServiceRequest::decode(bytes).ok().map(|m| m.item_count()),
-        SignalKind::Metrics => ExportMetricsServiceRequest::decode(bytes).ok().map(|m| m.item_count()),
-        SignalKind::Logs => ExportLogsServiceRequest::decode(bytes).ok().map(|m| m.item_count()),
+        SignalKind::Traces => ExportTraceServiceRequest::decode(bytes)
+            .ok()
+            .map(|m| m.item_count()),
+        SignalKind::Metrics => ExportMetricsServiceRequest::decode(bytes)
+            .ok()
+            .map(|m| m.item_count()),
+        SignalKind::Logs => ExportLogsServiceRequest::decode(bytes)
+            .ok()
+            .map(|m| m.item_count()),
     }
 }
 
@@ -54,7 +60,12 @@ fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
     }
 }
 
-fn check(kind: SignalKind, encoded: Vec<u8>, items: usize, mutations: &[Mutation]) -> Result<(), TestCaseError> {
+fn check(
+    kind: SignalKind,
+    encoded: Vec<u8>,
+    items: usize,
+    mutations: &[Mutation],
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(validate_request(kind, &encoded).ok(), Some(items));
     let mut bytes = encoded;
     for m in mutations {
@@ -104,10 +115,14 @@ proptest! {
 /// Bytes of a logs request whose first record's body nests `depth` array values.
 fn nested_logs(depth: usize) -> Vec<u8> {
     use otlp_model::common::{AnyValue, ArrayValue, any_value::Value};
-    let mut value = AnyValue { value: Some(Value::IntValue(1)) };
+    let mut value = AnyValue {
+        value: Some(Value::IntValue(1)),
+    };
     for _ in 0..depth {
         value = AnyValue {
-            value: Some(Value::ArrayValue(ArrayValue { values: vec![value] })),
+            value: Some(Value::ArrayValue(ArrayValue {
+                values: vec![value],
+            })),
         };
     }
     let mut request = otlp_testkit::realistic::logs(1, 1);
@@ -123,7 +138,11 @@ fn the_nesting_limit_is_prosts() {
         let bytes = nested_logs(depth);
         let prost = decoded(SignalKind::Logs, &bytes);
 
-        assert_eq!(validate_request(SignalKind::Logs, &bytes).ok(), prost, "depth {depth}");
+        assert_eq!(
+            validate_request(SignalKind::Logs, &bytes).ok(),
+            prost,
+            "depth {depth}"
+        );
         flipped |= prost.is_none();
     }
     assert!(flipped, "the walk reached prost's limit");
@@ -133,11 +152,16 @@ fn the_nesting_limit_is_prosts() {
 fn the_last_metric_data_member_is_the_one_counted() {
     use otlp_model::metrics::{Gauge, Metric, NumberDataPoint, Sum, metric::Data};
     let gauge = Metric {
-        data: Some(Data::Gauge(Gauge { data_points: vec![NumberDataPoint::default(); 3] })),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint::default(); 3],
+        })),
         ..Default::default()
     };
     let sum = Metric {
-        data: Some(Data::Sum(Sum { data_points: vec![NumberDataPoint::default(); 2], ..Default::default() })),
+        data: Some(Data::Sum(Sum {
+            data_points: vec![NumberDataPoint::default(); 2],
+            ..Default::default()
+        })),
         ..Default::default()
     };
     // Concatenated encodings merge: gauge then sum leaves the sum; gauge twice appends.
@@ -145,7 +169,11 @@ fn the_last_metric_data_member_is_the_one_counted() {
     let scope = &mut metrics.resource_metrics[0].scope_metrics[0];
     scope.metrics.clear();
     let base = metrics.encode_to_vec();
-    for (parts, expected) in [(vec![&gauge, &sum], 2), (vec![&gauge, &gauge], 6), (vec![&sum, &gauge], 3)] {
+    for (parts, expected) in [
+        (vec![&gauge, &sum], 2),
+        (vec![&gauge, &gauge], 6),
+        (vec![&sum, &gauge], 3),
+    ] {
         let mut merged = Vec::new();
         for part in parts {
             merged.extend(part.encode_to_vec());
@@ -169,6 +197,9 @@ fn the_last_metric_data_member_is_the_one_counted() {
         request.extend(resource_bytes);
         let _ = &base;
         assert_eq!(decoded(SignalKind::Metrics, &request), Some(expected));
-        assert_eq!(validate_request(SignalKind::Metrics, &request).ok(), Some(expected));
+        assert_eq!(
+            validate_request(SignalKind::Metrics, &request).ok(),
+            Some(expected)
+        );
     }
 }

@@ -119,7 +119,13 @@ mod tests {
         let auth = BearerToken::new("abc").or("next");
         assert!(auth.authenticate(&parts(Some("Bearer abc"))).is_ok());
         assert!(auth.authenticate(&parts(Some("bearer next"))).is_ok());
-        for bad in [None, Some("Bearer ab"), Some("Bearer abcd"), Some("Basic abc"), Some("abc")] {
+        for bad in [
+            None,
+            Some("Bearer ab"),
+            Some("Bearer abcd"),
+            Some("Basic abc"),
+            Some("abc"),
+        ] {
             let error = auth.authenticate(&parts(bad)).expect_err("refused");
             assert_eq!(error.kind(), ErrorKind::Unauthenticated, "{bad:?}");
         }

@@ -77,7 +77,10 @@ impl BodySender {
 
     /// Writes the trailers, which end the body.
     pub async fn trailers(self, trailers: HeaderMap) -> bool {
-        self.sender.send(BodyFrame::trailers(trailers)).await.is_ok()
+        self.sender
+            .send(BodyFrame::trailers(trailers))
+            .await
+            .is_ok()
     }
 
     /// Whether the receiving side has gone.

@@ -41,10 +41,12 @@ pub mod status;
 pub mod tls;
 
 pub use client::{
-    ClientHttp2Settings, ExporterConfig, GrpcExporter, StreamExporter, StreamExporterConfig,
-    StreamStats,
+    ClientHttp2Settings, ExporterConfig, GrpcExporter, StagedExport, StreamExporter,
+    StreamExporterConfig, StreamStats,
 };
-pub use server::{DecodeMode, GrpcReceiver, Http2Settings, ReceiverConfig, ReceiverStats, RunningReceiver};
+pub use server::{
+    DecodeMode, GrpcReceiver, Http2Settings, ReceiverConfig, ReceiverStats, RunningReceiver,
+};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -11,8 +11,7 @@ pub const STREAM_SERVICE: &str = "otlp_transport.v1.StreamService";
 /// gRPC path of the server-streaming extension (one batch; RECEIVED then COMPLETED).
 pub const EXPORT_STREAM_PATH: &str = "/otlp_transport.v1.StreamService/ExportStream";
 /// gRPC path of the bidirectional extension.
-pub const EXPORT_BIDIRECTIONAL_PATH: &str =
-    "/otlp_transport.v1.StreamService/ExportBidirectional";
+pub const EXPORT_BIDIRECTIONAL_PATH: &str = "/otlp_transport.v1.StreamService/ExportBidirectional";
 
 /// Parses `grpc-timeout`: at most 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
 ///
@@ -85,7 +84,10 @@ mod tests {
         ] {
             let text = format_grpc_timeout(d);
             let parsed = parse_grpc_timeout(text.as_bytes()).expect("parses");
-            assert!(parsed <= d && d - parsed < Duration::from_secs(1), "{d:?} {text}");
+            assert!(
+                parsed <= d && d - parsed < Duration::from_secs(1),
+                "{d:?} {text}"
+            );
         }
     }
 }

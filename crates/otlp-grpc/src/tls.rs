@@ -29,9 +29,7 @@ fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, ExportError> {
 fn roots(pem: &[u8], what: &str) -> Result<RootCertStore, ExportError> {
     let mut store = RootCertStore::empty();
     for certificate in certificates(pem, what)? {
-        store
-            .add(certificate)
-            .map_err(|e| config_error(what, e))?;
+        store.add(certificate).map_err(|e| config_error(what, e))?;
     }
     Ok(store)
 }
@@ -88,9 +86,10 @@ impl ServerTls {
             .map_err(|e| config_error("TLS versions", e))?;
         let builder = match &self.client_roots {
             Some(roots) => {
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
-                    .build()
-                    .map_err(|e| config_error("client CA", e))?;
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+                        .build()
+                        .map_err(|e| config_error("client CA", e))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),

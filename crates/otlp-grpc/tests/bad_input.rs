@@ -19,7 +19,8 @@ const INTERNAL: i32 = 13;
 const UNAUTHENTICATED: i32 = 16;
 
 async fn still_serving(endpoint: &str) {
-    let exporter = GrpcExporter::new(ExporterConfig::new(endpoint).expect("config")).expect("exporter");
+    let exporter =
+        GrpcExporter::new(ExporterConfig::new(endpoint).expect("config")).expect("exporter");
     let outcome = exporter
         .export(&ExportRequest::<Traces>::new(realistic::traces(10, 9)))
         .await
@@ -64,7 +65,9 @@ async fn each_kind_of_bad_input_gets_its_status_and_others_are_still_served() {
     assert_eq!(answer.grpc_status, Some(RESOURCE_EXHAUSTED), "{answer:?}");
 
     // Garbage protobuf.
-    let answer = raw.call(TRACES, &[], frame(false, &[0x0a, 0xff, 0xff, 0x01, 0x02])).await;
+    let answer = raw
+        .call(TRACES, &[], frame(false, &[0x0a, 0xff, 0xff, 0x01, 0x02]))
+        .await;
     assert_eq!(answer.grpc_status, Some(INVALID_ARGUMENT), "{answer:?}");
     assert!(answer.grpc_message.contains("malformed"), "{answer:?}");
 
@@ -80,11 +83,15 @@ async fn each_kind_of_bad_input_gets_its_status_and_others_are_still_served() {
     assert_eq!(answer.grpc_status, Some(INTERNAL), "{answer:?}");
 
     // An encoding nobody knows: UNIMPLEMENTED, with what is accepted.
-    let answer = raw.call(TRACES, &[("grpc-encoding", "brotli")], frame(true, b"x")).await;
+    let answer = raw
+        .call(TRACES, &[("grpc-encoding", "brotli")], frame(true, b"x"))
+        .await;
     assert_eq!(answer.grpc_status, Some(UNIMPLEMENTED), "{answer:?}");
 
     // An unknown method.
-    let answer = raw.call("/nope.Service/Export", &[], frame(false, b"")).await;
+    let answer = raw
+        .call("/nope.Service/Export", &[], frame(false, b""))
+        .await;
     assert_eq!(answer.grpc_status, Some(UNIMPLEMENTED), "{answer:?}");
 
     // Not gRPC at all.
@@ -96,7 +103,12 @@ async fn each_kind_of_bad_input_gets_its_status_and_others_are_still_served() {
     // Nothing of the above reached the service, and a good client is served.
     assert_eq!(record.lock().expect("lock").traces.len(), 0);
     let stats = running.stats();
-    assert!(stats.refused_requests.load(std::sync::atomic::Ordering::Relaxed) >= 6);
+    assert!(
+        stats
+            .refused_requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 6
+    );
     still_serving(&endpoint(&running)).await;
     // And so is the connection that sent all of it.
     let good = ExportRequest::<Traces>::new(realistic::traces(3, 1)).to_protobuf();
@@ -106,7 +118,10 @@ async fn each_kind_of_bad_input_gets_its_status_and_others_are_still_served() {
 }
 
 fn flate2_writer(out: &mut Vec<u8>) -> GzipWriter<'_> {
-    GzipWriter { out, input: Vec::new() }
+    GzipWriter {
+        out,
+        input: Vec::new(),
+    }
 }
 
 /// Collects input and gzips it on finish with the compression crate's own algorithm.
@@ -143,12 +158,24 @@ async fn unauthenticated_calls_are_refused_before_the_body_is_read() {
         .expect("bind");
     let mut raw = RawClient::connect(running.local_addr()).await;
     // The body is garbage and would be INVALID_ARGUMENT if it were read.
-    let answer = raw.call(TRACES, &[("authorization", "Bearer wrong")], frame(false, &[0xff; 10])).await;
+    let answer = raw
+        .call(
+            TRACES,
+            &[("authorization", "Bearer wrong")],
+            frame(false, &[0xff; 10]),
+        )
+        .await;
     assert_eq!(answer.grpc_status, Some(UNAUTHENTICATED), "{answer:?}");
     let answer = raw.call(TRACES, &[], frame(false, &[0xff; 10])).await;
     assert_eq!(answer.grpc_status, Some(UNAUTHENTICATED), "{answer:?}");
     let good = ExportRequest::<Traces>::new(realistic::traces(2, 1)).to_protobuf();
-    let answer = raw.call(TRACES, &[("authorization", "Bearer right")], frame(false, &good)).await;
+    let answer = raw
+        .call(
+            TRACES,
+            &[("authorization", "Bearer right")],
+            frame(false, &good),
+        )
+        .await;
     assert_eq!(answer.grpc_status, Some(0), "{answer:?}");
     running.shutdown().await;
 }
@@ -168,14 +195,24 @@ async fn health_checking_answers_for_the_otlp_services() {
         status: i32,
     }
     for service in ["", "opentelemetry.proto.collector.trace.v1.TraceService"] {
-        let request = HealthCheckRequest { service: service.into() }.encode_to_vec();
-        let answer = raw.call("/grpc.health.v1.Health/Check", &[], frame(false, &request)).await;
+        let request = HealthCheckRequest {
+            service: service.into(),
+        }
+        .encode_to_vec();
+        let answer = raw
+            .call("/grpc.health.v1.Health/Check", &[], frame(false, &request))
+            .await;
         assert_eq!(answer.grpc_status, Some(0), "{answer:?}");
         let response = HealthCheckResponse::decode(&answer.data[5..]).expect("response");
         assert_eq!(response.status, 1, "SERVING");
     }
-    let request = HealthCheckRequest { service: "unknown.Service".into() }.encode_to_vec();
-    let answer = raw.call("/grpc.health.v1.Health/Check", &[], frame(false, &request)).await;
+    let request = HealthCheckRequest {
+        service: "unknown.Service".into(),
+    }
+    .encode_to_vec();
+    let answer = raw
+        .call("/grpc.health.v1.Health/Check", &[], frame(false, &request))
+        .await;
     assert_eq!(answer.grpc_status, Some(5), "NOT_FOUND: {answer:?}");
     running.shutdown().await;
 }

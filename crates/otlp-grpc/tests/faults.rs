@@ -55,10 +55,9 @@ async fn a_receiver_crash_mid_stream_loses_nothing() {
     let seen: Seen = Arc::default();
     let first = start("127.0.0.1:0".parse().expect("address"), seen.clone()).await;
     let address = first.local_addr();
-    let exporter = GrpcExporter::new(
-        ExporterConfig::new(&format!("http://{address}")).expect("config"),
-    )
-    .expect("exporter");
+    let exporter =
+        GrpcExporter::new(ExporterConfig::new(&format!("http://{address}")).expect("config"))
+            .expect("exporter");
     let config = StreamExporterConfig {
         reconnect_initial: Duration::from_millis(20),
         ..Default::default()
@@ -71,7 +70,8 @@ async fn a_receiver_crash_mid_stream_loses_nothing() {
             tokio::spawn(async move {
                 let mut accepted = 0;
                 for batch in (lane..BATCHES).step_by(8) {
-                    let request = ExportRequest::<Traces>::new(realistic::traces(SPANS_PER_BATCH, batch));
+                    let request =
+                        ExportRequest::<Traces>::new(realistic::traces(SPANS_PER_BATCH, batch));
                     let outcome = stream.export(request.into()).await?;
                     accepted += outcome.accepted();
                 }
@@ -94,7 +94,10 @@ async fn a_receiver_crash_mid_stream_loses_nothing() {
 
     let mut accepted = 0;
     for sender in senders {
-        accepted += sender.await.expect("task").expect("every batch acknowledged");
+        accepted += sender
+            .await
+            .expect("task")
+            .expect("every batch acknowledged");
     }
     assert_eq!(accepted, BATCHES as usize * SPANS_PER_BATCH);
 

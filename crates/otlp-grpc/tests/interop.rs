@@ -19,7 +19,9 @@ use opentelemetry_proto::tonic::collector::trace::v1 as reference;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use otlp_compression::{Gzip, Zstd};
 use otlp_core::{ErrorKind, ExportRequest, Traces};
-use otlp_grpc::{ExporterConfig, GrpcExporter, ReceiverConfig, StreamExporter, StreamExporterConfig};
+use otlp_grpc::{
+    ExporterConfig, GrpcExporter, ReceiverConfig, StreamExporter, StreamExporterConfig,
+};
 use otlp_testkit::{interop, realistic};
 use prost::Message;
 
@@ -71,7 +73,13 @@ async fn the_official_rust_exporter_sends_to_our_receiver() {
         assert_eq!(spans.len(), 50);
         assert_eq!(spans[7].name, "GET /item/7");
         assert_eq!(spans[7].span_id.as_ref(), &(0x1007u64).to_be_bytes());
-        assert_eq!(request.resource_spans[0].scope_spans[0].scope.as_ref().map(|s| s.name.as_str()), Some("interop"));
+        assert_eq!(
+            request.resource_spans[0].scope_spans[0]
+                .scope
+                .as_ref()
+                .map(|s| s.name.as_str()),
+            Some("interop")
+        );
     }
     drop(received);
     running.shutdown().await;
@@ -121,12 +129,21 @@ async fn the_official_python_exporter_sends_to_our_receiver() {
         .await
         .expect("python task");
         let Some(output) = output else { return };
-        assert_eq!(String::from_utf8_lossy(&output).trim(), "SUCCESS", "{compression}");
+        assert_eq!(
+            String::from_utf8_lossy(&output).trim(),
+            "SUCCESS",
+            "{compression}"
+        );
     }
     let received = record.lock().expect("lock");
     assert_eq!(received.spans(), 80);
     let first = &received.traces[0].resource_spans[0];
-    assert!(first.scope_spans[0].spans.iter().any(|s| s.name == "python-span-39"));
+    assert!(
+        first.scope_spans[0]
+            .spans
+            .iter()
+            .any(|s| s.name == "python-span-39")
+    );
     assert_eq!(received.headers[0]["x-sender"], "python");
     drop(received);
     running.shutdown().await;
@@ -143,14 +160,18 @@ impl reference::trace_service_server::TraceService for ReferenceTraces {
         request: tonic::Request<reference::ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<reference::ExportTraceServiceResponse>, tonic::Status> {
         self.0.lock().expect("lock").push(request.into_inner());
-        Ok(tonic::Response::new(reference::ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        Ok(tonic::Response::new(
+            reference::ExportTraceServiceResponse {
+                partial_success: None,
+            },
+        ))
     }
 }
 
 async fn start_reference_server() -> (ReferenceTraces, String, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
     let traces = ReferenceTraces::default();
     let service = reference::trace_service_server::TraceServiceServer::new(traces.clone())
@@ -169,7 +190,9 @@ async fn start_reference_server() -> (ReferenceTraces, String, tokio::sync::ones
     (traces, format!("http://{address}"), stop)
 }
 
-fn as_ours(message: &reference::ExportTraceServiceRequest) -> otlp_model::collector::trace::ExportTraceServiceRequest {
+fn as_ours(
+    message: &reference::ExportTraceServiceRequest,
+) -> otlp_model::collector::trace::ExportTraceServiceRequest {
     Message::decode(message.encode_to_vec().as_slice()).expect("same schema")
 }
 
@@ -214,9 +237,20 @@ async fn our_exporter_sends_to_the_reference_tonic_server() {
         .await
         .expect("fallback");
     assert_eq!(outcome.accepted(), 100);
-    assert!(stream.stats().fell_back_to_unary.load(std::sync::atomic::Ordering::Relaxed));
+    assert!(
+        stream
+            .stats()
+            .fell_back_to_unary
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
 
-    let received: Vec<_> = received.0.lock().expect("lock").iter().map(as_ours).collect();
+    let received: Vec<_> = received
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(as_ours)
+        .collect();
     assert_eq!(received, vec![first, second, third]);
     let _ = stop.send(());
 }

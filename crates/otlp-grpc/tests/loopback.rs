@@ -31,7 +31,11 @@ fn algorithms() -> Vec<Option<Arc<dyn Compression>>> {
             .cloned()
             .map(Some),
     );
-    assert!(all.len() >= 6, "every gRPC algorithm is compiled in: {}", all.len());
+    assert!(
+        all.len() >= 6,
+        "every gRPC algorithm is compiled in: {}",
+        all.len()
+    );
     all
 }
 
@@ -82,7 +86,10 @@ async fn unary_export_delivers_every_signal_with_every_algorithm() {
 async fn bidirectional_stream_delivers_every_signal_with_every_algorithm() {
     let (record, running) = start_recording_receiver(ReceiverConfig::default()).await;
     for compression in algorithms() {
-        let name = compression.as_ref().map_or("none", |c| c.name()).to_string();
+        let name = compression
+            .as_ref()
+            .map_or("none", |c| c.name())
+            .to_string();
         let stream = StreamExporter::new(
             exporter_for(&endpoint(&running), compression),
             StreamExporterConfig::default(),
@@ -100,17 +107,31 @@ async fn bidirectional_stream_delivers_every_signal_with_every_algorithm() {
                     .export(ExportRequest::<Metrics>::new(metrics).into())
                     .await?;
                 let logs = realistic::logs(7, seed);
-                stream.export(ExportRequest::<Logs>::new(logs).into()).await?;
+                stream
+                    .export(ExportRequest::<Logs>::new(logs).into())
+                    .await?;
                 Ok::<_, ExportError>(outcome)
             }));
         }
         for call in calls {
-            let outcome = call.await.expect("task").unwrap_or_else(|e| panic!("{name}: {e}"));
+            let outcome = call
+                .await
+                .expect("task")
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(outcome.accepted(), 64);
         }
         let stats = stream.stats();
-        assert_eq!(stats.batches_delivered.load(std::sync::atomic::Ordering::Relaxed), 60);
-        assert!(!stats.fell_back_to_unary.load(std::sync::atomic::Ordering::Relaxed));
+        assert_eq!(
+            stats
+                .batches_delivered
+                .load(std::sync::atomic::Ordering::Relaxed),
+            60
+        );
+        assert!(
+            !stats
+                .fell_back_to_unary
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         let mut received = record.lock().expect("lock");
         let mut expected: Vec<_> = (0..20).map(|seed| realistic::traces(64, seed)).collect();
         let mut got = std::mem::take(&mut received.traces);
@@ -152,7 +173,10 @@ async fn partial_success_and_throttling_reach_the_exporter() {
         .await
         .expect_err("throttled");
     assert_eq!(error.kind(), ErrorKind::Unavailable);
-    assert_eq!(error.retry_class(), RetryClass::Throttled(Duration::from_secs(3)));
+    assert_eq!(
+        error.retry_class(),
+        RetryClass::Throttled(Duration::from_secs(3))
+    );
     running.shutdown().await;
 }
 
@@ -236,10 +260,11 @@ async fn tls_and_mutual_tls() {
     let (client_cert, client_key) = leaf(vec!["client".into()]);
     let ca_pem = ca_cert.pem();
 
-    let server_tls = otlp_grpc::tls::ServerTls::from_pem(server_cert.as_bytes(), server_key.as_bytes())
-        .expect("server tls")
-        .require_client_certificates(ca_pem.as_bytes())
-        .expect("client ca");
+    let server_tls =
+        otlp_grpc::tls::ServerTls::from_pem(server_cert.as_bytes(), server_key.as_bytes())
+            .expect("server tls")
+            .require_client_certificates(ca_pem.as_bytes())
+            .expect("client ca");
     let (record, service) = recording(accept_all);
     let running = GrpcReceiver::new(service)
         .with_tls(server_tls)
@@ -251,7 +276,9 @@ async fn tls_and_mutual_tls() {
 
     // Without a client certificate the handshake is refused.
     let tls = otlp_grpc::tls::ClientTls::with_ca_pem(ca_pem.as_bytes()).expect("ca");
-    let config = ExporterConfig::new(&url).expect("config").with_tls(tls.clone());
+    let config = ExporterConfig::new(&url)
+        .expect("config")
+        .with_tls(tls.clone());
     let error = GrpcExporter::new(config)
         .expect("exporter")
         .export(&request)
@@ -288,5 +315,55 @@ async fn one_connection_carries_concurrent_exports() {
         call.await.expect("task").expect("export");
     }
     assert_eq!(record.lock().expect("lock").spans(), 64 * 16);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn export_stream_acknowledges_receipt_then_completion() {
+    use otlp_model::stream::stream_ack::Stage;
+    let (record, running) = start_recording_receiver(ReceiverConfig::default()).await;
+    let exporter = exporter_for(&endpoint(&running), None);
+    let request = AnyExportRequest::from(ExportRequest::<Logs>::new(realistic::logs(12, 5)));
+    let mut staged = exporter.export_staged(&request, 7).await.expect("call");
+    let received = staged.next_ack().await.expect("an ack").expect("ok");
+    assert_eq!(
+        (received.sequence, received.stage),
+        (7, Stage::Received as i32)
+    );
+    let completed = staged.next_ack().await.expect("an ack").expect("ok");
+    assert_eq!(
+        (completed.sequence, completed.stage, completed.code),
+        (7, Stage::Completed as i32, 0)
+    );
+    assert!(staged.next_ack().await.is_none(), "ends with OK");
+    assert_eq!(
+        record.lock().expect("lock").logs,
+        vec![realistic::logs(12, 5)]
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn full_decode_mode_delivers_the_same() {
+    let config = ReceiverConfig {
+        decode: otlp_grpc::DecodeMode::Full,
+        ..Default::default()
+    };
+    let (record, running) = start_recording_receiver(config).await;
+    let exporter = exporter_for(&endpoint(&running), None);
+    let traces = realistic::traces(40, 8);
+    exporter
+        .export(&ExportRequest::<Traces>::new(traces.clone()))
+        .await
+        .expect("unary");
+    let stream = StreamExporter::new(exporter, StreamExporterConfig::default());
+    stream
+        .export(ExportRequest::<Traces>::new(traces.clone()).into())
+        .await
+        .expect("stream");
+    assert_eq!(
+        record.lock().expect("lock").traces,
+        vec![traces.clone(), traces]
+    );
     running.shutdown().await;
 }

@@ -52,7 +52,10 @@ pub(crate) struct Channel {
     settings: ClientHttp2Settings,
     connect_timeout: Duration,
     #[cfg(feature = "tls")]
-    tls: Option<(tokio_rustls::TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
     current: Mutex<Option<Sender>>,
     /// Held while connecting, so that concurrent calls wait for one connection instead of
     /// each opening their own.
@@ -82,7 +85,9 @@ impl Channel {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let port = endpoint.port_u16().unwrap_or(if secure { 443 } else { 4317 });
+        let port = endpoint
+            .port_u16()
+            .unwrap_or(if secure { 443 } else { 4317 });
         let authority = endpoint
             .authority()
             .cloned()
@@ -139,7 +144,10 @@ impl Channel {
         std::future::poll_fn(|cx| sender.poll_ready(cx))
             .await
             .map_err(|e| self.broken(e))?;
-        sender.send_request(request).await.map_err(|e| self.broken(e))
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.broken(e))
     }
 
     fn broken(&self, error: hyper::Error) -> ExportError {
@@ -212,8 +220,11 @@ impl Channel {
             .keep_alive_timeout(settings.keep_alive_timeout)
             .keep_alive_while_idle(true);
         let (sender, connection) = builder.handshake(TokioIo::new(io)).await.map_err(|e| {
-            ExportError::unavailable(format!("HTTP/2 handshake with {} failed: {e}", self.authority))
-                .with_source(e)
+            ExportError::unavailable(format!(
+                "HTTP/2 handshake with {} failed: {e}",
+                self.authority
+            ))
+            .with_source(e)
         })?;
         tokio::spawn(async move {
             // Ends when the connection closes; callers see that as failed sends.

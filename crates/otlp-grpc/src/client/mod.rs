@@ -3,6 +3,7 @@
 //! OTLP retry classes.
 
 mod channel;
+mod staged;
 mod stream;
 
 use std::sync::Arc;
@@ -25,8 +26,9 @@ use crate::framing::{FrameDecoder, FrameLimits, encode_frame};
 use crate::protocol::{format_grpc_timeout, grpc_code_of_http_status};
 use crate::status::error_from_trailers;
 
-pub use channel::ClientHttp2Settings;
 pub(crate) use channel::Channel;
+pub use channel::ClientHttp2Settings;
+pub use staged::StagedExport;
 pub use stream::{StreamExporter, StreamExporterConfig, StreamStats};
 
 /// How an exporter connects and calls.
@@ -63,7 +65,10 @@ impl std::fmt::Debug for ExporterConfig {
             .field("endpoint", &self.endpoint)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("timeout", &self.timeout)
-            .field("compression", &self.compression.as_ref().map(|c| grpc_name(c.as_ref())))
+            .field(
+                "compression",
+                &self.compression.as_ref().map(|c| grpc_name(c.as_ref())),
+            )
             .field("max_message_bytes", &self.max_message_bytes)
             .finish_non_exhaustive()
     }
@@ -190,7 +195,11 @@ impl GrpcExporter {
             .as_ref()
             .filter(|_| request.compression_allowed());
         let body = self.frame(&message, compression.map(|c| c.as_ref()))?;
-        let http_request = self.request(S::GRPC_EXPORT_PATH, compression, GrpcBody::once(Some(body), None));
+        let http_request = self.request(
+            S::GRPC_EXPORT_PATH,
+            compression,
+            GrpcBody::once(Some(body), None),
+        );
         let deadline = inner.config.timeout;
         let call = async {
             let response = inner.channel.send(http_request).await?;
@@ -240,7 +249,10 @@ impl GrpcExporter {
         *request.uri_mut() = self.inner.channel.uri(path);
         let headers = request.headers_mut();
         headers.clone_from(&config.headers);
-        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
         headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
         headers.insert(
             http::header::USER_AGENT,
@@ -307,8 +319,10 @@ fn refused_encoding(
         .get("grpc-accept-encoding")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|list| {
-            list.split(',')
-                .any(|name| name.trim().eq_ignore_ascii_case(grpc_name(algorithm.as_ref())))
+            list.split(',').any(|name| {
+                name.trim()
+                    .eq_ignore_ascii_case(grpc_name(algorithm.as_ref()))
+            })
         });
     if accepted {
         return error;
@@ -346,7 +360,9 @@ async fn read_unary_response(
     let mut message = None;
     while let Some(frame) = next_frame(&mut body, &mut decoder, &mut trailers).await? {
         if message.is_some() {
-            return Err(ExportError::internal("a unary response carried two messages"));
+            return Err(ExportError::internal(
+                "a unary response carried two messages",
+            ));
         }
         message = Some(decoder.message(frame, encoding.as_deref())?);
     }
@@ -366,9 +382,14 @@ pub(crate) fn response_encoding(
     match headers.get("grpc-encoding").and_then(|v| v.to_str().ok()) {
         None => Ok(None),
         Some(name) if name.eq_ignore_ascii_case("identity") => Ok(None),
-        Some(name) => config.accept.by_grpc_name(name).cloned().map(Some).ok_or_else(|| {
-            ExportError::internal(format!("the server answered with grpc-encoding {name}"))
-        }),
+        Some(name) => config
+            .accept
+            .by_grpc_name(name)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                ExportError::internal(format!("the server answered with grpc-encoding {name}"))
+            }),
     }
 }
 

@@ -175,7 +175,7 @@ impl IdSource {
 
 /// Encodes a `StreamBatch` around the request's protobuf bytes without decoding them (the
 /// payload fields are wire-compatible with `bytes`).
-fn encode_batch(sequence: u64, request: &AnyExportRequest) -> (Bytes, Option<BatchId>) {
+pub(super) fn encode_batch(sequence: u64, request: &AnyExportRequest) -> (Bytes, Option<BatchId>) {
     let (tag, payload, id) = match request {
         AnyExportRequest::Traces(r) => (2, r.to_protobuf(), r.batch_id()),
         AnyExportRequest::Metrics(r) => (3, r.to_protobuf(), r.batch_id()),
@@ -324,7 +324,10 @@ impl Driver {
             let (message, _) = encode_batch(transmit.sequence, &transmit.payload);
             let compression = self.exporter.inner.config.compression.clone();
             let Ok(frame) = self.exporter.frame(&message, compression.as_deref()) else {
-                self.fail(transmit.sequence, ExportError::too_large("batch over the limit"));
+                self.fail(
+                    transmit.sequence,
+                    ExportError::too_large("batch over the limit"),
+                );
                 continue;
             };
             if !body.data(frame).await {
@@ -366,9 +369,11 @@ impl Driver {
         let config = &exporter.inner.config;
         let compression = config.compression.clone();
         let (body, request_body) = GrpcBody::channel(self.config.sender.window + 1);
-        let request =
-            self.exporter
-                .request(EXPORT_BIDIRECTIONAL_PATH, compression.as_ref(), request_body);
+        let request = self.exporter.request(
+            EXPORT_BIDIRECTIONAL_PATH,
+            compression.as_ref(),
+            request_body,
+        );
         self.sender.handle_connect();
         self.on_stream.clear();
         // The body channel holds a whole window, so these writes never wait for the peer.

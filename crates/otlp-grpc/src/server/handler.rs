@@ -54,13 +54,16 @@ where
     let call = async {
         match path {
             Traces::GRPC_EXPORT_PATH => unary::<Traces, _>(&shared, &parts, body, encoding).await,
-            Metrics::GRPC_EXPORT_PATH => {
-                unary::<Metrics, _>(&shared, &parts, body, encoding).await
-            }
+            Metrics::GRPC_EXPORT_PATH => unary::<Metrics, _>(&shared, &parts, body, encoding).await,
             Logs::GRPC_EXPORT_PATH => unary::<Logs, _>(&shared, &parts, body, encoding).await,
             EXPORT_STREAM_PATH => streaming::server_stream(&shared, &parts, body, encoding).await,
             EXPORT_BIDIRECTIONAL_PATH => {
-                return Ok(streaming::bidirectional(shared.clone(), &parts, body, encoding));
+                return Ok(streaming::bidirectional(
+                    shared.clone(),
+                    &parts,
+                    body,
+                    encoding,
+                ));
             }
             _ => Err(ExportError::new(
                 ErrorKind::Unimplemented,
@@ -136,8 +139,8 @@ where
         .await
         .map_err(|e| refused(shared, e))?
         .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
-    let mut request = decode_request::<S>(shared.config.decode, message)
-        .map_err(|e| refused(shared, e))?;
+    let mut request =
+        decode_request::<S>(shared.config.decode, message).map_err(|e| refused(shared, e))?;
     forward_metadata(&parts.headers, request.headers_mut());
     let outcome = shared.export(request.into()).await?;
     let response: S::Response = outcome.to_response();
@@ -165,7 +168,10 @@ pub(crate) fn decode_request<S: Signal>(
 }
 
 pub(crate) fn refused<Svc>(shared: &Shared<Svc>, error: ExportError) -> ExportError {
-    shared.stats.refused_requests.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .refused_requests
+        .fetch_add(1, Ordering::Relaxed);
     error
 }
 
@@ -269,7 +275,11 @@ fn health_of<Svc>(shared: &Shared<Svc>, service: &str) -> Option<i32> {
     })
 }
 
-async fn health<Svc>(shared: &Arc<Shared<Svc>>, watch: bool, mut body: Incoming) -> Response<GrpcBody>
+async fn health<Svc>(
+    shared: &Arc<Shared<Svc>>,
+    watch: bool,
+    mut body: Incoming,
+) -> Response<GrpcBody>
 where
     Svc: Send + Sync + 'static,
 {
@@ -284,7 +294,10 @@ where
         Err(error) => return refuse(shared, &error),
     };
     let Ok(request) = request else {
-        return refuse(shared, &ExportError::invalid_argument("malformed HealthCheckRequest"));
+        return refuse(
+            shared,
+            &ExportError::invalid_argument("malformed HealthCheckRequest"),
+        );
     };
     let status = health_of(shared, &request.service);
     if !watch {
@@ -307,7 +320,10 @@ where
     let mut shutdown = shared.shutdown.clone();
     tokio::spawn(async move {
         let first = status.unwrap_or(SERVICE_UNKNOWN);
-        if !sender.data(frame_message(&HealthCheckResponse { status: first })).await {
+        if !sender
+            .data(frame_message(&HealthCheckResponse { status: first }))
+            .await
+        {
             return;
         }
         if first == SERVING {

@@ -18,15 +18,17 @@ use bytes::Bytes;
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 use otlp_compression::Compression;
-use otlp_core::{AnyExportRequest, AnyExportService, BatchId, ExportError, ExportOutcome, ExportRequest};
+use otlp_core::{
+    AnyExportRequest, AnyExportService, BatchId, ExportError, ExportOutcome, ExportRequest,
+};
 use otlp_model::stream::stream_batch::Payload;
 use otlp_model::stream::{StreamAck, StreamBatch};
 use otlp_stream::{Admission, completed, received};
 use prost::Message;
 use tokio::task::JoinSet;
 
-use super::{DecodeMode, Shared};
 use super::handler::{frame_message, grpc_response_with_body, refused};
+use super::{DecodeMode, Shared};
 use crate::body::{GrpcBody, next_frame, read_unary};
 use crate::framing::FrameDecoder;
 use crate::status::{error_trailers, ok_trailers};
@@ -40,8 +42,9 @@ fn decode_batch(mode: DecodeMode, message: Bytes) -> Result<Batch, ExportError> 
     match mode {
         DecodeMode::Full => decode_batch_fully(message),
         DecodeMode::Validate => {
-            let items = otlp_codec::validate::validate_stream_batch(&message)
-                .map_err(|e| ExportError::invalid_argument(format!("malformed StreamBatch: {e}")))?;
+            let items = otlp_codec::validate::validate_stream_batch(&message).map_err(|e| {
+                ExportError::invalid_argument(format!("malformed StreamBatch: {e}"))
+            })?;
             split_batch(message, items)
         }
     }
@@ -147,7 +150,9 @@ fn with_batch_id(request: AnyExportRequest, id: BatchId) -> AnyExportRequest {
 fn peek_sequence(message: &[u8]) -> Option<u64> {
     let mut rest = message;
     let key = prost::encoding::decode_varint(&mut rest).ok()?;
-    (key == 1 << 3).then(|| prost::encoding::decode_varint(&mut rest).ok()).flatten()
+    (key == 1 << 3)
+        .then(|| prost::encoding::decode_varint(&mut rest).ok())
+        .flatten()
 }
 
 /// Processes one batch, at most once per batch id while the id is remembered.
@@ -169,7 +174,10 @@ where
             .map(|mut window| window.admit(id))
             .unwrap_or(Admission::Fresh);
         if admission == Admission::Duplicate {
-            shared.stats.duplicate_batches.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .duplicate_batches
+                .fetch_add(1, Ordering::Relaxed);
             return completed(sequence, &Ok(ExportOutcome::success(items)));
         }
     }

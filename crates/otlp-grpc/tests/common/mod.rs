@@ -108,13 +108,14 @@ pub struct RawAnswer {
 
 impl RawClient {
     pub async fn connect(address: std::net::SocketAddr) -> Self {
-        let stream = tokio::net::TcpStream::connect(address).await.expect("connect");
-        let (sender, connection) = hyper::client::conn::http2::Builder::new(
-            hyper_util::rt::TokioExecutor::new(),
-        )
-        .handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .expect("handshake");
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
         tokio::spawn(connection);
         Self {
             sender,
