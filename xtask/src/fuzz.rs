@@ -9,6 +9,7 @@ use std::process::Command;
 const TARGETS: &[&str] = &[
     "decode_json",
     "decode_protobuf",
+    "validate_protobuf",
     "decode_msgpack",
     "decode_cbor",
     "decompress",

@@ -101,18 +101,19 @@ async fn a_receiver_crash_mid_stream_loses_nothing() {
     }
     assert_eq!(accepted, BATCHES as usize * SPANS_PER_BATCH);
 
-    let seen = seen.lock().expect("lock");
-    let expected: usize = BATCHES as usize * SPANS_PER_BATCH;
-    assert_eq!(seen.len(), expected, "every span arrived at least once");
-    let duplicates: u64 = seen.values().map(|&n| u64::from(n - 1)).sum();
-    let stats = stream.stats();
-    println!(
-        "crash mid-stream: {expected} spans delivered, {duplicates} duplicate spans, \
-         {} batches resent, {} reconnects",
-        stats.batches_resent.load(Ordering::Relaxed),
-        stats.reconnects.load(Ordering::Relaxed),
-    );
-    assert!(stats.reconnects.load(Ordering::Relaxed) >= 1);
-    drop(seen);
+    {
+        let seen = seen.lock().expect("lock");
+        let expected: usize = BATCHES as usize * SPANS_PER_BATCH;
+        assert_eq!(seen.len(), expected, "every span arrived at least once");
+        let duplicates: u64 = seen.values().map(|&n| u64::from(n - 1)).sum();
+        let stats = stream.stats();
+        println!(
+            "crash mid-stream: {expected} spans delivered, {duplicates} duplicate spans, \
+             {} batches resent, {} reconnects",
+            stats.batches_resent.load(Ordering::Relaxed),
+            stats.reconnects.load(Ordering::Relaxed),
+        );
+        assert!(stats.reconnects.load(Ordering::Relaxed) >= 1);
+    }
     second.shutdown().await;
 }

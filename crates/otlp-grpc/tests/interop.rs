@@ -66,22 +66,23 @@ async fn the_official_rust_exporter_sends_to_our_receiver() {
             .await
             .unwrap_or_else(|e| panic!("{compression:?}: {e:?}"));
     }
-    let received = record.lock().expect("lock");
-    assert_eq!(received.traces.len(), 2);
-    for request in &received.traces {
-        let spans = &request.resource_spans[0].scope_spans[0].spans;
-        assert_eq!(spans.len(), 50);
-        assert_eq!(spans[7].name, "GET /item/7");
-        assert_eq!(spans[7].span_id.as_ref(), &(0x1007u64).to_be_bytes());
-        assert_eq!(
-            request.resource_spans[0].scope_spans[0]
-                .scope
-                .as_ref()
-                .map(|s| s.name.as_str()),
-            Some("interop")
-        );
+    {
+        let received = record.lock().expect("lock");
+        assert_eq!(received.traces.len(), 2);
+        for request in &received.traces {
+            let spans = &request.resource_spans[0].scope_spans[0].spans;
+            assert_eq!(spans.len(), 50);
+            assert_eq!(spans[7].name, "GET /item/7");
+            assert_eq!(spans[7].span_id.as_ref(), &(0x1007u64).to_be_bytes());
+            assert_eq!(
+                request.resource_spans[0].scope_spans[0]
+                    .scope
+                    .as_ref()
+                    .map(|s| s.name.as_str()),
+                Some("interop")
+            );
+        }
     }
-    drop(received);
     running.shutdown().await;
 }
 
@@ -135,17 +136,18 @@ async fn the_official_python_exporter_sends_to_our_receiver() {
             "{compression}"
         );
     }
-    let received = record.lock().expect("lock");
-    assert_eq!(received.spans(), 80);
-    let first = &received.traces[0].resource_spans[0];
-    assert!(
-        first.scope_spans[0]
-            .spans
-            .iter()
-            .any(|s| s.name == "python-span-39")
-    );
-    assert_eq!(received.headers[0]["x-sender"], "python");
-    drop(received);
+    {
+        let received = record.lock().expect("lock");
+        assert_eq!(received.spans(), 80);
+        let first = &received.traces[0].resource_spans[0];
+        assert!(
+            first.scope_spans[0]
+                .spans
+                .iter()
+                .any(|s| s.name == "python-span-39")
+        );
+        assert_eq!(received.headers[0]["x-sender"], "python");
+    }
     running.shutdown().await;
 }
 

@@ -232,11 +232,12 @@ async fn bearer_tokens_guard_the_receiver_and_metadata_is_forwarded() {
         );
     let exporter = GrpcExporter::new(config).expect("exporter");
     exporter.export(&request).await.expect("authenticated");
-    let received = record.lock().expect("lock");
-    assert_eq!(received.traces.len(), 1);
-    assert_eq!(received.headers[0]["x-tenant"], "acme");
-    assert!(received.headers[0].get("authorization").is_none());
-    drop(received);
+    {
+        let received = record.lock().expect("lock");
+        assert_eq!(received.traces.len(), 1);
+        assert_eq!(received.headers[0]["x-tenant"], "acme");
+        assert!(received.headers[0].get("authorization").is_none());
+    }
     running.shutdown().await;
 }
 

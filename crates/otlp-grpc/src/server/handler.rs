@@ -57,14 +57,12 @@ where
             Metrics::GRPC_EXPORT_PATH => unary::<Metrics, _>(&shared, &parts, body, encoding).await,
             Logs::GRPC_EXPORT_PATH => unary::<Logs, _>(&shared, &parts, body, encoding).await,
             EXPORT_STREAM_PATH => streaming::server_stream(&shared, &parts, body, encoding).await,
-            EXPORT_BIDIRECTIONAL_PATH => {
-                return Ok(streaming::bidirectional(
-                    shared.clone(),
-                    &parts,
-                    body,
-                    encoding,
-                ));
-            }
+            EXPORT_BIDIRECTIONAL_PATH => Ok(streaming::bidirectional(
+                shared.clone(),
+                &parts,
+                body,
+                encoding,
+            )),
             _ => Err(ExportError::new(
                 ErrorKind::Unimplemented,
                 format!("unknown method {path}"),
