@@ -30,15 +30,16 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth;
 pub mod body;
 mod client;
 pub mod framing;
 pub mod protocol;
 mod server;
 pub mod status;
+
+pub use otlp_net::auth;
 #[cfg(feature = "tls")]
-pub mod tls;
+pub use otlp_net::tls;
 
 pub use client::{
     ClientHttp2Settings, ExporterConfig, GrpcExporter, StagedExport, StreamExporter,

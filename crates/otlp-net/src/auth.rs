@@ -14,7 +14,7 @@ use otlp_core::{ErrorKind, ExportError};
 /// 403) when they are valid but not allowed. Implemented for closures.
 ///
 /// ```
-/// use otlp_grpc::auth::{Authenticate, BearerToken};
+/// use otlp_net::auth::{Authenticate, BearerToken};
 ///
 /// let auth = BearerToken::new("s3cret");
 /// let request = http::Request::post("/").header("authorization", "Bearer s3cret").body(())?;

@@ -42,7 +42,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// whose client certificates it accepts.
 ///
 /// ```no_run
-/// use otlp_grpc::tls::ServerTls;
+/// use otlp_net::tls::ServerTls;
 /// let tls = ServerTls::from_pem(&std::fs::read("server.crt")?, &std::fs::read("server.key")?)?
 ///     .require_client_certificates(&std::fs::read("clients-ca.crt")?)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -149,7 +149,8 @@ impl ClientTls {
         self
     }
 
-    pub(crate) fn server_name(&self, host: &str) -> Result<ServerName<'static>, ExportError> {
+    /// The name the server certificate must match: the override, or `host`.
+    pub fn server_name(&self, host: &str) -> Result<ServerName<'static>, ExportError> {
         let name = self.server_name.as_deref().unwrap_or(host);
         ServerName::try_from(name.to_string()).map_err(|e| config_error("TLS server name", e))
     }
