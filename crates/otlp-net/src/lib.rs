@@ -6,6 +6,8 @@
 //!   provided ([`auth::BearerToken`]).
 //! - [`tls`] (feature `tls`): server and client TLS settings, mutual TLS included, as
 //!   rustls configurations ([`tls::ServerTls`], [`tls::ClientTls`]).
+//! - [`listener`]: the accept loop every receiver runs (connection limit, TLS handshake
+//!   deadline, graceful shutdown).
 //!
 //! ```
 //! use otlp_net::auth::{Authenticate, BearerToken};
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod listener;
 #[cfg(feature = "tls")]
 pub mod tls;
 

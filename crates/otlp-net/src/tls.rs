@@ -79,8 +79,9 @@ impl ServerTls {
         Ok(self)
     }
 
-    /// The rustls configuration (ALPN `h2`).
-    pub fn rustls_config(&self) -> Result<Arc<rustls::ServerConfig>, ExportError> {
+    /// The rustls configuration offering `alpn` protocols (for example `h2`, `http/1.1`),
+    /// in order of preference.
+    pub fn rustls_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ServerConfig>, ExportError> {
         let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_error("TLS versions", e))?;
@@ -97,7 +98,7 @@ impl ServerTls {
         let mut config = builder
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| config_error("server certificate", e))?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 }
@@ -155,8 +156,8 @@ impl ClientTls {
         ServerName::try_from(name.to_string()).map_err(|e| config_error("TLS server name", e))
     }
 
-    /// The rustls configuration (ALPN `h2`).
-    pub fn rustls_config(&self) -> Result<Arc<rustls::ClientConfig>, ExportError> {
+    /// The rustls configuration asking for `alpn` protocols, in order of preference.
+    pub fn rustls_config(&self, alpn: &[&[u8]]) -> Result<Arc<rustls::ClientConfig>, ExportError> {
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| config_error("TLS versions", e))?
@@ -167,7 +168,7 @@ impl ClientTls {
                 .map_err(|e| config_error("client certificate", e))?,
             None => builder.with_no_client_auth(),
         };
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
     }
 }

@@ -96,7 +96,7 @@ impl Channel {
         let tls = match (secure, &config.tls) {
             (false, _) => None,
             (true, Some(tls)) => Some((
-                tokio_rustls::TlsConnector::from(tls.rustls_config()?),
+                tokio_rustls::TlsConnector::from(tls.rustls_config(&[b"h2"])?),
                 tls.server_name(&host)?,
             )),
             (true, None) => {

@@ -17,11 +17,11 @@ use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use otlp_compression::CompressionSet;
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome};
+pub(crate) use otlp_net::listener::stopped;
+use otlp_net::listener::{self, Connection, ListenerLimits};
 use otlp_stream::DedupWindow;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::auth::Authenticate;
 use crate::framing::FrameLimits;
@@ -235,8 +235,8 @@ where
         let local_addr = listener.local_addr()?;
         let (shutdown, signal) = watch::channel(false);
         let stats = Arc::new(ReceiverStats::default());
-        let server = self.into_server(stats.clone(), signal)?;
-        let task = tokio::spawn(server.accept_loop(listener));
+        let serving = self.into_serving(listener, stats.clone(), signal)?;
+        let task = tokio::spawn(serving);
         Ok(RunningReceiver {
             local_addr,
             shutdown,
@@ -252,8 +252,7 @@ where
         shutdown: impl Future<Output = ()> + Send,
     ) -> io::Result<()> {
         let (sender, signal) = watch::channel(false);
-        let server = self.into_server(Arc::new(ReceiverStats::default()), signal)?;
-        let serving = server.accept_loop(listener);
+        let serving = self.into_serving(listener, Arc::new(ReceiverStats::default()), signal)?;
         tokio::pin!(serving);
         tokio::select! {
             () = shutdown => {
@@ -265,33 +264,42 @@ where
         Ok(())
     }
 
-    fn into_server(
+    fn into_serving(
         self,
+        listener: TcpListener,
         stats: Arc<ReceiverStats>,
         shutdown: watch::Receiver<bool>,
-    ) -> io::Result<Server<Svc>> {
+    ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
         let accept_encoding = self.config.compression.grpc_accept_encoding();
         #[cfg(feature = "tls")]
         let tls = match &self.tls {
             Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
-                tls.rustls_config().map_err(io::Error::other)?,
+                tls.rustls_config(&[b"h2"]).map_err(io::Error::other)?,
             )),
             None => None,
         };
-        Ok(Server {
-            shared: Arc::new(Shared {
-                dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
-                accept_encoding: HeaderValue::from_str(&accept_encoding)
-                    .unwrap_or(HeaderValue::from_static("identity")),
-                service: self.service,
-                config: self.config,
-                auth: self.auth,
-                stats,
-                shutdown,
-            }),
+        let limits = ListenerLimits {
+            max_connections: self.config.max_connections,
+            handshake_timeout: self.config.handshake_timeout,
+        };
+        let shared = Arc::new(Shared {
+            dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
+            accept_encoding: HeaderValue::from_str(&accept_encoding)
+                .unwrap_or(HeaderValue::from_static("identity")),
+            service: self.service,
+            config: self.config,
+            auth: self.auth,
+            stats,
+            shutdown: shutdown.clone(),
+        });
+        Ok(listener::accept_loop(
+            listener,
+            limits,
             #[cfg(feature = "tls")]
             tls,
-        })
+            shutdown,
+            move |connection| serve_connection(shared.clone(), connection),
+        ))
     }
 }
 
@@ -328,73 +336,10 @@ where
     }
 }
 
-struct Server<Svc> {
-    shared: Arc<Shared<Svc>>,
-    #[cfg(feature = "tls")]
-    tls: Option<tokio_rustls::TlsAcceptor>,
-}
-
-impl<Svc> Server<Svc>
+async fn serve_connection<Svc>(shared: Arc<Shared<Svc>>, io: Connection)
 where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
-{
-    async fn accept_loop(self, listener: TcpListener) {
-        let permits = Arc::new(Semaphore::new(self.shared.config.max_connections.max(1)));
-        let mut shutdown = self.shared.shutdown.clone();
-        // Connections live in the set so that dropping this future (an aborted receiver)
-        // closes every one of them.
-        let mut connections = JoinSet::new();
-        loop {
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                () = stopped(&mut shutdown) => break,
-            };
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = stopped(&mut shutdown) => break,
-            };
-            while connections.try_join_next().is_some() {}
-            let (stream, _peer) = match accepted {
-                Ok(accepted) => accepted,
-                // Out of file descriptors and the like: wait instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let shared = self.shared.clone();
-            #[cfg(feature = "tls")]
-            let tls = self.tls.clone();
-            connections.spawn(async move {
-                let _permit = permit;
-                #[cfg(feature = "tls")]
-                if let Some(acceptor) = tls {
-                    let timeout = shared.config.handshake_timeout;
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(timeout, acceptor.accept(stream)).await
-                    {
-                        serve_connection(shared, stream).await;
-                    }
-                    return;
-                }
-                serve_connection::<Svc, TcpStream>(shared, stream).await;
-            });
-        }
-        drop(listener);
-        while connections.join_next().await.is_some() {}
-    }
-}
-
-async fn serve_connection<Svc, Io>(shared: Arc<Shared<Svc>>, io: Io)
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let settings = shared.config.http2;
     let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -461,9 +406,4 @@ impl RunningReceiver {
         self.task.abort();
         let _ = self.task.await;
     }
-}
-
-/// Completes when the receiver is told to stop (or its handle is gone).
-pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
