@@ -11,7 +11,8 @@
 //! messages the count equals `item_count`, and on corrupted bytes the validator fails
 //! exactly when prost's decode fails.
 
-use otlp_core::SignalKind;
+use bytes::Bytes;
+use otlp_core::{ExportError, ExportRequest, Signal, SignalKind};
 
 use crate::CodecError;
 use crate::generated_wire::{
@@ -102,6 +103,36 @@ pub fn validate_request(signal: SignalKind, bytes: &[u8]) -> Result<usize, Codec
 /// count of its payload.
 pub fn validate_stream_batch(bytes: &[u8]) -> Result<usize, CodecError> {
     validate(bytes, STREAM_BATCH)
+}
+
+/// What a receiver does with a request's protobuf bytes before handing it on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecodeMode {
+    /// Check the bytes as strictly as a decode would ([`validate_request`]) and count the
+    /// items, without building the message; the service gets the validated bytes
+    /// (`ExportRequest::from_encoded`) and decodes only if it needs to. A relay forwarding
+    /// protobuf never decodes.
+    #[default]
+    Validate,
+    /// Decode into owned messages before handing on.
+    Full,
+}
+
+/// The export request of protobuf `bytes` by `mode`: validated bytes or a decoded message.
+/// Malformed input is an `InvalidArgument` error either way.
+pub fn protobuf_request<S: Signal>(
+    mode: DecodeMode,
+    bytes: Bytes,
+) -> Result<ExportRequest<S>, ExportError> {
+    match mode {
+        DecodeMode::Full => ExportRequest::<S>::from_protobuf(bytes),
+        DecodeMode::Validate => {
+            let items = validate_request(S::KIND, &bytes).map_err(|e| {
+                ExportError::invalid_argument(format!("malformed {} request: {e}", S::KIND))
+            })?;
+            Ok(ExportRequest::from_encoded(bytes, items))
+        }
+    }
 }
 
 struct Frame {

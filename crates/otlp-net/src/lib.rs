@@ -30,3 +30,49 @@ pub mod tls;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 struct ReadmeDoctests;
+
+/// Copies the request headers a downstream service may want (tenant ids, custom metadata)
+/// into `to`, leaving out the protocols' own headers and credentials, which must not
+/// travel further.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue};
+/// let mut from = HeaderMap::new();
+/// from.insert("authorization", HeaderValue::from_static("Bearer secret"));
+/// from.insert("x-tenant", HeaderValue::from_static("acme"));
+/// let mut to = HeaderMap::new();
+/// otlp_net::forward_metadata(&from, &mut to);
+/// assert_eq!(to.len(), 1);
+/// assert_eq!(to["x-tenant"], "acme");
+/// ```
+pub fn forward_metadata(from: &http::HeaderMap, to: &mut http::HeaderMap) {
+    for (name, value) in from {
+        let text = name.as_str();
+        let reserved = text.starts_with("grpc-")
+            || text.starts_with("access-control-")
+            || text.starts_with("sec-")
+            || matches!(
+                text,
+                "content-type"
+                    | "content-length"
+                    | "content-encoding"
+                    | "transfer-encoding"
+                    | "te"
+                    | "host"
+                    | "connection"
+                    | "keep-alive"
+                    | "upgrade"
+                    | "user-agent"
+                    | "accept"
+                    | "accept-encoding"
+                    | "origin"
+                    | "referer"
+                    | "authorization"
+                    | "proxy-authorization"
+                    | "cookie"
+            );
+        if !reserved {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}

@@ -139,7 +139,7 @@ where
         .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
     let mut request =
         decode_request::<S>(shared.config.decode, message).map_err(|e| refused(shared, e))?;
-    forward_metadata(&parts.headers, request.headers_mut());
+    otlp_net::forward_metadata(&parts.headers, request.headers_mut());
     let outcome = shared.export(request.into()).await?;
     let response: S::Response = outcome.to_response();
     Ok(grpc_response(
@@ -149,44 +149,12 @@ where
     ))
 }
 
-/// The request of `message` by `mode`: validated bytes or a decoded message.
-pub(crate) fn decode_request<S: Signal>(
-    mode: super::DecodeMode,
-    message: Bytes,
-) -> Result<ExportRequest<S>, ExportError> {
-    match mode {
-        super::DecodeMode::Full => ExportRequest::<S>::from_protobuf(message),
-        super::DecodeMode::Validate => {
-            let items = otlp_codec::validate::validate_request(S::KIND, &message).map_err(|e| {
-                ExportError::invalid_argument(format!("malformed {} request: {e}", S::KIND))
-            })?;
-            Ok(ExportRequest::from_encoded(message, items))
-        }
-    }
-}
-
 pub(crate) fn refused<Svc>(shared: &Shared<Svc>, error: ExportError) -> ExportError {
     shared
         .stats
         .refused_requests
         .fetch_add(1, Ordering::Relaxed);
     error
-}
-
-/// Request headers a downstream service may want (tenant ids, custom metadata), without
-/// the protocol's own and without credentials, which must not travel further.
-fn forward_metadata(from: &HeaderMap, to: &mut HeaderMap) {
-    for (name, value) in from {
-        let name_text = name.as_str();
-        let reserved = name_text.starts_with("grpc-")
-            || matches!(
-                name_text,
-                "content-type" | "te" | "user-agent" | "authorization" | "content-length"
-            );
-        if !reserved {
-            to.append(name.clone(), value.clone());
-        }
-    }
 }
 
 pub(crate) fn frame_message(message: &impl Message) -> Bytes {
@@ -344,27 +312,5 @@ where
 async fn wait_closed(sender: &crate::body::BodySender) {
     while !sender.is_closed() {
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_metadata_drops_credentials_and_protocol_headers() {
-        let mut from = HeaderMap::new();
-        for (name, value) in [
-            ("authorization", "Bearer x"),
-            ("grpc-timeout", "1S"),
-            ("te", "trailers"),
-            ("x-tenant", "acme"),
-        ] {
-            from.insert(name, HeaderValue::from_static(value));
-        }
-        let mut to = HeaderMap::new();
-        forward_metadata(&from, &mut to);
-        assert_eq!(to.len(), 1);
-        assert_eq!(to["x-tenant"], "acme");
     }
 }

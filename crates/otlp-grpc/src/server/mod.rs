@@ -71,18 +71,7 @@ impl Default for Http2Settings {
     }
 }
 
-/// What the receiver does with a request's protobuf bytes before handing it on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DecodeMode {
-    /// Check the bytes as strictly as a decode would (prost's rules: keys, lengths, wire
-    /// types, UTF-8, nesting) and count the items, without building the message; the
-    /// service gets the validated bytes (`ExportRequest::from_encoded`) and decodes only
-    /// if it needs to. A relay forwarding protobuf never decodes.
-    #[default]
-    Validate,
-    /// Decode into owned messages before handing on.
-    Full,
-}
+pub use otlp_codec::validate::DecodeMode;
 
 /// How the receiver behaves; every field has a production default.
 #[derive(Debug, Clone)]

@@ -1,0 +1,260 @@
+//! One request: CORS, method and path, then the checks made from the headers alone (auth,
+//! content type, encoding, declared length), the bounded body read, decompression,
+//! decoding, the service, and the answer in the request's own encoding.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::Body as _;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use otlp_codec::{CodecSignal, OtlpCodec};
+use otlp_compression::Compression;
+use otlp_core::{
+    AnyExportRequest, AnyExportService, ErrorKind, ExportError, ExportRequest, Logs, Metrics,
+    SignalKind, Traces,
+};
+
+use super::Shared;
+use crate::status_body::{JSON, PROTOBUF, encode_status, format_retry_after};
+
+type HttpResponse = Response<Full<Bytes>>;
+
+pub(crate) async fn handle<Svc>(
+    shared: &Arc<Shared<Svc>>,
+    request: Request<Incoming>,
+) -> HttpResponse
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let cors = &shared.config.cors;
+    if request.method() == http::Method::OPTIONS {
+        return cors.preflight(request.headers());
+    }
+    let origin = cors.allow(request.headers());
+    let mut response = route(shared, request).await;
+    if let Some(origin) = origin {
+        cors.decorate(origin, &mut response);
+    }
+    response
+}
+
+async fn route<Svc>(shared: &Arc<Shared<Svc>>, request: Request<Incoming>) -> HttpResponse
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let Some(signal) = shared.config.paths.signal(request.uri().path()) else {
+        return plain(StatusCode::NOT_FOUND);
+    };
+    if request.method() != http::Method::POST {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED);
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+        return response;
+    }
+    let (parts, body) = request.into_parts();
+    // Errors before the content type is known are answered in protobuf, or in JSON when
+    // the request said it was JSON.
+    let json_errors = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().contains("json"));
+    let result = match signal {
+        SignalKind::Traces => export::<Traces, _>(shared, parts, body).await,
+        SignalKind::Metrics => export::<Metrics, _>(shared, parts, body).await,
+        SignalKind::Logs => export::<Logs, _>(shared, parts, body).await,
+    };
+    match result {
+        Ok(response) => response,
+        Err((error, codec, before_service)) => {
+            if before_service {
+                shared
+                    .stats
+                    .refused_requests
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            let json = codec.map_or(json_errors, |c| c.name() == "json");
+            error_response(&error, json)
+        }
+    }
+}
+
+/// An error, the codec of the request if known, and whether it happened before the service.
+type Failure = (ExportError, Option<Arc<dyn OtlpCodec>>, bool);
+
+async fn export<S, Svc>(
+    shared: &Arc<Shared<Svc>>,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> Result<HttpResponse, Failure>
+where
+    S: CodecSignal,
+    AnyExportRequest: From<ExportRequest<S>>,
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let config = &shared.config;
+    let refuse = |error: ExportError| (error, None, true);
+    if let Some(auth) = &shared.auth {
+        auth.authenticate(&parts).map_err(refuse)?;
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let codec = config
+        .codecs
+        .by_content_type(content_type)
+        .cloned()
+        .ok_or_else(|| {
+            refuse(ExportError::new(
+                ErrorKind::UnsupportedMediaType,
+                format!("unsupported content type {content_type:?}"),
+            ))
+        })?;
+    let with_codec = |error: ExportError| (error, Some(codec.clone()), true);
+    let encoding = content_encoding(config, &parts.headers).map_err(with_codec)?;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > config.max_body_bytes as u64) {
+        return Err(with_codec(too_large(config.max_body_bytes)));
+    }
+    let raw = tokio::time::timeout(
+        config.body_read_timeout,
+        read_body(body, config.max_body_bytes),
+    )
+    .await
+    .map_err(|_| {
+        with_codec(ExportError::timeout(format!(
+            "the body did not arrive within {:?}",
+            config.body_read_timeout
+        )))
+    })?
+    .map_err(with_codec)?;
+    let bytes = match &encoding {
+        None => raw,
+        Some(algorithm) => {
+            let mut out = Vec::new();
+            algorithm
+                .decompress(&raw, config.max_decompressed_bytes, &mut out)
+                .map_err(|e| with_codec(ExportError::from(e)))?;
+            Bytes::from(out)
+        }
+    };
+    if bytes.len() > config.max_decompressed_bytes {
+        return Err(with_codec(too_large(config.max_decompressed_bytes)));
+    }
+    let mut request = if codec.name() == "protobuf" {
+        otlp_codec::validate::protobuf_request::<S>(config.decode, bytes).map_err(with_codec)?
+    } else {
+        let message = S::decode_request(codec.as_ref(), bytes).map_err(|e| {
+            with_codec(ExportError::invalid_argument(format!(
+                "malformed {} request: {e}",
+                S::KIND
+            )))
+        })?;
+        ExportRequest::<S>::new(message)
+    };
+    otlp_net::forward_metadata(&parts.headers, request.headers_mut());
+    let outcome = shared
+        .export(request.into())
+        .await
+        .map_err(|e| (e, Some(codec.clone()), false))?;
+    let mut out = Vec::new();
+    S::encode_response(codec.as_ref(), &outcome.to_response(), &mut out).map_err(|e| {
+        (
+            ExportError::internal(e.to_string()),
+            Some(codec.clone()),
+            false,
+        )
+    })?;
+    let mut response = Response::new(Full::new(Bytes::from(out)));
+    if let Ok(value) = HeaderValue::from_str(codec.content_type()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    Ok(response)
+}
+
+fn too_large(limit: usize) -> ExportError {
+    ExportError::too_large(format!("the request exceeds the limit of {limit} bytes"))
+}
+
+fn content_encoding(
+    config: &super::HttpReceiverConfig,
+    headers: &http::HeaderMap,
+) -> Result<Option<Arc<dyn Compression>>, ExportError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(None);
+    };
+    let name = value.to_str().unwrap_or("").trim();
+    if name.is_empty() || name.eq_ignore_ascii_case("identity") {
+        return Ok(None);
+    }
+    config
+        .compression
+        .by_http_name(name)
+        .cloned()
+        .map(Some)
+        .ok_or_else(|| {
+            ExportError::new(
+                ErrorKind::UnsupportedMediaType,
+                format!("unsupported content encoding {name:?}"),
+            )
+        })
+}
+
+/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
+async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ExportError> {
+    let hint = body.size_hint().exact().unwrap_or(0).min(limit as u64) as usize;
+    let mut out = BytesMut::with_capacity(hint);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame = frame.map_err(|e| {
+            ExportError::invalid_argument(format!("the body could not be read: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(too_large(limit));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
+}
+
+fn plain(status: StatusCode) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+/// The answer to `error`: the status the OTLP table names, `Retry-After` when there is a
+/// delay, and a `google.rpc.Status` body in JSON or protobuf.
+pub(crate) fn error_response(error: &ExportError, json: bool) -> HttpResponse {
+    let (status, delay) = error.http_status();
+    let mut response = Response::new(Full::new(encode_status(error, json)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if json { JSON } else { PROTOBUF }),
+    );
+    if let Some(delay) = delay
+        && let Ok(value) = HeaderValue::from_str(&format_retry_after(delay))
+    {
+        headers.insert(header::RETRY_AFTER, value);
+    }
+    response
+}

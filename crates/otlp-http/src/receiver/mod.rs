@@ -1,0 +1,383 @@
+//! The receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` (paths configurable) on one
+//! listener, HTTP/1.1 and HTTP/2 (h2c by prior knowledge, or ALPN over TLS), every request
+//! handed to one [`AnyExportService`].
+
+mod cors;
+mod handler;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use otlp_codec::CodecSet;
+use otlp_codec::validate::DecodeMode;
+use otlp_compression::CompressionSet;
+use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome, SignalKind};
+use otlp_net::auth::Authenticate;
+use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use cors::Cors;
+
+/// The request paths of the three signals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpPaths {
+    /// Default `/v1/traces`.
+    pub traces: String,
+    /// Default `/v1/metrics`.
+    pub metrics: String,
+    /// Default `/v1/logs`.
+    pub logs: String,
+}
+
+impl Default for HttpPaths {
+    fn default() -> Self {
+        Self {
+            traces: SignalKind::Traces.http_path().to_string(),
+            metrics: SignalKind::Metrics.http_path().to_string(),
+            logs: SignalKind::Logs.http_path().to_string(),
+        }
+    }
+}
+
+impl HttpPaths {
+    fn signal(&self, path: &str) -> Option<SignalKind> {
+        if path == self.traces {
+            Some(SignalKind::Traces)
+        } else if path == self.metrics {
+            Some(SignalKind::Metrics)
+        } else if path == self.logs {
+            Some(SignalKind::Logs)
+        } else {
+            None
+        }
+    }
+}
+
+/// How the receiver behaves; every field has a production default.
+#[derive(Debug, Clone)]
+pub struct HttpReceiverConfig {
+    /// Request paths.
+    pub paths: HttpPaths,
+    /// Accepted `Content-Type`s (protobuf, JSON, MessagePack, CBOR by default).
+    pub codecs: CodecSet,
+    /// Accepted `Content-Encoding`s.
+    pub compression: CompressionSet,
+    /// Largest body as sent (compressed or not): larger declared `Content-Length`s are
+    /// refused before reading, larger bodies while reading (413).
+    pub max_body_bytes: usize,
+    /// Largest body after decompression (413).
+    pub max_decompressed_bytes: usize,
+    /// Longest wait for a request's headers (HTTP/1.1): a slow client is disconnected.
+    pub header_read_timeout: Duration,
+    /// Longest wait for a request's body (408).
+    pub body_read_timeout: Duration,
+    /// Connections and TLS handshake deadline.
+    pub listener: ListenerLimits,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Largest header block accepted (HTTP/2) or header buffer (HTTP/1.1).
+    pub max_header_bytes: usize,
+    /// Cross-origin access for browsers (none by default).
+    pub cors: Cors,
+    /// Validate protobuf bodies only (the default) or decode them.
+    pub decode: DecodeMode,
+}
+
+impl Default for HttpReceiverConfig {
+    fn default() -> Self {
+        Self {
+            paths: HttpPaths::default(),
+            codecs: CodecSet::with_defaults(),
+            compression: CompressionSet::with_defaults(),
+            max_body_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
+            max_decompressed_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            listener: ListenerLimits::default(),
+            max_concurrent_streams: 256,
+            max_header_bytes: 16 * 1024,
+            cors: Cors::default(),
+            decode: DecodeMode::Validate,
+        }
+    }
+}
+
+/// Counters of a receiver, readable while it runs.
+#[derive(Debug, Default)]
+pub struct HttpReceiverStats {
+    /// Export requests handed to the service.
+    pub requests: AtomicU64,
+    /// Items in them.
+    pub items: AtomicU64,
+    /// Items the service accepted.
+    pub accepted_items: AtomicU64,
+    /// Requests refused before reaching the service (bad input, auth, limits, timeouts).
+    pub refused_requests: AtomicU64,
+    /// Requests the service answered with an error.
+    pub failed_requests: AtomicU64,
+}
+
+/// An OTLP/HTTP receiver.
+///
+/// ```no_run
+/// use otlp_core::{AnyExportRequest, ExportError, ExportOutcome};
+/// use otlp_http::{Cors, HttpReceiver, HttpReceiverConfig};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let service = tower::service_fn(|request: AnyExportRequest| async move {
+///     Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
+/// });
+/// let config = HttpReceiverConfig {
+///     cors: Cors::allow_origins(["https://app.example.com"]),
+///     ..Default::default()
+/// };
+/// let running = HttpReceiver::new(service)
+///     .with_config(config)
+///     .bind("0.0.0.0:4318".parse().unwrap())
+///     .await?;
+/// running.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct HttpReceiver<Svc> {
+    service: Svc,
+    config: HttpReceiverConfig,
+    auth: Option<Arc<dyn Authenticate>>,
+    #[cfg(feature = "tls")]
+    tls: Option<otlp_net::tls::ServerTls>,
+}
+
+impl<Svc> std::fmt::Debug for HttpReceiver<Svc> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpReceiver")
+            .field("config", &self.config)
+            .field("auth", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Shared<Svc> {
+    pub(crate) service: Svc,
+    pub(crate) config: HttpReceiverConfig,
+    pub(crate) auth: Option<Arc<dyn Authenticate>>,
+    pub(crate) stats: Arc<HttpReceiverStats>,
+}
+
+impl<Svc> Shared<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    pub(crate) async fn export(
+        &self,
+        request: AnyExportRequest,
+    ) -> Result<ExportOutcome, ExportError> {
+        let items = request.item_count() as u64;
+        let mut service = self.service.clone();
+        let result = async {
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            service.call(request).await
+        }
+        .await;
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.stats.items.fetch_add(items, Ordering::Relaxed);
+        match &result {
+            Ok(outcome) => {
+                self.stats
+                    .accepted_items
+                    .fetch_add(outcome.accepted() as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+}
+
+impl<Svc> HttpReceiver<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    /// A receiver handing every request to `service`, with the default configuration.
+    pub fn new(service: Svc) -> Self {
+        Self {
+            service,
+            config: HttpReceiverConfig::default(),
+            auth: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: HttpReceiverConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Runs `auth` on every request's headers before its body is read.
+    pub fn with_auth(mut self, auth: impl Authenticate) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Serves TLS (HTTP/2 or HTTP/1.1 by ALPN; mutual TLS if the settings require it).
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: otlp_net::tls::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Binds `address` and serves in a background task until the returned handle shuts
+    /// it down (dropping the handle shuts it down too).
+    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningHttpReceiver> {
+        let listener = TcpListener::bind(address).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, signal) = watch::channel(false);
+        let stats = Arc::new(HttpReceiverStats::default());
+        let task = tokio::spawn(self.into_serving(listener, stats.clone(), signal)?);
+        Ok(RunningHttpReceiver {
+            local_addr,
+            shutdown,
+            task,
+            stats,
+        })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets open requests finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        let (sender, signal) = watch::channel(false);
+        let serving =
+            self.into_serving(listener, Arc::new(HttpReceiverStats::default()), signal)?;
+        tokio::pin!(serving);
+        tokio::select! {
+            () = shutdown => {
+                let _ = sender.send(true);
+                serving.await;
+            }
+            () = &mut serving => {}
+        }
+        Ok(())
+    }
+
+    fn into_serving(
+        self,
+        listener: TcpListener,
+        stats: Arc<HttpReceiverStats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
+                tls.rustls_config(&[b"h2", b"http/1.1"])
+                    .map_err(io::Error::other)?,
+            )),
+            None => None,
+        };
+        let limits = self.config.listener;
+        let shared = Arc::new(Shared {
+            service: self.service,
+            config: self.config,
+            auth: self.auth,
+            stats,
+        });
+        let signal = shutdown.clone();
+        Ok(listener::accept_loop(
+            listener,
+            limits,
+            #[cfg(feature = "tls")]
+            tls,
+            shutdown,
+            move |connection| serve_connection(shared.clone(), connection, signal.clone()),
+        ))
+    }
+}
+
+async fn serve_connection<Svc>(
+    shared: Arc<Shared<Svc>>,
+    io: Connection,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let config = &shared.config;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(50)
+        .max_local_error_reset_streams(256)
+        .initial_stream_window_size(2 * 1024 * 1024)
+        .initial_connection_window_size(8 * 1024 * 1024)
+        .max_frame_size(64 * 1024)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let handler = shared.clone();
+    let service = hyper::service::service_fn(move |request| {
+        let shared = handler.clone();
+        async move { Ok::<_, Infallible>(handler::handle(&shared, request).await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopped(&mut shutdown) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// A receiver serving in the background.
+#[derive(Debug)]
+pub struct RunningHttpReceiver {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<HttpReceiverStats>,
+}
+
+impl RunningHttpReceiver {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &HttpReceiverStats {
+        &self.stats
+    }
+
+    /// Stops accepting, lets open requests finish, returns when connections are closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, dropping every connection (for fault tests).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
