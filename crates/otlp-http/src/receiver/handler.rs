@@ -72,21 +72,44 @@ where
     };
     match result {
         Ok(response) => response,
-        Err((error, codec, before_service)) => {
-            if before_service {
+        Err(failure) => {
+            if failure.before_service {
                 shared
                     .stats
                     .refused_requests
                     .fetch_add(1, Ordering::Relaxed);
             }
-            let json = codec.map_or(json_errors, |c| c.name() == "json");
-            error_response(&error, json)
+            let json = failure.codec.map_or(json_errors, |c| c.name() == "json");
+            let mut response = error_response(&failure.error, json);
+            if let Some(status) = failure.status {
+                *response.status_mut() = status;
+            }
+            response
         }
     }
 }
 
-/// An error, the codec of the request if known, and whether it happened before the service.
-type Failure = (ExportError, Option<Arc<dyn OtlpCodec>>, bool);
+/// Why a request failed, and how to answer.
+struct Failure {
+    error: ExportError,
+    /// The request's codec, if known: errors are answered in its format.
+    codec: Option<Arc<dyn OtlpCodec>>,
+    /// Refused before reaching the service (counted as refused).
+    before_service: bool,
+    /// A status other than the error's own (408 for a body that never finished).
+    status: Option<StatusCode>,
+}
+
+impl Failure {
+    fn refused(error: ExportError, codec: Option<Arc<dyn OtlpCodec>>) -> Self {
+        Self {
+            error,
+            codec,
+            before_service: true,
+            status: None,
+        }
+    }
+}
 
 async fn export<S, Svc>(
     shared: &Arc<Shared<Svc>>,
@@ -100,7 +123,7 @@ where
     Svc::Future: Send,
 {
     let config = &shared.config;
-    let refuse = |error: ExportError| (error, None, true);
+    let refuse = |error: ExportError| Failure::refused(error, None);
     if let Some(auth) = &shared.auth {
         auth.authenticate(&parts).map_err(refuse)?;
     }
@@ -119,7 +142,7 @@ where
                 format!("unsupported content type {content_type:?}"),
             ))
         })?;
-    let with_codec = |error: ExportError| (error, Some(codec.clone()), true);
+    let with_codec = |error: ExportError| Failure::refused(error, Some(codec.clone()));
     let encoding = content_encoding(config, &parts.headers).map_err(with_codec)?;
     let declared = parts
         .headers
@@ -134,8 +157,9 @@ where
         read_body(body, config.max_body_bytes),
     )
     .await
-    .map_err(|_| {
-        with_codec(ExportError::timeout(format!(
+    .map_err(|_| Failure {
+        status: Some(StatusCode::REQUEST_TIMEOUT),
+        ..with_codec(ExportError::timeout(format!(
             "the body did not arrive within {:?}",
             config.body_read_timeout
         )))
@@ -169,14 +193,14 @@ where
     let outcome = shared
         .export(request.into())
         .await
-        .map_err(|e| (e, Some(codec.clone()), false))?;
+        .map_err(|error| Failure {
+            before_service: false,
+            ..Failure::refused(error, Some(codec.clone()))
+        })?;
     let mut out = Vec::new();
-    S::encode_response(codec.as_ref(), &outcome.to_response(), &mut out).map_err(|e| {
-        (
-            ExportError::internal(e.to_string()),
-            Some(codec.clone()),
-            false,
-        )
+    S::encode_response(codec.as_ref(), &outcome.to_response(), &mut out).map_err(|e| Failure {
+        before_service: false,
+        ..Failure::refused(ExportError::internal(e.to_string()), Some(codec.clone()))
     })?;
     let mut response = Response::new(Full::new(Bytes::from(out)));
     if let Ok(value) = HeaderValue::from_str(codec.content_type()) {
