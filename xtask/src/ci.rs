@@ -41,8 +41,13 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
         interop = Some(deps::run(root)?);
         Ok(())
     })?;
-    let python = interop
-        .map(|env| env.python.display().to_string())
+    let (python, node_modules) = interop
+        .map(|env| {
+            (
+                env.python.display().to_string(),
+                env.node_modules.display().to_string(),
+            )
+        })
         .unwrap_or_default();
     step("tests", || {
         cargo(
@@ -52,6 +57,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
                 // Interop tests fail, rather than skip, when a reference tool is missing.
                 ("OTLP_INTEROP_REQUIRED", "1"),
                 ("OTLP_INTEROP_PYTHON", &python),
+                ("OTLP_INTEROP_NODE_MODULES", &node_modules),
             ],
         )
     })?;

@@ -1,5 +1,6 @@
 //! Installs what the interop tests run against: reference command-line tools (Debian
-//! packages) and a Python environment with the packages in `tests/interop/requirements.txt`.
+//! packages), a Python environment with the packages in `tests/interop/requirements.txt`,
+//! and the OpenTelemetry JS exporters of `tests/interop/node/package-lock.json`.
 //! Idempotent: what is already there is not installed again.
 
 use std::path::{Path, PathBuf};
@@ -9,19 +10,25 @@ use std::process::Command;
 const CLI_TOOLS: &[(&str, &str)] = &[("gzip", "gzip"), ("zstd", "zstd"), ("lz4", "lz4")];
 
 /// Modules the Python environment must import.
-const PYTHON_MODULES: &str = "import cramjam, lz4.frame, zstandard, opentelemetry.sdk, opentelemetry.exporter.otlp.json.common";
+const PYTHON_MODULES: &str = "import cramjam, lz4.frame, zstandard, opentelemetry.sdk, opentelemetry.exporter.otlp.json.common, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter";
 
 /// What the tests need to know about the installed environment.
 pub(crate) struct InteropEnv {
     /// The Python interpreter of the interop environment.
     pub(crate) python: PathBuf,
+    /// The `node_modules` directory with the JS exporters.
+    pub(crate) node_modules: PathBuf,
 }
 
 /// Installs everything and returns where it is.
 pub(crate) fn run(root: &Path) -> Result<InteropEnv, String> {
     ensure_cli_tools()?;
     let python = ensure_python(root)?;
-    Ok(InteropEnv { python })
+    let node_modules = ensure_node(root)?;
+    Ok(InteropEnv {
+        python,
+        node_modules,
+    })
 }
 
 fn on_path(program: &str) -> bool {
@@ -92,6 +99,34 @@ fn ensure_python(root: &Path) -> Result<PathBuf, String> {
     }
     std::fs::write(&stamp, wanted).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
     Ok(python)
+}
+
+/// `npm ci` of the committed lock file into `target/interop/node`, redone when the lock
+/// file changes.
+fn ensure_node(root: &Path) -> Result<PathBuf, String> {
+    let source = root.join("tests/interop/node");
+    let target = root.join("target/interop/node");
+    let lock = std::fs::read_to_string(source.join("package-lock.json"))
+        .map_err(|e| format!("reading the npm lock file: {e}"))?;
+    let stamp = target.join("lock.installed");
+    let modules = target.join("node_modules");
+    if std::fs::read_to_string(&stamp).unwrap_or_default() == lock && modules.is_dir() {
+        println!("deps: Node packages up to date ({})", target.display());
+        return Ok(modules);
+    }
+    println!("deps: installing Node packages in {}", target.display());
+    std::fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(source.join(file), target.join(file))
+            .map_err(|e| format!("copying {file}: {e}"))?;
+    }
+    status(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&target),
+    )?;
+    std::fs::write(&stamp, lock).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    Ok(modules)
 }
 
 fn imports(python: &Path) -> bool {

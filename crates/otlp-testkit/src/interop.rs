@@ -17,12 +17,31 @@ pub fn python() -> String {
     std::env::var("OTLP_INTEROP_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
+/// The `node_modules` directory with the OpenTelemetry JS exporters
+/// (`OTLP_INTEROP_NODE_MODULES`, set by `cargo xtask ci`), if known.
+pub fn node_modules() -> Option<std::path::PathBuf> {
+    std::env::var_os("OTLP_INTEROP_NODE_MODULES")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 /// Runs `program args` with `input` on stdin and returns its stdout. Returns `None`, after
 /// printing why, when the program (or a Python module it imports) is missing and interop is
 /// not required; panics on any other failure, or on a missing program when it is required.
 pub fn run(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
+    run_with_env(program, args, &[], input)
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_with_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+    input: &[u8],
+) -> Option<Vec<u8>> {
     let child = Command::new(program)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -45,7 +64,9 @@ pub fn run(program: &str, args: &[&str], input: &[u8]) -> Option<Vec<u8>> {
         .expect("write the program's stdin");
     let stderr = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
-        if !required() && stderr.contains("ModuleNotFoundError") {
+        let missing_module =
+            stderr.contains("ModuleNotFoundError") || stderr.contains("Cannot find module");
+        if !required() && missing_module {
             eprintln!("SKIPPED: {program} {args:?}: a Python module is missing: {stderr}");
             return None;
         }
