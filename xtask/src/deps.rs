@@ -7,7 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Debian packages providing the reference tools, by the command they provide.
-const CLI_TOOLS: &[(&str, &str)] = &[("gzip", "gzip"), ("zstd", "zstd"), ("lz4", "lz4")];
+const CLI_TOOLS: &[(&str, &str)] = &[
+    ("gzip", "gzip"),
+    ("zstd", "zstd"),
+    ("lz4", "lz4"),
+    ("chromium", "chromium"),
+];
 
 /// Modules the Python environment must import.
 const PYTHON_MODULES: &str = "import cramjam, lz4.frame, zstandard, opentelemetry.sdk, opentelemetry.exporter.otlp.json.common, opentelemetry.exporter.otlp.proto.grpc.trace_exporter, opentelemetry.exporter.otlp.proto.http.trace_exporter";

@@ -17,6 +17,12 @@ pub fn python() -> String {
     std::env::var("OTLP_INTEROP_PYTHON").unwrap_or_else(|_| "python3".to_string())
 }
 
+/// The Chromium binary (`OTLP_INTEROP_CHROMIUM`, or `chromium` on the path: Debian's
+/// package, installed by `cargo xtask ci`).
+pub fn chromium() -> String {
+    std::env::var("OTLP_INTEROP_CHROMIUM").unwrap_or_else(|_| "chromium".to_string())
+}
+
 /// The `node_modules` directory with the OpenTelemetry JS exporters
 /// (`OTLP_INTEROP_NODE_MODULES`, set by `cargo xtask ci`), if known.
 pub fn node_modules() -> Option<std::path::PathBuf> {
