@@ -23,7 +23,7 @@ use otlp_grpc::{
 use prost::Message;
 use serde_json::json;
 
-use crate::measure::Report;
+use crate::measure::{Report, cpu_time, percentile};
 
 /// Concurrent exports in flight in the throughput runs.
 const CONCURRENCY: usize = 16;
@@ -59,34 +59,6 @@ struct Row {
     p99: Duration,
     cpu_cores: f64,
     cpu_ns_per_span: f64,
-}
-
-/// User + system CPU time of this process so far, from /proc (clock ticks of 10 ms).
-fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may contain spaces) start at ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 pub(crate) fn run(quick: bool) -> Result<Report, String> {

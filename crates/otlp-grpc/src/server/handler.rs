@@ -137,8 +137,8 @@ where
         .await
         .map_err(|e| refused(shared, e))?
         .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
-    let mut request =
-        decode_request::<S>(shared.config.decode, message).map_err(|e| refused(shared, e))?;
+    let mut request = otlp_codec::validate::protobuf_request::<S>(shared.config.decode, message)
+        .map_err(|e| refused(shared, e))?;
     otlp_net::forward_metadata(&parts.headers, request.headers_mut());
     let outcome = shared.export(request.into()).await?;
     let response: S::Response = outcome.to_response();
