@@ -126,6 +126,12 @@ pub async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 #[cfg(feature = "tls")]
 pub type TlsAcceptor = tokio_rustls::TlsAcceptor;
 
+/// Without the `tls` feature there is no acceptor (the type has no values), so callers
+/// pass `None` whatever features are unified.
+#[cfg(not(feature = "tls"))]
+#[derive(Debug, Clone)]
+pub enum TlsAcceptor {}
+
 /// Accepts connections until `shutdown`, handing each (after TLS, if configured) to
 /// `serve`, at most `limits.max_connections` at a time; then waits for the connections to
 /// end. `serve` is expected to watch `shutdown` itself and close its connection gracefully.
@@ -133,7 +139,7 @@ pub type TlsAcceptor = tokio_rustls::TlsAcceptor;
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     limits: ListenerLimits,
-    #[cfg(feature = "tls")] tls: Option<TlsAcceptor>,
+    tls: Option<TlsAcceptor>,
     shutdown: watch::Receiver<bool>,
     serve: F,
 ) where
@@ -166,7 +172,6 @@ pub async fn accept_loop<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let serve = serve.clone();
-        #[cfg(feature = "tls")]
         let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
@@ -179,6 +184,10 @@ pub async fn accept_loop<F, Fut>(
                     serve(Connection::Tls(Box::new(stream))).await;
                 }
                 return;
+            }
+            #[cfg(not(feature = "tls"))]
+            if let Some(never) = tls {
+                match never {}
             }
             serve(Connection::Plain(stream)).await;
         });

@@ -39,10 +39,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod envelope;
 mod receiver;
 mod sender;
 
-pub use receiver::{Admission, DedupWindow, completed, received};
+pub use receiver::{Admission, DedupWindow, acknowledge, completed, received};
 pub use sender::{AckEvent, Sender, SenderConfig, Transmit};
 
 #[doc = include_str!("../README.md")]

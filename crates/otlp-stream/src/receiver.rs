@@ -105,3 +105,38 @@ pub fn received(sequence: u64) -> StreamAck {
         ..Default::default()
     }
 }
+
+/// Runs `export` for batch `sequence` unless its id was accepted before, and returns the
+/// final acknowledgement and whether the batch was a duplicate. A refused batch's id is
+/// forgotten, so that its resend is processed. `export` is not polled for a duplicate.
+pub async fn acknowledge<Fut>(
+    dedup: &std::sync::Mutex<DedupWindow>,
+    sequence: u64,
+    id: Option<&[u8]>,
+    items: usize,
+    export: Fut,
+) -> (StreamAck, bool)
+where
+    Fut: std::future::Future<Output = Result<ExportOutcome, ExportError>>,
+{
+    if let Some(id) = id {
+        let admission = dedup
+            .lock()
+            .map(|mut window| window.admit(id))
+            .unwrap_or(Admission::Fresh);
+        if admission == Admission::Duplicate {
+            return (
+                completed(sequence, &Ok(ExportOutcome::success(items))),
+                true,
+            );
+        }
+    }
+    let result = export.await;
+    if result.is_err()
+        && let Some(id) = id
+        && let Ok(mut window) = dedup.lock()
+    {
+        window.forget(id);
+    }
+    (completed(sequence, &result), false)
+}

@@ -67,7 +67,7 @@ impl GrpcExporter {
         sequence: u64,
     ) -> Result<StagedExport, ExportError> {
         let config = &self.inner.config;
-        let message = super::stream::encode_batch(sequence, request).0;
+        let message = otlp_stream::envelope::encode_batch(sequence, request).0;
         let allowed = match request {
             AnyExportRequest::Traces(r) => r.compression_allowed(),
             AnyExportRequest::Metrics(r) => r.compression_allowed(),

@@ -4,22 +4,18 @@
 //! server without the streaming service (UNIMPLEMENTED) gets unary `Export` calls instead.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
 use otlp_core::{
-    AnyExportRequest, BatchId, BoxExportFuture, ErrorKind, ExportError, ExportOutcome,
-    ExportRequest, Signal,
+    AnyExportRequest, BoxExportFuture, ErrorKind, ExportError, ExportOutcome, ExportRequest, Signal,
 };
 use otlp_model::stream::StreamAck;
+use otlp_stream::envelope::{BatchIds, encode_batch, with_id};
 use otlp_stream::{AckEvent, Sender, SenderConfig};
 use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -99,7 +95,7 @@ impl StreamExporter {
             stats: stats.clone(),
             commands: receiver,
             epoch: Instant::now(),
-            ids: IdSource::new(),
+            ids: BatchIds::new(),
             closed: false,
             on_stream: Vec::new(),
         };
@@ -144,66 +140,6 @@ where
     }
 }
 
-/// Batch ids: random per exporter, then counted, so they never repeat within it and
-/// collide across exporters only by chance (2^-64 per pair).
-struct IdSource {
-    prefix: u64,
-    next: u64,
-}
-
-impl IdSource {
-    fn new() -> Self {
-        let random = |salt: u64| {
-            let mut hasher = RandomState::new().build_hasher();
-            hasher.write_u64(salt);
-            hasher.finish()
-        };
-        Self {
-            prefix: random(1),
-            next: random(2),
-        }
-    }
-
-    fn next(&mut self) -> BatchId {
-        self.next = self.next.wrapping_add(1);
-        let mut id = [0u8; 16];
-        id[..8].copy_from_slice(&self.prefix.to_be_bytes());
-        id[8..].copy_from_slice(&self.next.to_be_bytes());
-        BatchId(id)
-    }
-}
-
-/// Encodes a `StreamBatch` around the request's protobuf bytes without decoding them (the
-/// payload fields are wire-compatible with `bytes`).
-pub(super) fn encode_batch(sequence: u64, request: &AnyExportRequest) -> (Bytes, Option<BatchId>) {
-    let (tag, payload, id) = match request {
-        AnyExportRequest::Traces(r) => (2, r.to_protobuf(), r.batch_id()),
-        AnyExportRequest::Metrics(r) => (3, r.to_protobuf(), r.batch_id()),
-        AnyExportRequest::Logs(r) => (4, r.to_protobuf(), r.batch_id()),
-    };
-    let mut out = BytesMut::with_capacity(payload.len() + 48);
-    encode_key(1, WireType::Varint, &mut out);
-    encode_varint(sequence, &mut out);
-    encode_key(tag, WireType::LengthDelimited, &mut out);
-    encode_varint(payload.len() as u64, &mut out);
-    out.put_slice(&payload);
-    if let Some(BatchId(id)) = id {
-        encode_key(5, WireType::LengthDelimited, &mut out);
-        encode_varint(16, &mut out);
-        out.put_slice(&id);
-    }
-    (out.freeze(), id)
-}
-
-fn with_id(request: AnyExportRequest, id: BatchId) -> AnyExportRequest {
-    match request {
-        AnyExportRequest::Traces(r) if r.batch_id().is_none() => r.with_batch_id(id).into(),
-        AnyExportRequest::Metrics(r) if r.batch_id().is_none() => r.with_batch_id(id).into(),
-        AnyExportRequest::Logs(r) if r.batch_id().is_none() => r.with_batch_id(id).into(),
-        other => other,
-    }
-}
-
 fn ended_by(error: ExportError) -> Ended {
     match (error.kind(), error.retry_class()) {
         (ErrorKind::Unimplemented, _) => Ended::Unimplemented,
@@ -220,7 +156,7 @@ struct Driver {
     stats: Arc<StreamStats>,
     commands: mpsc::Receiver<(AnyExportRequest, Reply)>,
     epoch: Instant,
-    ids: IdSource,
+    ids: BatchIds,
     /// Every handle is gone: no more batches will come.
     closed: bool,
     /// Sequences written on the current stream.

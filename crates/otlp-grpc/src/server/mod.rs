@@ -267,6 +267,8 @@ where
             )),
             None => None,
         };
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
         let limits = ListenerLimits {
             max_connections: self.config.max_connections,
             handshake_timeout: self.config.handshake_timeout,
@@ -284,7 +286,6 @@ where
         Ok(listener::accept_loop(
             listener,
             limits,
-            #[cfg(feature = "tls")]
             tls,
             shutdown,
             move |connection| serve_connection(shared.clone(), connection),

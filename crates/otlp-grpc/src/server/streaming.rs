@@ -14,146 +14,23 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 use otlp_compression::Compression;
-use otlp_core::{
-    AnyExportRequest, AnyExportService, BatchId, ExportError, ExportOutcome, ExportRequest,
-};
-use otlp_model::stream::stream_batch::Payload;
-use otlp_model::stream::{StreamAck, StreamBatch};
-use otlp_stream::{Admission, completed, received};
-use prost::Message;
+use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
+use otlp_model::stream::StreamAck;
+use otlp_stream::envelope::{decode_batch, peek_sequence};
+use otlp_stream::{acknowledge, completed, received};
 use tokio::task::JoinSet;
 
+use super::Shared;
 use super::handler::{frame_message, grpc_response_with_body, refused};
-use super::{DecodeMode, Shared};
 use crate::body::{GrpcBody, next_frame, read_unary};
 use crate::framing::FrameDecoder;
 use crate::status::{error_trailers, ok_trailers};
 
 /// Frames of acknowledgements buffered ahead of the client reading them.
 const ACK_BUFFER: usize = 64;
-
-type Batch = (u64, Option<Vec<u8>>, AnyExportRequest);
-
-fn decode_batch(mode: DecodeMode, message: Bytes) -> Result<Batch, ExportError> {
-    match mode {
-        DecodeMode::Full => decode_batch_fully(message),
-        DecodeMode::Validate => {
-            let items = otlp_codec::validate::validate_stream_batch(&message).map_err(|e| {
-                ExportError::invalid_argument(format!("malformed StreamBatch: {e}"))
-            })?;
-            split_batch(message, items)
-        }
-    }
-}
-
-/// The fields of a validated `StreamBatch`, the payload kept as bytes. Protobuf merges a
-/// repeated message field by concatenation, and a oneof keeps its last member, so the
-/// payload is the concatenation of the last member's occurrences since the member changed.
-fn split_batch(message: Bytes, items: usize) -> Result<Batch, ExportError> {
-    use prost::encoding::decode_varint;
-    let malformed = || ExportError::invalid_argument("malformed StreamBatch");
-    let mut rest = message.clone();
-    let mut sequence = 0;
-    let mut payload: Option<(u64, Vec<Bytes>)> = None;
-    let mut batch_id = Bytes::new();
-    while !rest.is_empty() {
-        let key = decode_varint(&mut rest).map_err(|_| malformed())?;
-        let (number, wire) = (key >> 3, key & 7);
-        match (number, wire) {
-            (1, 0) => sequence = decode_varint(&mut rest).map_err(|_| malformed())?,
-            (_, 2) => {
-                let len = usize::try_from(decode_varint(&mut rest).map_err(|_| malformed())?)
-                    .map_err(|_| malformed())?;
-                if len > rest.len() {
-                    return Err(malformed());
-                }
-                let value = rest.split_to(len);
-                match number {
-                    2..=4 => match &mut payload {
-                        Some((member, parts)) if *member == number => parts.push(value),
-                        _ => payload = Some((number, vec![value])),
-                    },
-                    5 => batch_id = value,
-                    _ => {}
-                }
-            }
-            // Unknown fields of other wire types: the validator accepted them; skip.
-            (_, 0) => {
-                decode_varint(&mut rest).map_err(|_| malformed())?;
-            }
-            (_, 1) if rest.len() >= 8 => drop(rest.split_to(8)),
-            (_, 5) if rest.len() >= 4 => drop(rest.split_to(4)),
-            // A group in an unknown field (valid, and never written by anyone today).
-            (_, 3) => return decode_batch_fully(message),
-            _ => return Err(malformed()),
-        }
-    }
-    let Some((member, parts)) = payload else {
-        return Err(ExportError::invalid_argument(format!(
-            "batch {sequence} carries no payload"
-        )));
-    };
-    let bytes = if parts.len() == 1 {
-        parts.into_iter().next().unwrap_or_default()
-    } else {
-        Bytes::from(parts.concat())
-    };
-    let request = match member {
-        2 => AnyExportRequest::Traces(ExportRequest::from_encoded(bytes, items)),
-        3 => AnyExportRequest::Metrics(ExportRequest::from_encoded(bytes, items)),
-        _ => AnyExportRequest::Logs(ExportRequest::from_encoded(bytes, items)),
-    };
-    let id = (!batch_id.is_empty()).then(|| batch_id.to_vec());
-    let request = match <[u8; 16]>::try_from(batch_id.as_ref()) {
-        Ok(id) => with_batch_id(request, BatchId(id)),
-        Err(_) => request,
-    };
-    Ok((sequence, id, request))
-}
-
-fn decode_batch_fully(message: Bytes) -> Result<Batch, ExportError> {
-    let batch = StreamBatch::decode(message)
-        .map_err(|e| ExportError::invalid_argument("malformed StreamBatch").with_source(e))?;
-    let request: AnyExportRequest = match batch.payload {
-        Some(Payload::Traces(r)) => AnyExportRequest::Traces(ExportRequest::new(r)),
-        Some(Payload::Metrics(r)) => AnyExportRequest::Metrics(ExportRequest::new(r)),
-        Some(Payload::Logs(r)) => AnyExportRequest::Logs(ExportRequest::new(r)),
-        None => {
-            return Err(ExportError::invalid_argument(format!(
-                "batch {} carries no payload",
-                batch.sequence
-            )));
-        }
-    };
-    let id = (!batch.batch_id.is_empty()).then(|| batch.batch_id.to_vec());
-    let request = match <[u8; 16]>::try_from(batch.batch_id.as_ref()) {
-        Ok(id) => with_batch_id(request, BatchId(id)),
-        Err(_) => request,
-    };
-    Ok((batch.sequence, id, request))
-}
-
-fn with_batch_id(request: AnyExportRequest, id: BatchId) -> AnyExportRequest {
-    match request {
-        AnyExportRequest::Traces(r) => r.with_batch_id(id).into(),
-        AnyExportRequest::Metrics(r) => r.with_batch_id(id).into(),
-        AnyExportRequest::Logs(r) => r.with_batch_id(id).into(),
-    }
-}
-
-/// The `sequence` of a batch that may be malformed elsewhere: its first field, if that is
-/// field 1 as a varint (how every encoder writes it).
-fn peek_sequence(message: &[u8]) -> Option<u64> {
-    let mut rest = message;
-    let key = prost::encoding::decode_varint(&mut rest).ok()?;
-    (key == 1 << 3)
-        .then(|| prost::encoding::decode_varint(&mut rest).ok())
-        .flatten()
-}
 
 /// Processes one batch, at most once per batch id while the id is remembered.
 async fn process<Svc>(
@@ -167,29 +44,21 @@ where
     Svc::Future: Send,
 {
     let items = request.item_count();
-    if let Some(id) = &id {
-        let admission = shared
-            .dedup
-            .lock()
-            .map(|mut window| window.admit(id))
-            .unwrap_or(Admission::Fresh);
-        if admission == Admission::Duplicate {
-            shared
-                .stats
-                .duplicate_batches
-                .fetch_add(1, Ordering::Relaxed);
-            return completed(sequence, &Ok(ExportOutcome::success(items)));
-        }
+    let (ack, duplicate) = acknowledge(
+        &shared.dedup,
+        sequence,
+        id.as_deref(),
+        items,
+        shared.export(request),
+    )
+    .await;
+    if duplicate {
+        shared
+            .stats
+            .duplicate_batches
+            .fetch_add(1, Ordering::Relaxed);
     }
-    let result = shared.export(request).await;
-    if result.is_err()
-        && let Some(id) = &id
-        && let Ok(mut window) = shared.dedup.lock()
-    {
-        // Not accepted, so a resend must be processed.
-        window.forget(id);
-    }
-    completed(sequence, &result)
+    ack
 }
 
 pub(super) fn bidirectional<Svc>(

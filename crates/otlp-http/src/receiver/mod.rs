@@ -287,6 +287,8 @@ where
             )),
             None => None,
         };
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
         let limits = self.config.listener;
         let shared = Arc::new(Shared {
             service: self.service,
@@ -298,7 +300,6 @@ where
         Ok(listener::accept_loop(
             listener,
             limits,
-            #[cfg(feature = "tls")]
             tls,
             shutdown,
             move |connection| serve_connection(shared.clone(), connection, signal.clone()),

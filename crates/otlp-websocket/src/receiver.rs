@@ -1,0 +1,426 @@
+//! The receiver: WebSocket handshakes checked (path, origin, auth, subprotocol), then
+//! batches read, processed a bounded number at a time, and acknowledged as they complete.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{HeaderValue, StatusCode, header};
+use otlp_codec::validate::DecodeMode;
+use otlp_compression::CompressionSet;
+use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome};
+use otlp_net::auth::Authenticate;
+use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
+use otlp_stream::{DedupWindow, acknowledge, completed};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::wire::Encoding;
+
+/// How the receiver behaves; every field has a production default.
+#[derive(Debug, Clone)]
+pub struct WsReceiverConfig {
+    /// The handshake path (default `/v1/stream`).
+    pub path: String,
+    /// Compression algorithms offered through subprotocols.
+    pub compression: CompressionSet,
+    /// Largest message as sent (close 1009 beyond).
+    pub max_message_bytes: usize,
+    /// Largest frame as sent (close 1009 beyond).
+    pub max_frame_bytes: usize,
+    /// Largest message after decompression (close 1009 beyond).
+    pub max_decompressed_bytes: usize,
+    /// Ping interval.
+    pub ping_interval: Duration,
+    /// Nothing received for this long closes the connection (4000).
+    pub idle_timeout: Duration,
+    /// Batches of one connection processed at once.
+    pub concurrency: usize,
+    /// Browser origins allowed to connect; empty allows any (and requests without one).
+    pub allowed_origins: Vec<String>,
+    /// Connections and TLS handshake deadline.
+    pub listener: ListenerLimits,
+    /// Batch ids remembered to recognise resends.
+    pub dedup_capacity: usize,
+    /// Validate protobuf payloads only (the default) or decode them.
+    pub decode: DecodeMode,
+}
+
+impl Default for WsReceiverConfig {
+    fn default() -> Self {
+        Self {
+            path: "/v1/stream".to_string(),
+            compression: CompressionSet::with_defaults(),
+            max_message_bytes: 64 << 20,
+            max_frame_bytes: 16 << 20,
+            max_decompressed_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            concurrency: 32,
+            allowed_origins: Vec::new(),
+            listener: ListenerLimits::default(),
+            dedup_capacity: 65_536,
+            decode: DecodeMode::Validate,
+        }
+    }
+}
+
+/// Counters of a receiver.
+#[derive(Debug, Default)]
+pub struct WsReceiverStats {
+    /// Connections that completed the handshake.
+    pub connections: AtomicU64,
+    /// Handshakes refused (path, origin, auth, subprotocol).
+    pub refused_handshakes: AtomicU64,
+    /// Batches handed to the service.
+    pub batches: AtomicU64,
+    /// Items in them.
+    pub items: AtomicU64,
+    /// Batches refused before the service (malformed).
+    pub refused_batches: AtomicU64,
+    /// Batches the service answered with an error.
+    pub failed_batches: AtomicU64,
+    /// Resent batches acknowledged without processing.
+    pub duplicate_batches: AtomicU64,
+}
+
+/// An OTLP/WebSocket receiver.
+pub struct WsReceiver<Svc> {
+    service: Svc,
+    config: WsReceiverConfig,
+    auth: Option<Arc<dyn Authenticate>>,
+}
+
+impl<Svc> std::fmt::Debug for WsReceiver<Svc> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsReceiver")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared<Svc> {
+    service: Svc,
+    config: WsReceiverConfig,
+    auth: Option<Arc<dyn Authenticate>>,
+    dedup: Mutex<DedupWindow>,
+    stats: Arc<WsReceiverStats>,
+}
+
+impl<Svc> WsReceiver<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    /// A receiver handing every batch to `service`.
+    pub fn new(service: Svc) -> Self {
+        Self {
+            service,
+            config: WsReceiverConfig::default(),
+            auth: None,
+        }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: WsReceiverConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Runs `auth` on every handshake request.
+    pub fn with_auth(mut self, auth: impl Authenticate) -> Self {
+        self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Binds `address` and serves in the background until the handle shuts it down.
+    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningWsReceiver> {
+        let listener = TcpListener::bind(address).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, signal) = watch::channel(false);
+        let stats = Arc::new(WsReceiverStats::default());
+        let task = tokio::spawn(self.into_serving(listener, stats.clone(), signal));
+        Ok(RunningWsReceiver {
+            local_addr,
+            shutdown,
+            task,
+            stats,
+        })
+    }
+
+    fn into_serving(
+        self,
+        listener: TcpListener,
+        stats: Arc<WsReceiverStats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let limits = self.config.listener;
+        let shared = Arc::new(Shared {
+            dedup: Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
+            service: self.service,
+            config: self.config,
+            auth: self.auth,
+            stats,
+        });
+        let signal = shutdown.clone();
+        listener::accept_loop(listener, limits, None, shutdown, move |connection| {
+            serve_connection(shared.clone(), connection, signal.clone())
+        })
+    }
+}
+
+fn refusal(status: StatusCode, message: &str) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(message.to_string()));
+    *response.status_mut() = status;
+    response
+}
+
+/// The handshake checks, in order: path, origin, authentication, subprotocol.
+fn check_handshake<Svc>(
+    shared: &Shared<Svc>,
+    request: &Request,
+    mut response: Response,
+) -> Result<(Response, Encoding), ErrorResponse> {
+    let config = &shared.config;
+    if request.uri().path() != config.path {
+        return Err(refusal(StatusCode::NOT_FOUND, "no WebSocket endpoint here"));
+    }
+    if !config.allowed_origins.is_empty()
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+        && !config.allowed_origins.iter().any(|allowed| {
+            allowed == "*" || origin.as_bytes().eq_ignore_ascii_case(allowed.as_bytes())
+        })
+    {
+        return Err(refusal(StatusCode::FORBIDDEN, "origin not allowed"));
+    }
+    if let Some(auth) = &shared.auth {
+        let mut parts = http::Request::new(());
+        *parts.uri_mut() = request.uri().clone();
+        *parts.headers_mut() = request.headers().clone();
+        let (parts, ()) = parts.into_parts();
+        if let Err(error) = auth.authenticate(&parts) {
+            let status =
+                StatusCode::from_u16(error.http_status().0).unwrap_or(StatusCode::UNAUTHORIZED);
+            return Err(refusal(status, error.message()));
+        }
+    }
+    let offered = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(encoding) = Encoding::choose(offered, &config.compression) else {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "no supported subprotocol offered",
+        ));
+    };
+    if let Ok(value) = HeaderValue::from_str(&encoding.subprotocol()) {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    Ok((response, encoding))
+}
+
+fn close(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    }))
+}
+
+async fn serve_connection<Svc>(
+    shared: Arc<Shared<Svc>>,
+    io: Connection,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    use futures_util::{SinkExt, StreamExt};
+    let config = &shared.config;
+    let chosen: Arc<Mutex<Option<Encoding>>> = Arc::default();
+    let slot = chosen.clone();
+    let checker = shared.clone();
+    let callback = move |request: &Request, response: Response| {
+        let (response, encoding) = check_handshake(&checker, request, response)?;
+        if let Ok(mut slot) = slot.lock() {
+            *slot = Some(encoding);
+        }
+        Ok(response)
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_bytes))
+        .max_frame_size(Some(config.max_frame_bytes));
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_config));
+    let Ok(Ok(ws)) = tokio::time::timeout(config.listener.handshake_timeout, handshake).await
+    else {
+        shared
+            .stats
+            .refused_handshakes
+            .fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let Some(encoding) = chosen.lock().ok().and_then(|mut c| c.take()) else {
+        return;
+    };
+    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = ws.split();
+    let mut in_flight: JoinSet<otlp_model::stream::StreamAck> = JoinSet::new();
+    let mut ping = tokio::time::interval(config.ping_interval);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    let mut reading = true;
+    let mut ending: Option<Message> = None;
+    loop {
+        tokio::select! {
+            message = stream.next(), if reading && in_flight.len() < config.concurrency.max(1) => {
+                last_heard = Instant::now();
+                match message {
+                    None => reading = false,
+                    Some(Err(error)) => {
+                        reading = false;
+                        ending = Some(match error {
+                            tokio_tungstenite::tungstenite::Error::Capacity(_) => {
+                                close(CloseCode::Size, "message too big")
+                            }
+                            _ => close(CloseCode::Protocol, "protocol error"),
+                        });
+                    }
+                    Some(Ok(Message::Close(_))) => reading = false,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                    Some(Ok(message)) => {
+                        match encoding.read_batch(message, config.decode, config.max_decompressed_bytes) {
+                            Ok((sequence, id, request)) => {
+                                in_flight.spawn(process(shared.clone(), sequence, id, request));
+                            }
+                            Err((Some(sequence), error)) => {
+                                shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+                                let ack = completed(sequence, &Err(error));
+                                if sink.send(encoding.ack_message(&ack)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err((None, error)) => {
+                                shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+                                reading = false;
+                                let code = match error.kind() {
+                                    otlp_core::ErrorKind::TooLarge => CloseCode::Size,
+                                    otlp_core::ErrorKind::UnsupportedMediaType => {
+                                        CloseCode::Unsupported
+                                    }
+                                    _ => CloseCode::Invalid,
+                                };
+                                ending = Some(close(code, error.message()));
+                            }
+                        }
+                    }
+                }
+            }
+            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let ack = done.unwrap_or_else(|_| {
+                    completed(0, &Err(ExportError::internal("batch processing panicked")))
+                });
+                if sink.send(encoding.ack_message(&ack)).await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick(), if reading => {
+                if last_heard.elapsed() > config.idle_timeout {
+                    reading = false;
+                    ending = Some(close(CloseCode::from(4000), "idle"));
+                } else if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            () = stopped(&mut shutdown), if reading => {
+                reading = false;
+                ending = Some(close(CloseCode::Away, "the receiver is shutting down"));
+            }
+            else => break,
+        }
+    }
+    let _ = sink
+        .send(ending.unwrap_or_else(|| close(CloseCode::Normal, "done")))
+        .await;
+    let _ = sink.close().await;
+}
+
+async fn process<Svc>(
+    shared: Arc<Shared<Svc>>,
+    sequence: u64,
+    id: Option<Vec<u8>>,
+    request: AnyExportRequest,
+) -> otlp_model::stream::StreamAck
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let items = request.item_count();
+    let export = async {
+        let mut service = shared.service.clone();
+        std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+        let result: Result<ExportOutcome, ExportError> = service.call(request).await;
+        shared.stats.batches.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .items
+            .fetch_add(items as u64, Ordering::Relaxed);
+        if result.is_err() {
+            shared.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    };
+    let (ack, duplicate) = acknowledge(&shared.dedup, sequence, id.as_deref(), items, export).await;
+    if duplicate {
+        shared
+            .stats
+            .duplicate_batches
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    ack
+}
+
+/// A receiver serving in the background.
+#[derive(Debug)]
+pub struct RunningWsReceiver {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<WsReceiverStats>,
+}
+
+impl RunningWsReceiver {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &WsReceiverStats {
+        &self.stats
+    }
+
+    /// Stops reading, acknowledges what was taken, closes every connection with 1001.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Drops every connection at once, as a crash would (for fault tests).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
