@@ -1,0 +1,286 @@
+//! A real browser streaming OTLP/JSON over a WebSocket, and hostile clients: each gets the
+//! documented close code or handshake refusal, and the receiver keeps serving others.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use otlp_core::{AnyExportRequest, ExportError, ExportOutcome, ExportRequest, Traces};
+use otlp_testkit::{interop, realistic};
+use otlp_websocket::{
+    RunningWsReceiver, WsExporter, WsExporterConfig, WsReceiver, WsReceiverConfig,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Received = Arc<Mutex<Vec<AnyExportRequest>>>;
+
+async fn start(config: WsReceiverConfig) -> (Received, RunningWsReceiver) {
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let service = tower::service_fn(move |request: AnyExportRequest| {
+        let sink = sink.clone();
+        async move {
+            let items = request.item_count();
+            sink.lock().expect("lock").push(request);
+            Ok::<_, ExportError>(ExportOutcome::success(items))
+        }
+    });
+    let running = WsReceiver::new(service)
+        .with_config(config)
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    (received, running)
+}
+
+fn url(running: &RunningWsReceiver) -> String {
+    format!("ws://{}/v1/stream", running.local_addr())
+}
+
+async fn still_serving(running: &RunningWsReceiver) {
+    let exporter = WsExporter::new(WsExporterConfig::new(url(running)));
+    exporter
+        .export(ExportRequest::<Traces>::new(realistic::traces(5, 9)).into())
+        .await
+        .expect("a well-behaved client is served");
+}
+
+async fn close_code_after(
+    running: &RunningWsReceiver,
+    subprotocol: &str,
+    messages: Vec<Message>,
+) -> Option<u16> {
+    let mut request = url(running).into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        subprotocol.parse().expect("value"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    for message in messages {
+        let _ = socket.send(message).await;
+    }
+    while let Some(message) = socket.next().await {
+        match message {
+            Ok(Message::Close(Some(frame))) => return Some(u16::from(frame.code)),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn non_envelope_frames_get_their_close_codes() {
+    let (received, running) = start(WsReceiverConfig::default()).await;
+    // Garbage in a binary message: not a StreamBatch, no sequence to refuse alone.
+    let code = close_code_after(
+        &running,
+        "otlp-stream.v1.protobuf",
+        vec![Message::Binary(vec![0xff, 0x01, 0x02].into())],
+    )
+    .await;
+    assert_eq!(code, Some(1007));
+    // Text on the binary subprotocol.
+    let code = close_code_after(
+        &running,
+        "otlp-stream.v1.protobuf",
+        vec![Message::text("{}")],
+    )
+    .await;
+    assert_eq!(code, Some(1003));
+    // Garbage compressed stream on a compressed subprotocol.
+    let code = close_code_after(
+        &running,
+        "otlp-stream.v1.protobuf+gzip",
+        vec![Message::Binary(vec![1, 2, 3, 4].into())],
+    )
+    .await;
+    assert_eq!(code, Some(1007));
+    // A batch with a readable sequence but a malformed payload is refused alone: an ack
+    // with INVALID_ARGUMENT, and the connection stays open.
+    let mut request = url(&running).into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "otlp-stream.v1.protobuf".parse().expect("value"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    socket
+        .send(Message::Binary(
+            vec![0x08, 0x07, 0x12, 0x03, 0x0a, 0xff, 0xff].into(),
+        ))
+        .await
+        .expect("send");
+    let ack = loop {
+        match socket.next().await.expect("a message").expect("ok") {
+            Message::Binary(bytes) => break bytes,
+            _ => continue,
+        }
+    };
+    let ack = <otlp_model::stream::StreamAck as prost::Message>::decode(ack).expect("ack");
+    assert_eq!((ack.sequence, ack.code), (7, 3));
+    // Frames after our close are not processed.
+    socket.send(Message::Close(None)).await.expect("close");
+    let _ = socket
+        .send(Message::Binary(
+            ExportRequest::<Traces>::new(realistic::traces(1, 1)).to_protobuf(),
+        ))
+        .await;
+    drop(socket);
+    assert!(received.lock().expect("lock").is_empty());
+    still_serving(&running).await;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_huge_handshake_header_is_refused_and_others_are_served() {
+    let (_, running) = start(WsReceiverConfig::default()).await;
+    let mut stream = tokio::net::TcpStream::connect(running.local_addr())
+        .await
+        .expect("connect");
+    let padding = "a".repeat(1 << 20);
+    let handshake = format!(
+        "GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: otlp-stream.v1.protobuf\r\nX-Padding: {padding}\r\n\r\n"
+    );
+    let _ = stream.write_all(handshake.as_bytes()).await;
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await;
+    let text = match read {
+        Ok(Ok(n)) => String::from_utf8_lossy(&answer[..n]).to_string(),
+        _ => String::new(),
+    };
+    assert!(
+        !text.starts_with("HTTP/1.1 101"),
+        "no upgrade for a 1 MB header: {text}"
+    );
+    still_serving(&running).await;
+    running.shutdown().await;
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html><body><pre id="result">pending</pre><script>
+const socket = new WebSocket("RECEIVER", ["otlp-stream.v1.json"]);
+const acks = [];
+socket.onopen = () => {
+  for (let batch = 1; batch <= 3; batch++) {
+    const spans = [0, 1].map(i => ({
+      traceId: "5b8efff798038103d269b633813fc60c",
+      spanId: "eee19b7ec3c1b1" + batch + i,
+      name: "ws-browser-span-" + batch + "-" + i
+    }));
+    socket.send(JSON.stringify({
+      sequence: String(batch),
+      traces: { resourceSpans: [{ scopeSpans: [{ spans }] }] }
+    }));
+  }
+};
+socket.onmessage = (event) => {
+  const ack = JSON.parse(event.data);
+  acks.push(ack.sequence + ":" + (ack.code || 0));
+  if (acks.length === 3) {
+    acks.sort();
+    document.getElementById("result").textContent = "acks " + acks.join(",");
+    socket.close(1000);
+  }
+};
+socket.onerror = () => { document.getElementById("result").textContent = "error"; };
+</script></body></html>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_streams_otlp_json_over_a_websocket() {
+    let page = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let origin = format!(
+        "http://127.0.0.1:{}",
+        page.local_addr().expect("address").port()
+    );
+    let config = WsReceiverConfig {
+        allowed_origins: vec![origin.clone()],
+        ..Default::default()
+    };
+    let (received, running) = start(config).await;
+    let html = PAGE.replace("RECEIVER", &url(&running));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = page.accept().await else {
+                return;
+            };
+            let html = html.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_request| {
+                    let mut response = http::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from(html.clone()),
+                    ));
+                    response
+                        .headers_mut()
+                        .insert("content-type", http::HeaderValue::from_static("text/html"));
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let profile = std::env::temp_dir().join(format!("otlp-chromium-ws-{}", std::process::id()));
+    let page_url = format!("{origin}/");
+    let output = tokio::task::spawn_blocking(move || {
+        let profile_arg = format!("--user-data-dir={}", profile.display());
+        let output = interop::run(
+            &interop::chromium(),
+            &[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                &profile_arg,
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                &page_url,
+            ],
+            b"",
+        );
+        let _ = std::fs::remove_dir_all(&profile);
+        output
+    })
+    .await
+    .expect("chromium task");
+    let Some(dom) = output else { return };
+    let dom = String::from_utf8_lossy(&dom);
+    assert!(
+        dom.contains("acks 1:0,2:0,3:0"),
+        "the page shows one OK ack per batch: {dom}"
+    );
+    {
+        let received = received.lock().expect("lock");
+        let mut names: Vec<String> = received
+            .iter()
+            .filter_map(|r| match r {
+                AnyExportRequest::Traces(t) => Some(t.message().expect("valid").into_owned()),
+                _ => None,
+            })
+            .flat_map(|m| m.resource_spans)
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .map(|s| s.name)
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 6, "{names:?}");
+        assert_eq!(names[0], "ws-browser-span-1-0");
+        assert_eq!(names[5], "ws-browser-span-3-1");
+    }
+    running.shutdown().await;
+}
