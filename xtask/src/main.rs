@@ -29,7 +29,7 @@ commands:
   tidy                check repository rules: dependency direction, [lints] workspace = true,
                       a README.md in every crate
   bench [suite..] [--quick]
-                      run benchmarks in release mode (suites: codecs, compression, grpc, http,
+                      run benchmarks in release mode (suites: codecs, compression, grpc, http, websocket,
                       pipeline; default: all),
                       results in target/bench/
   fuzz [--seconds N]  build the libFuzzer targets in fuzz/ (stable toolchain) and run each

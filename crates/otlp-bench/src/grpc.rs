@@ -37,6 +37,7 @@ enum Kind {
     OursUnaryFullDecode,
     OursBidirectional,
     BaselineUnary,
+    OursWebSocket,
 }
 
 impl Kind {
@@ -46,6 +47,7 @@ impl Kind {
             Kind::OursUnaryFullDecode => "otlp-grpc unary (receiver decoding into owned types)",
             Kind::OursBidirectional => "otlp-grpc bidirectional",
             Kind::BaselineUnary => "tonic + opentelemetry-proto unary",
+            Kind::OursWebSocket => "otlp-websocket (protobuf, validating receiver)",
         }
     }
 }
@@ -62,6 +64,40 @@ struct Row {
 }
 
 pub(crate) fn run(quick: bool) -> Result<Report, String> {
+    let kinds = [
+        Kind::BaselineUnary,
+        Kind::OursUnary,
+        Kind::OursUnaryFullDecode,
+        Kind::OursBidirectional,
+    ];
+    let single = [
+        Kind::BaselineUnary,
+        Kind::OursUnary,
+        Kind::OursUnaryFullDecode,
+    ];
+    let title = "OTLP/gRPC on loopback";
+    suite(quick, "grpc", title, &kinds, &single)
+}
+
+/// `cargo xtask bench websocket`: the WebSocket binding beside gRPC unary and
+/// bidirectional, in the same run.
+pub(crate) fn run_websocket(quick: bool) -> Result<Report, String> {
+    let kinds = [
+        Kind::OursUnary,
+        Kind::OursBidirectional,
+        Kind::OursWebSocket,
+    ];
+    let title = "OTLP over WebSocket beside gRPC, on loopback";
+    suite(quick, "websocket", title, &kinds, &[Kind::OursWebSocket])
+}
+
+fn suite(
+    quick: bool,
+    name: &'static str,
+    title: &str,
+    kinds: &[Kind],
+    single_kinds: &[Kind],
+) -> Result<Report, String> {
     let budget = if quick {
         Duration::from_millis(1500)
     } else {
@@ -78,22 +114,13 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
         let requests: Vec<Bytes> = (0..DISTINCT)
             .map(|i| Bytes::from(otlp_testkit::realistic::traces(batch, i as u64).encode_to_vec()))
             .collect();
-        for kind in [
-            Kind::BaselineUnary,
-            Kind::OursUnary,
-            Kind::OursUnaryFullDecode,
-            Kind::OursBidirectional,
-        ] {
-            eprintln!("grpc: {} at batch {batch}...", kind.label());
+        for &kind in kinds {
+            eprintln!("{name}: {} at batch {batch}...", kind.label());
             let row = runtime.block_on(throughput(kind, batch, &requests, budget))?;
             rows.push(row);
         }
         if batch == 512 {
-            for kind in [
-                Kind::BaselineUnary,
-                Kind::OursUnary,
-                Kind::OursUnaryFullDecode,
-            ] {
+            for &kind in single_kinds {
                 let latencies = runtime.block_on(sequential_latency(kind, batch, &requests))?;
                 single.push((
                     kind,
@@ -103,7 +130,7 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
             }
         }
     }
-    Ok(report(quick, &rows, &single))
+    Ok(report(quick, name, title, &rows, &single))
 }
 
 /// A running receiver and the count of spans it decoded.
@@ -192,6 +219,25 @@ async fn start_baseline() -> Result<Target, String> {
     })
 }
 
+async fn start_websocket() -> Result<Target, String> {
+    let decoded = Arc::new(AtomicU64::new(0));
+    let counter = decoded.clone();
+    let service = tower::service_fn(move |request: AnyExportRequest| {
+        let items = request.item_count() as u64;
+        counter.fetch_add(items, Ordering::Relaxed);
+        async move { Ok::<_, ExportError>(ExportOutcome::success(items as usize)) }
+    });
+    let running = otlp_websocket::WsReceiver::new(service)
+        .bind("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Target {
+        endpoint: format!("ws://{}/v1/stream", running.local_addr()),
+        decoded,
+        stop: Box::new(move || drop(running)),
+    })
+}
+
 /// Sends pre-encoded request bytes through tonic as they are.
 #[derive(Debug, Clone, Copy, Default)]
 struct PreEncoded;
@@ -252,11 +298,15 @@ enum Client {
     Ours(GrpcExporter),
     Stream(StreamExporter),
     Baseline(tonic::client::Grpc<tonic::transport::Channel>),
+    WebSocket(otlp_websocket::WsExporter),
 }
 
 impl Client {
     async fn connect(kind: Kind, endpoint: &str) -> Result<Self, String> {
         Ok(match kind {
+            Kind::OursWebSocket => Client::WebSocket(otlp_websocket::WsExporter::new(
+                otlp_websocket::WsExporterConfig::new(endpoint),
+            )),
             Kind::OursUnary | Kind::OursUnaryFullDecode | Kind::OursBidirectional => {
                 let exporter =
                     GrpcExporter::new(ExporterConfig::new(endpoint).map_err(|e| e.to_string())?)
@@ -302,6 +352,13 @@ impl Client {
                     .map(drop)
                     .map_err(|e| e.to_string())
             }
+            Client::WebSocket(ws) => {
+                let request = ExportRequest::<Traces>::from_encoded(bytes.clone(), spans);
+                ws.export(request.into())
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
             Client::Baseline(grpc) => {
                 grpc.ready().await.map_err(|e| e.to_string())?;
                 let path = http::uri::PathAndQuery::from_static(
@@ -320,6 +377,7 @@ async fn start(kind: Kind) -> Result<Target, String> {
     match kind {
         Kind::BaselineUnary => start_baseline().await,
         Kind::OursUnary | Kind::OursBidirectional => start_ours(DecodeMode::Validate).await,
+        Kind::OursWebSocket => start_websocket().await,
         Kind::OursUnaryFullDecode => start_ours(DecodeMode::Full).await,
     }
 }
@@ -408,18 +466,27 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn report(quick: bool, rows: &[Row], single: &[(Kind, Duration, Duration)]) -> Report {
+fn report(
+    quick: bool,
+    name: &'static str,
+    title: &str,
+    rows: &[Row],
+    single: &[(Kind, Duration, Duration)],
+) -> Report {
+    let baseline_kind = rows.first().map_or(Kind::BaselineUnary, |r| r.kind);
     let mut markdown = format!(
-        "## OTLP/gRPC on loopback ({CONCURRENCY} exports in flight, realistic spans, \
+        "## {title} ({CONCURRENCY} exports in flight, realistic spans, \
          every request checked and its spans counted by the receiver)\n\n\
+         Baseline (\"vs baseline\"): {}.\n\n\
          | client -> receiver | batch | spans | spans/s | vs baseline | p50 µs | p99 µs | CPU cores | CPU ns/span |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        baseline_kind.label()
     );
     let mut json_rows = Vec::new();
     for row in rows {
         let baseline = rows
             .iter()
-            .find(|r| r.kind == Kind::BaselineUnary && r.batch == row.batch)
+            .find(|r| r.kind == baseline_kind && r.batch == row.batch)
             .map_or(f64::NAN, |b| row.spans_per_s / b.spans_per_s);
         markdown.push_str(&format!(
             "| {} | {} | {} | {:.0} | {:.2}x | {:.0} | {:.0} | {:.2} | {:.0} |\n",
@@ -457,7 +524,7 @@ fn report(quick: bool, rows: &[Row], single: &[(Kind, Duration, Duration)]) -> R
         json_single.push(json!({ "client_receiver": kind.label(), "p50_us": micros(*p50), "p99_us": micros(*p99) }));
     }
     Report {
-        name: "grpc",
+        name,
         markdown,
         json: json!({ "quick": quick, "concurrency": CONCURRENCY, "rows": json_rows, "single_512": json_single }),
     }

@@ -13,7 +13,7 @@ mod http;
 mod measure;
 mod pipeline;
 
-const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs        size, encode and decode per format on 10,000 realistic spans, vs opentelemetry-proto\n  pipeline      batching + retry + queue overhead per span with a no-op exporter\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n  grpc          OTLP/gRPC spans/s, latency and CPU at batch 64/512/1024, vs tonic + opentelemetry-proto\n  http          OTLP/HTTP protobuf and JSON spans/s, latency and CPU, vs hyper + opentelemetry-proto\n";
+const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs        size, encode and decode per format on 10,000 realistic spans, vs opentelemetry-proto\n  pipeline      batching + retry + queue overhead per span with a no-op exporter\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n  grpc          OTLP/gRPC spans/s, latency and CPU at batch 64/512/1024, vs tonic + opentelemetry-proto\n  http          OTLP/HTTP protobuf and JSON spans/s, latency and CPU, vs hyper + opentelemetry-proto\n  websocket     OTLP over WebSocket spans/s and latency beside gRPC unary and bidirectional\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,7 +24,14 @@ fn main() -> ExitCode {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let suites = if suites.is_empty() || suites == ["all"] {
-        vec!["codecs", "compression", "pipeline", "grpc", "http"]
+        vec![
+            "codecs",
+            "compression",
+            "pipeline",
+            "grpc",
+            "http",
+            "websocket",
+        ]
     } else {
         suites
     };
@@ -33,6 +40,7 @@ fn main() -> ExitCode {
             "compression" => compression::run(quick),
             "grpc" => grpc::run(quick),
             "http" => http::run(quick),
+            "websocket" => grpc::run_websocket(quick),
             "codecs" => codecs::run(quick),
             "pipeline" => pipeline::run(quick),
             other => Err(format!("unknown suite `{other}`\n\n{USAGE}")),

@@ -186,6 +186,8 @@ fn refusal(status: StatusCode, message: &str) -> ErrorResponse {
 }
 
 /// The handshake checks, in order: path, origin, authentication, subprotocol.
+// The error type is tungstenite's handshake refusal, which the callback must return.
+#[allow(clippy::result_large_err)]
 fn check_handshake<Svc>(
     shared: &Shared<Svc>,
     request: &Request,
@@ -240,6 +242,8 @@ fn close(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
+// The handshake callback returns tungstenite's (large) refusal type.
+#[allow(clippy::result_large_err)]
 async fn serve_connection<Svc>(
     shared: Arc<Shared<Svc>>,
     io: Connection,
@@ -277,7 +281,7 @@ async fn serve_connection<Svc>(
     };
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = ws.split();
-    let mut in_flight: JoinSet<otlp_model::stream::StreamAck> = JoinSet::new();
+    let mut in_flight: JoinSet<Result<otlp_model::stream::StreamAck, Message>> = JoinSet::new();
     let mut ping = tokio::time::interval(config.ping_interval);
     ping.tick().await;
     let mut last_heard = Instant::now();
@@ -301,37 +305,22 @@ async fn serve_connection<Svc>(
                     Some(Ok(Message::Close(_))) => reading = false,
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(message)) => {
-                        match encoding.read_batch(message, config.decode, config.max_decompressed_bytes) {
-                            Ok((sequence, id, request)) => {
-                                in_flight.spawn(process(shared.clone(), sequence, id, request));
-                            }
-                            Err((Some(sequence), error)) => {
-                                shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
-                                let ack = completed(sequence, &Err(error));
-                                if sink.send(encoding.ack_message(&ack)).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Err((None, error)) => {
-                                shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
-                                reading = false;
-                                let code = match error.kind() {
-                                    otlp_core::ErrorKind::TooLarge => CloseCode::Size,
-                                    otlp_core::ErrorKind::UnsupportedMediaType => {
-                                        CloseCode::Unsupported
-                                    }
-                                    _ => CloseCode::Invalid,
-                                };
-                                ending = Some(close(code, error.message()));
-                            }
-                        }
+                        // Decompression, validation and the export run in the batch's
+                        // own task, so one connection's batches use every core.
+                        in_flight.spawn(receive(shared.clone(), encoding.clone(), message));
                     }
                 }
             }
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let ack = done.unwrap_or_else(|_| {
-                    completed(0, &Err(ExportError::internal("batch processing panicked")))
-                });
+                let ack = match done {
+                    Ok(Ok(ack)) => ack,
+                    Ok(Err(fatal)) => {
+                        reading = false;
+                        ending.get_or_insert(fatal);
+                        continue;
+                    }
+                    Err(_) => completed(0, &Err(ExportError::internal("batch processing panicked"))),
+                };
                 if sink.send(encoding.ack_message(&ack)).await.is_err() {
                     return;
                 }
@@ -355,6 +344,36 @@ async fn serve_connection<Svc>(
         .send(ending.unwrap_or_else(|| close(CloseCode::Normal, "done")))
         .await;
     let _ = sink.close().await;
+}
+
+/// One received message: its acknowledgement, or the close message that ends the
+/// connection when the message names no batch to refuse.
+async fn receive<Svc>(
+    shared: Arc<Shared<Svc>>,
+    encoding: Encoding,
+    message: Message,
+) -> Result<otlp_model::stream::StreamAck, Message>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    let config = &shared.config;
+    match encoding.read_batch(message, config.decode, config.max_decompressed_bytes) {
+        Ok((sequence, id, request)) => Ok(process(shared.clone(), sequence, id, request).await),
+        Err((Some(sequence), error)) => {
+            shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+            Ok(completed(sequence, &Err(error)))
+        }
+        Err((None, error)) => {
+            shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+            let code = match error.kind() {
+                otlp_core::ErrorKind::TooLarge => CloseCode::Size,
+                otlp_core::ErrorKind::UnsupportedMediaType => CloseCode::Unsupported,
+                _ => CloseCode::Invalid,
+            };
+            Err(close(code, error.message()))
+        }
+    }
 }
 
 async fn process<Svc>(

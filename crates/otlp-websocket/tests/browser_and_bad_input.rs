@@ -188,6 +188,7 @@ socket.onmessage = (event) => {
   if (acks.length === 3) {
     acks.sort();
     document.getElementById("result").textContent = "acks " + acks.join(",");
+    fetch("/report", { method: "POST", body: "acks " + acks.join(",") });
     socket.close(1000);
   }
 };
@@ -209,22 +210,44 @@ async fn chromium_streams_otlp_json_over_a_websocket() {
     };
     let (received, running) = start(config).await;
     let html = PAGE.replace("RECEIVER", &url(&running));
+    // The page reports what it saw with a POST to its own origin.
+    let (report_tx, mut report_rx) = tokio::sync::mpsc::channel::<String>(1);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = page.accept().await else {
                 return;
             };
             let html = html.clone();
+            let report_tx = report_tx.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_request| {
-                    let mut response = http::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from(html.clone()),
-                    ));
-                    response
-                        .headers_mut()
-                        .insert("content-type", http::HeaderValue::from_static("text/html"));
-                    async move { Ok::<_, Infallible>(response) }
-                });
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let html = html.clone();
+                        let report_tx = report_tx.clone();
+                        async move {
+                            use http_body_util::BodyExt;
+                            if request.uri().path() == "/report" {
+                                let body = request
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let _ = report_tx
+                                    .send(String::from_utf8_lossy(&body).to_string())
+                                    .await;
+                            }
+                            let mut response = http::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from(html),
+                            ));
+                            response.headers_mut().insert(
+                                "content-type",
+                                http::HeaderValue::from_static("text/html"),
+                            );
+                            Ok::<_, Infallible>(response)
+                        }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
@@ -232,37 +255,43 @@ async fn chromium_streams_otlp_json_over_a_websocket() {
         }
     });
     let profile = std::env::temp_dir().join(format!("otlp-chromium-ws-{}", std::process::id()));
-    let page_url = format!("{origin}/");
-    let output = tokio::task::spawn_blocking(move || {
-        let profile_arg = format!("--user-data-dir={}", profile.display());
-        let output = interop::run(
-            &interop::chromium(),
-            &[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                &profile_arg,
-                "--virtual-time-budget=10000",
-                "--dump-dom",
-                &page_url,
-            ],
-            b"",
-        );
-        let _ = std::fs::remove_dir_all(&profile);
-        output
-    })
-    .await
-    .expect("chromium task");
-    let Some(dom) = output else { return };
-    let dom = String::from_utf8_lossy(&dom);
-    assert!(
-        dom.contains("acks 1:0,2:0,3:0"),
-        "the page shows one OK ack per batch: {dom}"
+    // A real-time browser (no virtual time: it would skip ahead while the socket is idle),
+    // stopped once the page has reported or the wait is over.
+    let browser = std::process::Command::new(interop::chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+            &format!("{origin}/"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let mut browser = match browser {
+        Ok(browser) => browser,
+        Err(error) => {
+            assert!(
+                !interop::required(),
+                "chromium is required but cannot run: {error}"
+            );
+            eprintln!("SKIPPED: chromium is not available ({error})");
+            return;
+        }
+    };
+    let report = tokio::time::timeout(Duration::from_secs(30), report_rx.recv()).await;
+    let _ = browser.kill();
+    let _ = browser.wait();
+    let _ = std::fs::remove_dir_all(&profile);
+    let report = report.ok().flatten().unwrap_or_default();
+    assert_eq!(
+        report, "acks 1:0,2:0,3:0",
+        "the page saw one OK ack per batch"
     );
     {
         let received = received.lock().expect("lock");

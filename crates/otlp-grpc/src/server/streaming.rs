@@ -85,28 +85,30 @@ where
             tokio::select! {
                 frame = next_frame(&mut body, &mut decoder, &mut trailers),
                     if reading && in_flight.len() < concurrency => {
-                    let batch = frame.and_then(|frame| match frame {
-                        None => Ok(None),
-                        Some(frame) => {
-                            decoder.message(frame, encoding.as_deref()).and_then(|message| {
+                    match frame {
+                        // Decompression, validation and the export run in the batch's own
+                        // task, so one stream's batches use every core.
+                        Ok(Some(frame)) => {
+                            let encoding = encoding.clone();
+                            let shared = shared.clone();
+                            let limits = shared.config.limits;
+                            in_flight.spawn(async move {
+                                let message = FrameDecoder::new(limits)
+                                    .message(frame, encoding.as_deref())
+                                    .map_err(|e| refused(&shared, e))?;
                                 let sequence = peek_sequence(&message);
                                 match (decode_batch(shared.config.decode, message), sequence) {
-                                    (Ok(batch), _) => Ok(Some(Ok(batch))),
-                                    (Err(error), Some(sequence)) => Ok(Some(Err((sequence, error)))),
-                                    (Err(error), None) => Err(error),
+                                    (Ok((sequence, id, request)), _) => {
+                                        Ok(process(shared, sequence, id, request).await)
+                                    }
+                                    // A malformed batch whose number is readable: refused
+                                    // alone, the stream goes on.
+                                    (Err(error), Some(sequence)) => {
+                                        Ok(completed(sequence, &Err(refused(&shared, error))))
+                                    }
+                                    (Err(error), None) => Err(refused(&shared, error)),
                                 }
-                            })
-                        }
-                    });
-                    match batch {
-                        Ok(Some(Ok((sequence, id, request)))) => {
-                            in_flight.spawn(process(shared.clone(), sequence, id, request));
-                        }
-                        Ok(Some(Err((sequence, error)))) => {
-                            // A malformed batch whose number is readable: refused alone,
-                            // the stream goes on.
-                            let error = refused(&shared, error);
-                            in_flight.spawn(async move { completed(sequence, &Err(error)) });
+                            });
                         }
                         Ok(None) => reading = false,
                         Err(error) => {
@@ -122,9 +124,19 @@ where
                     ending = Err(ExportError::unavailable("the receiver is shutting down"));
                 }
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let ack = done.unwrap_or_else(|_| {
-                        completed(0, &Err(ExportError::internal("batch processing panicked")))
-                    });
+                    let ack = match done {
+                        Ok(Ok(ack)) => ack,
+                        Ok(Err(fatal)) => {
+                            // No readable batch: the stream ends with its status once the
+                            // batches already taken are acknowledged.
+                            reading = false;
+                            if ending.is_ok() {
+                                ending = Err(fatal);
+                            }
+                            continue;
+                        }
+                        Err(_) => completed(0, &Err(ExportError::internal("batch processing panicked"))),
+                    };
                     if !sender.data(frame_message(&ack)).await {
                         // The client reset the stream: nobody is left to acknowledge.
                         return;
