@@ -195,3 +195,85 @@ pub async fn accept_loop<F, Fut>(
     drop(listener);
     while connections.join_next().await.is_some() {}
 }
+
+/// A server running in the background: its address, its counters `S`, and the means to
+/// stop it. Dropping the handle stops the server too.
+#[derive(Debug)]
+pub struct Running<S> {
+    local_addr: std::net::SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<S>,
+}
+
+impl<S: Send + Sync + 'static> Running<S> {
+    /// Binds `address` and spawns `serve(listener, stats, shutdown signal)`.
+    pub async fn spawn<F, Fut>(
+        address: std::net::SocketAddr,
+        stats: S,
+        serve: F,
+    ) -> io::Result<Self>
+    where
+        F: FnOnce(TcpListener, Arc<S>, watch::Receiver<bool>) -> io::Result<Fut>,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind(address).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, signal) = watch::channel(false);
+        let stats = Arc::new(stats);
+        let task = tokio::spawn(serve(listener, stats.clone(), signal)?);
+        Ok(Self {
+            local_addr,
+            shutdown,
+            task,
+            stats,
+        })
+    }
+
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &S {
+        &self.stats
+    }
+
+    /// Stops accepting, lets open calls and streams finish as the protocol allows (GOAWAY,
+    /// close frames), and returns when every connection is closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, dropping every connection mid-call, as a crash would (for fault
+    /// tests).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Runs the server `make` builds (given its shutdown signal) until `shutdown` completes,
+/// then signals it and waits for its connections to finish.
+pub async fn serve_until<F, Fut>(
+    make: F,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()>
+where
+    F: FnOnce(watch::Receiver<bool>) -> io::Result<Fut>,
+    Fut: Future<Output = ()> + Send,
+{
+    let (sender, signal) = watch::channel(false);
+    let serving = make(signal)?;
+    tokio::pin!(serving);
+    tokio::select! {
+        () = shutdown => {
+            let _ = sender.send(true);
+            serving.await;
+        }
+        () = &mut serving => {}
+    }
+    Ok(())
+}

@@ -145,17 +145,12 @@ where
 
     /// Binds `address` and serves in the background until the handle shuts it down.
     pub async fn bind(self, address: SocketAddr) -> io::Result<RunningWsReceiver> {
-        let listener = TcpListener::bind(address).await?;
-        let local_addr = listener.local_addr()?;
-        let (shutdown, signal) = watch::channel(false);
-        let stats = Arc::new(WsReceiverStats::default());
-        let task = tokio::spawn(self.into_serving(listener, stats.clone(), signal));
-        Ok(RunningWsReceiver {
-            local_addr,
-            shutdown,
-            task,
-            stats,
-        })
+        otlp_net::listener::Running::spawn(
+            address,
+            WsReceiverStats::default(),
+            |listener, stats, signal| Ok(self.into_serving(listener, stats, signal)),
+        )
+        .await
     }
 
     fn into_serving(
@@ -411,35 +406,5 @@ where
     ack
 }
 
-/// A receiver serving in the background.
-#[derive(Debug)]
-pub struct RunningWsReceiver {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    stats: Arc<WsReceiverStats>,
-}
-
-impl RunningWsReceiver {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Its counters.
-    pub fn stats(&self) -> &WsReceiverStats {
-        &self.stats
-    }
-
-    /// Stops reading, acknowledges what was taken, closes every connection with 1001.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-
-    /// Drops every connection at once, as a crash would (for fault tests).
-    pub async fn abort(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
+/// A receiver serving in the background (see [`otlp_net::listener::Running`]).
+pub type RunningWsReceiver = otlp_net::listener::Running<WsReceiverStats>;

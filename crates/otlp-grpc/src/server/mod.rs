@@ -220,18 +220,12 @@ where
     /// Binds `address` and serves in a background task until the returned handle shuts
     /// it down (dropping the handle shuts it down too).
     pub async fn bind(self, address: SocketAddr) -> io::Result<RunningReceiver> {
-        let listener = TcpListener::bind(address).await?;
-        let local_addr = listener.local_addr()?;
-        let (shutdown, signal) = watch::channel(false);
-        let stats = Arc::new(ReceiverStats::default());
-        let serving = self.into_serving(listener, stats.clone(), signal)?;
-        let task = tokio::spawn(serving);
-        Ok(RunningReceiver {
-            local_addr,
-            shutdown,
-            task,
-            stats,
-        })
+        otlp_net::listener::Running::spawn(
+            address,
+            ReceiverStats::default(),
+            |listener, stats, signal| self.into_serving(listener, stats, signal),
+        )
+        .await
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets open calls finish.
@@ -240,17 +234,12 @@ where
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> io::Result<()> {
-        let (sender, signal) = watch::channel(false);
-        let serving = self.into_serving(listener, Arc::new(ReceiverStats::default()), signal)?;
-        tokio::pin!(serving);
-        tokio::select! {
-            () = shutdown => {
-                let _ = sender.send(true);
-                serving.await;
-            }
-            () = &mut serving => {}
-        }
-        Ok(())
+        let stats = Arc::new(ReceiverStats::default());
+        otlp_net::listener::serve_until(
+            |signal| self.into_serving(listener, stats, signal),
+            shutdown,
+        )
+        .await
     }
 
     fn into_serving(
@@ -363,37 +352,5 @@ where
     }
 }
 
-/// A receiver serving in the background.
-#[derive(Debug)]
-pub struct RunningReceiver {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    stats: Arc<ReceiverStats>,
-}
-
-impl RunningReceiver {
-    /// The address it listens on (useful after binding port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Its counters.
-    pub fn stats(&self) -> &ReceiverStats {
-        &self.stats
-    }
-
-    /// Stops accepting, sends GOAWAY, lets open calls finish, and returns when all
-    /// connections are closed.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-
-    /// Stops at once, dropping every connection mid-call, as a crash would (for fault
-    /// tests).
-    pub async fn abort(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
+/// A receiver serving in the background (see [`otlp_net::listener::Running`]).
+pub type RunningReceiver = otlp_net::listener::Running<ReceiverStats>;

@@ -240,17 +240,12 @@ where
     /// Binds `address` and serves in a background task until the returned handle shuts
     /// it down (dropping the handle shuts it down too).
     pub async fn bind(self, address: SocketAddr) -> io::Result<RunningHttpReceiver> {
-        let listener = TcpListener::bind(address).await?;
-        let local_addr = listener.local_addr()?;
-        let (shutdown, signal) = watch::channel(false);
-        let stats = Arc::new(HttpReceiverStats::default());
-        let task = tokio::spawn(self.into_serving(listener, stats.clone(), signal)?);
-        Ok(RunningHttpReceiver {
-            local_addr,
-            shutdown,
-            task,
-            stats,
-        })
+        otlp_net::listener::Running::spawn(
+            address,
+            HttpReceiverStats::default(),
+            |listener, stats, signal| self.into_serving(listener, stats, signal),
+        )
+        .await
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets open requests finish.
@@ -259,18 +254,12 @@ where
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> io::Result<()> {
-        let (sender, signal) = watch::channel(false);
-        let serving =
-            self.into_serving(listener, Arc::new(HttpReceiverStats::default()), signal)?;
-        tokio::pin!(serving);
-        tokio::select! {
-            () = shutdown => {
-                let _ = sender.send(true);
-                serving.await;
-            }
-            () = &mut serving => {}
-        }
-        Ok(())
+        let stats = Arc::new(HttpReceiverStats::default());
+        otlp_net::listener::serve_until(
+            |signal| self.into_serving(listener, stats, signal),
+            shutdown,
+        )
+        .await
     }
 
     fn into_serving(
@@ -350,35 +339,5 @@ async fn serve_connection<Svc>(
     }
 }
 
-/// A receiver serving in the background.
-#[derive(Debug)]
-pub struct RunningHttpReceiver {
-    local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    stats: Arc<HttpReceiverStats>,
-}
-
-impl RunningHttpReceiver {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Its counters.
-    pub fn stats(&self) -> &HttpReceiverStats {
-        &self.stats
-    }
-
-    /// Stops accepting, lets open requests finish, returns when connections are closed.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-
-    /// Stops at once, dropping every connection (for fault tests).
-    pub async fn abort(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
+/// A receiver serving in the background (see [`otlp_net::listener::Running`]).
+pub type RunningHttpReceiver = otlp_net::listener::Running<HttpReceiverStats>;
