@@ -313,3 +313,42 @@ async fn chromium_streams_otlp_json_over_a_websocket() {
     }
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_closed_after_the_idle_timeout() {
+    let config = WsReceiverConfig {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let (_, running) = start(config).await;
+    let mut request = url(&running).into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "otlp-stream.v1.protobuf".parse().expect("value"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    // Not reading means not answering pings: the peer is silent. Its frames are then read
+    // raw, since a WebSocket client would try to answer the pings on a closed connection.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_mut() else {
+        panic!("plain TCP expected");
+    };
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut raw)).await;
+    let mut code = None;
+    let mut at = 0;
+    while at + 2 <= raw.len() {
+        let (opcode, len) = (raw[at] & 0x0f, usize::from(raw[at + 1] & 0x7f));
+        if opcode == 8 && len >= 2 && at + 4 <= raw.len() {
+            code = Some(u16::from_be_bytes([raw[at + 2], raw[at + 3]]));
+            break;
+        }
+        at += 2 + len;
+    }
+    assert_eq!(code, Some(4000));
+    still_serving(&running).await;
+    running.shutdown().await;
+}
