@@ -5,7 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+mod pipeline;
 mod sink;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -30,14 +32,26 @@ OPTIONS:
                          (default 0.0.0.0:4318; `off` to disable)
     --ws-listen ADDR     OTLP over WebSocket listener, path /v1/stream
                          (default 0.0.0.0:4319; `off` to disable)
-    --output PATH        where the OTLP/JSON lines go: a file (appended), or `-` for
+    --exporter KIND      where received telemetry goes: `file` (OTLP/JSON lines, the
+                         default), `otlp` (upstream; see below) or `null` (discard)
+    --output PATH        the file exporter's output: a file (appended), or `-` for
                          standard output (default `-`)
+    --otlp-protocol P    the otlp exporter's protocol: grpc, http/protobuf, http/json or
+                         websocket (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)
+    --otlp-endpoint URL  the otlp exporter's endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT,
+                         else localhost on the protocol's port)
+    --drain-timeout SECS how long a stop may take to export what is queued (default 10)
     --quiet              no live summary on standard error
     -h, --help           this text
 
 Each line of the output is one ExportTraceServiceRequest, ExportMetricsServiceRequest or
 ExportLogsServiceRequest in OTLP/JSON, the format the OpenTelemetry Collector's file
-exporter writes. SIGINT or SIGTERM stops the relay gracefully.
+exporter writes. Between receivers and exporter each signal has a bounded queue, batching
+(512 items or 200 ms) and retry by the OTLP classes. The otlp exporter also reads
+OTEL_EXPORTER_OTLP_HEADERS, _COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_CERTIFICATE,
+_CLIENT_KEY and the per-signal OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT (HTTP).
+SIGINT or SIGTERM stops the relay: receivers stop accepting, open requests finish, the
+queues drain within the drain timeout, and what could not be sent is reported.
 ";
 
 /// The command line, parsed.
@@ -48,6 +62,10 @@ struct Options {
     ws: Option<SocketAddr>,
     output: String,
     quiet: bool,
+    exporter: String,
+    otlp_protocol: Option<String>,
+    otlp_endpoint: Option<String>,
+    drain_timeout: Duration,
 }
 
 fn listen(flag: &str, value: Option<String>) -> Result<Option<SocketAddr>, String> {
@@ -68,6 +86,10 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
         ws: Some(SocketAddr::from(([0, 0, 0, 0], 4319))),
         output: "-".to_string(),
         quiet: false,
+        exporter: "file".to_string(),
+        otlp_protocol: None,
+        otlp_endpoint: None,
+        drain_timeout: Duration::from_secs(10),
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -80,6 +102,28 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
                 options.output = args.next().ok_or("--output needs a path (or `-`)")?;
             }
             "--quiet" => options.quiet = true,
+            "--exporter" => {
+                let kind = args.next().ok_or("--exporter needs file, otlp or null")?;
+                if !matches!(kind.as_str(), "file" | "otlp" | "null") {
+                    return Err(format!("--exporter {kind:?}: expected file, otlp or null"));
+                }
+                options.exporter = kind;
+            }
+            "--otlp-protocol" => {
+                options.otlp_protocol = Some(args.next().ok_or("--otlp-protocol needs a value")?);
+            }
+            "--otlp-endpoint" => {
+                options.otlp_endpoint = Some(args.next().ok_or("--otlp-endpoint needs a URL")?);
+            }
+            "--drain-timeout" => {
+                let value = args.next().ok_or("--drain-timeout needs seconds")?;
+                let seconds: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| format!("--drain-timeout {value:?}: not a number of seconds"))?;
+                options.drain_timeout = Duration::from_secs_f64(seconds);
+            }
             other => return Err(format!("unknown option {other:?}; see --help")),
         }
     }
@@ -118,19 +162,31 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let output: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if options.output == "-" {
-        Box::new(tokio::io::stdout())
-    } else {
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&options.output)
-            .await
-            .map_err(|e| format!("--output {}: {e}", options.output))?;
-        Box::new(file)
-    };
     let counters = Arc::new(Counters::default());
-    let sink = JsonLines::new(output, counters.clone());
+    let exporter = match options.exporter.as_str() {
+        "otlp" => upstream::build(
+            options.otlp_protocol.as_deref(),
+            options.otlp_endpoint.as_deref(),
+            &|name| std::env::var(name).ok(),
+        )?,
+        "null" => pipeline::Exporter::Null,
+        _ => {
+            let output: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if options.output == "-" {
+                Box::new(tokio::io::stdout())
+            } else {
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&options.output)
+                    .await
+                    .map_err(|e| format!("--output {}: {e}", options.output))?;
+                Box::new(file)
+            };
+            pipeline::Exporter::File(JsonLines::new(output, counters.clone()))
+        }
+    };
+    let pipelines = pipeline::Pipelines::new(&exporter);
+    let sink = pipelines.entry();
 
     // Bind everything before serving anything: a bad address never leaves a half-started
     // relay behind.
@@ -183,13 +239,18 @@ async fn run(options: Options) -> Result<(), String> {
 
     let summary = {
         let counters = counters.clone();
+        let queued = pipelines.queued.clone();
+        let exported = pipelines.exported.clone();
         let quiet = options.quiet;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 if !quiet {
-                    eprint!("\r{}", summary_line(&counters));
+                    eprint!(
+                        "\r{}",
+                        summary_line(&counters, &queued.snapshot(), &exported.snapshot())
+                    );
                 }
             }
         })
@@ -205,17 +266,32 @@ async fn run(options: Options) -> Result<(), String> {
     if let Some(r) = ws {
         r.shutdown().await;
     }
+    let left = pipelines.shutdown(options.drain_timeout).await;
     summary.abort();
-    eprintln!("otlp-relay: stopped; {}", summary_line(&counters));
+    eprintln!(
+        "otlp-relay: stopped; {}; {left} items not sent by the drain deadline",
+        summary_line(
+            &counters,
+            &pipelines.queued.snapshot(),
+            &pipelines.exported.snapshot()
+        )
+    );
     Ok(())
 }
 
-fn summary_line(counters: &Counters) -> String {
+fn summary_line(
+    counters: &Counters,
+    queued: &otlp_reliability::metrics::MetricsSnapshot,
+    exported: &otlp_reliability::metrics::MetricsSnapshot,
+) -> String {
+    let dropped: u64 = queued.dropped.iter().chain(&exported.dropped).sum();
     format!(
-        "received {} spans, {} data points, {} log records; {} requests written, {} failed",
-        counters.spans.load(Ordering::Relaxed),
-        counters.points.load(Ordering::Relaxed),
-        counters.records.load(Ordering::Relaxed),
+        "pipeline: {} items in, {} sent, {} retried, {} dropped, {} queued; file: {} requests written, {} failed",
+        queued.received,
+        exported.sent,
+        exported.retried,
+        dropped,
+        queued.queue_items,
         counters.written.load(Ordering::Relaxed),
         counters.failed.load(Ordering::Relaxed),
     )

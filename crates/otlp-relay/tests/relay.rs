@@ -87,26 +87,127 @@ async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
     let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
     assert!(
         rest.contains(
-            "received 50 spans, 30 data points, 20 log records; 3 requests written, 0 failed"
+            "pipeline: 100 items in, 100 sent, 0 retried, 0 dropped, 0 queued; file: 3 requests written, 0 failed"
         ),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("0 items not sent by the drain deadline"),
         "{rest}"
     );
 
     let text = std::fs::read_to_string(&output).expect("output");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
+    // The three signals have their own pipelines, so their lines come in any order.
     let json = Json::default();
-    let decoded_traces: ExportTraceServiceRequest = json
-        .decode(lines[0].as_bytes().to_vec().into())
-        .expect("traces line");
+    let line = |key: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{{\"{key}\"")))
+            .unwrap_or_else(|| panic!("a {key} line in {text}"))
+            .as_bytes()
+            .to_vec()
+    };
+    let decoded_traces: ExportTraceServiceRequest =
+        json.decode(line("resourceSpans").into()).expect("traces");
     let decoded_metrics: ExportMetricsServiceRequest = json
-        .decode(lines[1].as_bytes().to_vec().into())
-        .expect("metrics line");
-    let decoded_logs: ExportLogsServiceRequest = json
-        .decode(lines[2].as_bytes().to_vec().into())
-        .expect("logs line");
+        .decode(line("resourceMetrics").into())
+        .expect("metrics");
+    let decoded_logs: ExportLogsServiceRequest =
+        json.decode(line("resourceLogs").into()).expect("logs");
     assert_eq!(decoded_traces, traces);
     assert_eq!(decoded_metrics, metrics);
     assert_eq!(decoded_logs, logs);
+    let _ = std::fs::remove_file(&output);
+}
+
+struct Relay {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    grpc: String,
+    http: String,
+}
+
+fn start_relay(extra: &[&str], env: &[(&str, &str)]) -> Relay {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otlp-relay"))
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--ws-listen",
+            "off",
+            "--quiet",
+        ])
+        .args(extra)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the relay");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut banner = String::new();
+    stderr.read_line(&mut banner).expect("banner");
+    Relay {
+        grpc: address_after(&banner, "gRPC ").to_string(),
+        http: address_after(&banner, "HTTP ").to_string(),
+        child,
+        stderr,
+    }
+}
+
+fn stop(mut relay: Relay) -> String {
+    let stopped = Command::new("kill")
+        .args(["-TERM", &relay.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    assert!(relay.child.wait().expect("exit").success());
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut relay.stderr, &mut rest);
+    rest
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_forwards_upstream_to_another_relay_over_grpc() {
+    let output =
+        std::env::temp_dir().join(format!("otlp-relay-chain-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&output);
+    let output_arg = output.display().to_string();
+    let last = start_relay(&["--output", &output_arg], &[]);
+    // The first relay takes its upstream from the standard environment variables.
+    let endpoint = format!("http://{}", last.grpc);
+    let first = start_relay(
+        &["--exporter", "otlp"],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-hop=first%20relay"),
+        ],
+    );
+    let traces = realistic::traces(200, 5);
+    otlp_http::HttpExporter::new(
+        otlp_http::HttpExporterConfig::new(&format!("http://{}", first.http)).expect("config"),
+    )
+    .expect("exporter")
+    .export(&ExportRequest::<Traces>::new(traces.clone()))
+    .await
+    .expect("into the first relay");
+    let first_report = stop(first);
+    assert!(
+        first_report.contains("200 items in, 200 sent"),
+        "{first_report}"
+    );
+    let last_report = stop(last);
+    assert!(
+        last_report.contains("file: 1 requests written"),
+        "{last_report}"
+    );
+    let text = std::fs::read_to_string(&output).expect("output");
+    let decoded: ExportTraceServiceRequest = Json::default()
+        .decode(text.trim_end().as_bytes().to_vec().into())
+        .expect("one traces line");
+    assert_eq!(decoded, traces);
     let _ = std::fs::remove_file(&output);
 }

@@ -1,0 +1,131 @@
+//! Between the receivers and the exporter, per signal: a bounded queue, batching, and retry
+//! by the OTLP classes, all counting into one `PipelineMetrics`; and the exporters the relay
+//! can end in.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use otlp_batch::{Batch, BatchLayerConfig};
+use otlp_codec::CodecSignal;
+use otlp_core::{
+    AnyExportRequest, BoxExportFuture, ExportError, ExportOutcome, ExportRequest, Logs, Metrics,
+    PerSignal, Traces,
+};
+use otlp_reliability::backoff::BackoffConfig;
+use otlp_reliability::metrics::PipelineMetrics;
+use otlp_reliability::queue::{Queue, QueueConfig};
+use otlp_reliability::retry::RetryLayer;
+use tower::Layer;
+use tower_service::Service;
+
+/// Where the relay sends what it receives.
+#[derive(Clone)]
+pub(crate) enum Exporter {
+    /// OTLP/JSON lines to a file or standard output.
+    File(crate::sink::JsonLines),
+    /// OTLP over gRPC upstream.
+    Grpc(otlp_grpc::GrpcExporter),
+    /// OTLP over HTTP upstream (boxed: the connection pool is large, and the exporter is
+    /// cloned into every pipeline).
+    Http(Box<otlp_http::HttpExporter>),
+    /// OTLP over WebSocket upstream.
+    WebSocket(otlp_websocket::WsExporter),
+    /// Accept and discard (for measuring the receivers).
+    Null,
+}
+
+impl<S: CodecSignal> Service<ExportRequest<S>> for Exporter
+where
+    AnyExportRequest: From<ExportRequest<S>>,
+{
+    type Response = ExportOutcome;
+    type Error = ExportError;
+    type Future = BoxExportFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ExportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
+        match self {
+            Exporter::File(sink) => sink.call(AnyExportRequest::from(request)),
+            Exporter::Grpc(exporter) => exporter.call(request),
+            Exporter::Http(exporter) => exporter.call(request),
+            Exporter::WebSocket(exporter) => exporter.call(request),
+            Exporter::Null => {
+                let items = request.item_count();
+                Box::pin(async move { Ok(ExportOutcome::success(items)) })
+            }
+        }
+    }
+}
+
+/// The three per-signal pipelines in front of one exporter.
+pub(crate) struct Pipelines {
+    queues: (Queue<Traces>, Queue<Metrics>, Queue<Logs>),
+    batches: (Batch<Traces>, Batch<Metrics>, Batch<Logs>),
+    /// The queues' counts: items received, queued, dropped on overflow or shutdown.
+    pub(crate) queued: Arc<PipelineMetrics>,
+    /// Batching and retry's counts: items sent, retried, dropped after the queue.
+    pub(crate) exported: Arc<PipelineMetrics>,
+}
+
+/// What the receivers are handed: each signal to its queue.
+pub(crate) type Entry = PerSignal<Queue<Traces>, Queue<Metrics>, Queue<Logs>>;
+
+fn chain<S>(
+    exporter: &Exporter,
+    queued: &Arc<PipelineMetrics>,
+    metrics: &Arc<PipelineMetrics>,
+) -> (Queue<S>, Batch<S>)
+where
+    S: CodecSignal,
+    AnyExportRequest: From<ExportRequest<S>>,
+{
+    let retry = RetryLayer::new(BackoffConfig::default(), metrics.clone()).layer(exporter.clone());
+    let batch = Batch::new(retry, BatchLayerConfig::default(), metrics.clone());
+    // The queue counts into its own metrics: every layer counts what it receives, and an
+    // item must be received once.
+    let queue = Queue::new(batch.clone(), QueueConfig::default(), queued.clone());
+    (queue, batch)
+}
+
+impl Pipelines {
+    /// Queue -> batch -> retry -> `exporter`, per signal.
+    pub(crate) fn new(exporter: &Exporter) -> Self {
+        let queued = Arc::new(PipelineMetrics::new());
+        let exported = Arc::new(PipelineMetrics::new());
+        let (traces, traces_batch) = chain::<Traces>(exporter, &queued, &exported);
+        let (metrics_queue, metrics_batch) = chain::<Metrics>(exporter, &queued, &exported);
+        let (logs, logs_batch) = chain::<Logs>(exporter, &queued, &exported);
+        Self {
+            queues: (traces, metrics_queue, logs),
+            batches: (traces_batch, metrics_batch, logs_batch),
+            queued,
+            exported,
+        }
+    }
+
+    /// The service the receivers call.
+    pub(crate) fn entry(&self) -> Entry {
+        PerSignal::new(
+            self.queues.0.clone(),
+            self.queues.1.clone(),
+            self.queues.2.clone(),
+        )
+    }
+
+    /// Drains queues then batches within `deadline`; returns the items left behind (counted
+    /// as dropped in the metrics).
+    pub(crate) async fn shutdown(&self, deadline: Duration) -> usize {
+        let mut dropped = 0;
+        dropped += self.queues.0.shutdown(deadline).await.dropped_items;
+        dropped += self.queues.1.shutdown(deadline).await.dropped_items;
+        dropped += self.queues.2.shutdown(deadline).await.dropped_items;
+        dropped += self.batches.0.shutdown(deadline).await;
+        dropped += self.batches.1.shutdown(deadline).await;
+        dropped += self.batches.2.shutdown(deadline).await;
+        dropped
+    }
+}
