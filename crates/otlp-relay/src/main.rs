@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod pipeline;
 mod sink;
 mod upstream;
@@ -40,6 +41,8 @@ OPTIONS:
                          websocket (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)
     --otlp-endpoint URL  the otlp exporter's endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT,
                          else localhost on the protocol's port)
+    --admin-listen ADDR  GET /health (200 serving, 503 stopping) and GET /metrics
+                         (Prometheus text) (default 0.0.0.0:13133; `off` to disable)
     --drain-timeout SECS how long a stop may take to export what is queued (default 10)
     --quiet              no live summary on standard error
     -h, --help           this text
@@ -60,6 +63,7 @@ struct Options {
     grpc: Option<SocketAddr>,
     http: Option<SocketAddr>,
     ws: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
     output: String,
     quiet: bool,
     exporter: String,
@@ -84,6 +88,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
         grpc: Some(SocketAddr::from(([0, 0, 0, 0], 4317))),
         http: Some(SocketAddr::from(([0, 0, 0, 0], 4318))),
         ws: Some(SocketAddr::from(([0, 0, 0, 0], 4319))),
+        admin: Some(SocketAddr::from(([0, 0, 0, 0], 13133))),
         output: "-".to_string(),
         quiet: false,
         exporter: "file".to_string(),
@@ -98,6 +103,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
             "--grpc-listen" => options.grpc = listen(&arg, args.next())?,
             "--http-listen" => options.http = listen(&arg, args.next())?,
             "--ws-listen" => options.ws = listen(&arg, args.next())?,
+            "--admin-listen" => options.admin = listen(&arg, args.next())?,
             "--output" => {
                 options.output = args.next().ok_or("--output needs a path (or `-`)")?;
             }
@@ -217,7 +223,30 @@ async fn run(options: Options) -> Result<(), String> {
         ),
         None => None,
     };
+    let admin_listener = match options.admin {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("--admin-listen {address}: {e}"))?,
+        ),
+        None => None,
+    };
+    let admin = Arc::new(admin::Admin {
+        stopping: std::sync::atomic::AtomicBool::new(false),
+        queued: pipelines.queued.clone(),
+        exported: pipelines.exported.clone(),
+        file: counters.clone(),
+    });
     let mut listening = Vec::new();
+    let admin_task = match admin_listener {
+        Some(listener) => {
+            if let Ok(address) = listener.local_addr() {
+                listening.push(format!("admin {address}"));
+            }
+            Some(tokio::spawn(admin::serve(listener, admin.clone())))
+        }
+        None => None,
+    };
     if let Some(r) = &grpc {
         listening.push(format!("gRPC {}", r.local_addr()));
     }
@@ -256,6 +285,7 @@ async fn run(options: Options) -> Result<(), String> {
         })
     };
     wait_for_stop().await;
+    admin.stopping.store(true, Ordering::Relaxed);
     eprintln!("\notlp-relay: stopping: letting open requests finish");
     if let Some(r) = grpc {
         r.shutdown().await;
@@ -268,6 +298,9 @@ async fn run(options: Options) -> Result<(), String> {
     }
     let left = pipelines.shutdown(options.drain_timeout).await;
     summary.abort();
+    if let Some(task) = admin_task {
+        task.abort();
+    }
     eprintln!(
         "otlp-relay: stopped; {}; {left} items not sent by the drain deadline",
         summary_line(

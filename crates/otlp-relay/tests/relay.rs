@@ -36,19 +36,24 @@ async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
             "127.0.0.1:0",
             "--ws-listen",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
             "--quiet",
             "--output",
         ])
         .arg(&output)
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the relay");
+    let mut guard = KillOnDrop(Some(relay.id()));
     let mut stderr = BufReader::new(relay.stderr.take().expect("stderr"));
     let mut banner = String::new();
     stderr.read_line(&mut banner).expect("banner");
     let grpc = address_after(&banner, "gRPC ").to_string();
     let http = address_after(&banner, "HTTP ").to_string();
     let ws = address_after(&banner, "WebSocket ").to_string();
+    let admin = address_after(&banner, "admin ").to_string();
 
     let traces = realistic::traces(50, 1);
     let metrics = realistic::metrics(30, 2);
@@ -76,12 +81,26 @@ async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
     .await
     .expect("WebSocket");
 
+    // The admin endpoints: healthy, and the counters in Prometheus text (the queue has
+    // taken all 100 items; what was sent by now depends on the batch linger).
+    assert!(get(&admin, "/health").starts_with("HTTP/1.1 200"));
+    let exposition = get(&admin, "/metrics");
+    assert!(
+        exposition.contains("otlp_relay_items_received_total 100"),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("otlp_relay_items_dropped_total{reason=\"queue_full\"} 0"),
+        "{exposition}"
+    );
+
     let stopped = Command::new("kill")
         .args(["-TERM", &relay.id().to_string()])
         .status()
         .expect("kill");
     assert!(stopped.success());
     let status = relay.wait().expect("the relay exits");
+    guard.disarm();
     assert!(status.success(), "{status}");
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
@@ -122,7 +141,30 @@ async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
     let _ = std::fs::remove_file(&output);
 }
 
+/// Kills a relay the test started if the test ends early (a failed assertion), so that no
+/// process outlives the test.
+struct KillOnDrop(Option<u32>);
+
+impl KillOnDrop {
+    /// The process has exited and been waited for: its id may be reused, so never kill it.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 struct Relay {
+    guard: KillOnDrop,
     child: std::process::Child,
     stderr: BufReader<std::process::ChildStderr>,
     grpc: String,
@@ -138,9 +180,12 @@ fn start_relay(extra: &[&str], env: &[(&str, &str)]) -> Relay {
             "127.0.0.1:0",
             "--ws-listen",
             "off",
+            "--admin-listen",
+            "off",
             "--quiet",
         ])
         .args(extra)
+        .stdout(Stdio::null())
         .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
@@ -149,6 +194,7 @@ fn start_relay(extra: &[&str], env: &[(&str, &str)]) -> Relay {
     let mut banner = String::new();
     stderr.read_line(&mut banner).expect("banner");
     Relay {
+        guard: KillOnDrop(Some(child.id())),
         grpc: address_after(&banner, "gRPC ").to_string(),
         http: address_after(&banner, "HTTP ").to_string(),
         child,
@@ -162,7 +208,9 @@ fn stop(mut relay: Relay) -> String {
         .status()
         .expect("kill");
     assert!(stopped.success());
-    assert!(relay.child.wait().expect("exit").success());
+    let status = relay.child.wait().expect("exit");
+    relay.guard.disarm();
+    assert!(status.success());
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut relay.stderr, &mut rest);
     rest
@@ -210,4 +258,18 @@ async fn a_relay_forwards_upstream_to_another_relay_over_grpc() {
         .expect("one traces line");
     assert_eq!(decoded, traces);
     let _ = std::fs::remove_file(&output);
+}
+
+/// A plain HTTP/1.1 GET, answered in full.
+fn get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    answer
 }

@@ -1,0 +1,138 @@
+//! The admin listener: `GET /health` (200 while serving, 503 once stopping) and
+//! `GET /metrics` (the relay's counters in the Prometheus text format).
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use otlp_reliability::metrics::{DropReason, PipelineMetrics};
+use tokio::net::TcpListener;
+
+use crate::sink::Counters;
+
+/// What the admin endpoints report.
+pub(crate) struct Admin {
+    pub(crate) stopping: AtomicBool,
+    pub(crate) queued: Arc<PipelineMetrics>,
+    pub(crate) exported: Arc<PipelineMetrics>,
+    pub(crate) file: Arc<Counters>,
+}
+
+impl Admin {
+    fn health(&self) -> Response<Full<Bytes>> {
+        let (status, text) = if self.stopping.load(Ordering::Relaxed) {
+            (StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
+        } else {
+            (StatusCode::OK, "ok\n")
+        };
+        let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+        *response.status_mut() = status;
+        response
+    }
+
+    /// The Prometheus text exposition of the counters.
+    pub(crate) fn metrics_text(&self) -> String {
+        let queued = self.queued.snapshot();
+        let exported = self.exported.snapshot();
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        counter(
+            "otlp_relay_items_received_total",
+            "Items (spans, data points, log records) the receivers handed to the pipeline.",
+            queued.received,
+        );
+        counter(
+            "otlp_relay_items_sent_total",
+            "Items the exporter delivered.",
+            exported.sent,
+        );
+        counter(
+            "otlp_relay_items_retried_total",
+            "Items sent again after a retryable failure.",
+            exported.retried,
+        );
+        counter(
+            "otlp_relay_export_failures_total",
+            "Export attempts that failed.",
+            exported.failed_attempts,
+        );
+        counter(
+            "otlp_relay_file_requests_written_total",
+            "Requests the file exporter wrote.",
+            self.file.written.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP otlp_relay_items_dropped_total Items dropped, by reason.\n# TYPE otlp_relay_items_dropped_total counter"
+        );
+        for (index, reason) in DropReason::ALL.iter().enumerate() {
+            let value = queued.dropped[index] + exported.dropped[index];
+            let label = match reason {
+                DropReason::QueueFull => "queue_full",
+                DropReason::Permanent => "permanent",
+                DropReason::RejectedByPeer => "rejected_by_peer",
+                DropReason::RetriesExhausted => "retries_exhausted",
+                DropReason::Shutdown => "shutdown",
+            };
+            let _ = writeln!(
+                out,
+                "otlp_relay_items_dropped_total{{reason=\"{label}\"}} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP otlp_relay_queue_items Items waiting in the queues.\n# TYPE otlp_relay_queue_items gauge\notlp_relay_queue_items {}",
+            queued.queue_items
+        );
+        out
+    }
+
+    fn answer(&self, path: &str) -> Response<Full<Bytes>> {
+        match path {
+            "/health" => self.health(),
+            "/metrics" => {
+                let mut response = Response::new(Full::new(Bytes::from(self.metrics_text())));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                response
+            }
+            _ => {
+                let mut response = Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                response
+            }
+        }
+    }
+}
+
+/// Serves the admin endpoints on `listener` until the task is aborted.
+pub(crate) async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let response = admin.answer(request.uri().path());
+                    async move { Ok::<_, Infallible>(response) }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
