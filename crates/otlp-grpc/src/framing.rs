@@ -13,6 +13,10 @@ use otlp_core::{ErrorKind, ExportError};
 /// Bytes of the frame header.
 pub const HEADER_LEN: usize = 5;
 
+/// Most bytes reserved ahead of the data that has arrived (the buffer then grows by
+/// doubling as data comes).
+const RESERVE_STEP: usize = 1 << 20;
+
 /// Size limits for incoming messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameLimits {
@@ -117,8 +121,12 @@ impl FrameDecoder {
             )));
         }
         if self.buffer.len() < HEADER_LEN + len {
-            // Reserve what the frame still needs, now that it is known to be within limits.
-            self.buffer.reserve(HEADER_LEN + len - self.buffer.len());
+            // Reserve what the frame still needs, now that it is known to be within limits,
+            // but at most a step ahead of what has arrived: a declared length is a promise,
+            // and a peer that never keeps it must not hold the whole allocation.
+            let missing = HEADER_LEN + len - self.buffer.len();
+            self.buffer
+                .reserve(missing.min(RESERVE_STEP.max(self.buffer.len())));
             return Ok(None);
         }
         self.buffer.advance(HEADER_LEN);

@@ -18,6 +18,7 @@
 pub mod interop;
 pub mod memory;
 pub mod realistic;
+pub mod recording;
 pub mod strategies;
 
 #[doc = include_str!("../README.md")]

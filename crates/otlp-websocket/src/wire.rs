@@ -86,19 +86,32 @@ impl Encoding {
                 Ok(Message::Binary(compress(compression.as_deref(), bytes)?))
             }
             Encoding::Json => {
-                let batch = StreamBatch {
-                    sequence,
-                    payload: Some(match request {
-                        AnyExportRequest::Traces(r) => Payload::Traces(r.message()?.into_owned()),
-                        AnyExportRequest::Metrics(r) => Payload::Metrics(r.message()?.into_owned()),
-                        AnyExportRequest::Logs(r) => Payload::Logs(r.message()?.into_owned()),
-                    }),
-                    batch_id: batch_id_of(request),
+                // The envelope is written around the request's own JSON, so the request is
+                // encoded in place, never copied into a StreamBatch first.
+                let json = Json::default();
+                let mut out = format!("{{\"sequence\":\"{sequence}\",").into_bytes();
+                let encoded = match request {
+                    AnyExportRequest::Traces(r) => {
+                        out.extend_from_slice(b"\"traces\":");
+                        json.encode(r.message()?.as_ref(), &mut out)
+                    }
+                    AnyExportRequest::Metrics(r) => {
+                        out.extend_from_slice(b"\"metrics\":");
+                        json.encode(r.message()?.as_ref(), &mut out)
+                    }
+                    AnyExportRequest::Logs(r) => {
+                        out.extend_from_slice(b"\"logs\":");
+                        json.encode(r.message()?.as_ref(), &mut out)
+                    }
                 };
-                let mut out = Vec::new();
-                Json::default()
-                    .encode(&batch, &mut out)
-                    .map_err(|e| ExportError::codec(e.to_string()))?;
+                encoded.map_err(|e| ExportError::codec(e.to_string()))?;
+                let id = batch_id_of(request);
+                if !id.is_empty() {
+                    use base64::Engine as _;
+                    let id = base64::engine::general_purpose::STANDARD.encode(&id);
+                    out.extend_from_slice(format!(",\"batchId\":\"{id}\"").as_bytes());
+                }
+                out.push(b'}');
                 let text = String::from_utf8(out)
                     .map_err(|_| ExportError::codec("OTLP/JSON output is not UTF-8"))?;
                 Ok(Message::text(text))
@@ -232,5 +245,23 @@ mod tests {
             Encoding::choose(JSON, &set).map(|e| e.subprotocol()),
             Some(JSON.to_string())
         );
+    }
+
+    #[test]
+    fn the_json_envelope_is_a_stream_batch_with_its_id() {
+        let message = otlp_model::collector::logs::ExportLogsServiceRequest::default();
+        let request = AnyExportRequest::Logs(
+            ExportRequest::new(message.clone()).with_batch_id(otlp_core::BatchId([7; 16])),
+        );
+        let Message::Text(text) = Encoding::Json.batch_message(42, &request).expect("encode")
+        else {
+            panic!("a text message");
+        };
+        let batch: StreamBatch = Json::default()
+            .decode(Bytes::from(text.as_bytes().to_vec()))
+            .expect("a StreamBatch");
+        assert_eq!(batch.sequence, 42);
+        assert_eq!(batch.batch_id.as_ref(), &[7; 16]);
+        assert_eq!(batch.payload, Some(Payload::Logs(message)));
     }
 }

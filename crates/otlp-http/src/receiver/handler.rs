@@ -239,7 +239,13 @@ fn content_encoding(
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes.
 async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ExportError> {
-    let hint = body.size_hint().exact().unwrap_or(0).min(limit as u64) as usize;
+    // The declared length sizes the buffer only up to 1 MiB: a client that declares a large
+    // body and sends nothing must not hold the whole allocation until the body timeout.
+    let hint = body
+        .size_hint()
+        .exact()
+        .unwrap_or(0)
+        .min(limit.min(1 << 20) as u64) as usize;
     let mut out = BytesMut::with_capacity(hint);
     while let Some(frame) =
         std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await

@@ -2,79 +2,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use otlp_core::{AnyExportRequest, ExportError, ExportOutcome};
 use otlp_http::{HttpReceiver, HttpReceiverConfig, RunningHttpReceiver};
-use otlp_model::collector::logs::ExportLogsServiceRequest;
-use otlp_model::collector::metrics::ExportMetricsServiceRequest;
-use otlp_model::collector::trace::ExportTraceServiceRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[derive(Debug, Default, Clone)]
-pub struct Received {
-    pub traces: Vec<ExportTraceServiceRequest>,
-    pub metrics: Vec<ExportMetricsServiceRequest>,
-    pub logs: Vec<ExportLogsServiceRequest>,
-    pub headers: Vec<http::HeaderMap>,
-}
-
-impl Received {
-    pub fn spans(&self) -> usize {
-        self.traces
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum()
-    }
-}
-
-pub type Record = Arc<Mutex<Received>>;
-
-pub fn recording(
-    answer: impl Fn(usize) -> Result<ExportOutcome, ExportError> + Send + Sync + Clone + 'static,
-) -> (
-    Record,
-    impl tower::Service<
-        AnyExportRequest,
-        Response = ExportOutcome,
-        Error = ExportError,
-        Future = impl Send,
-    > + Clone
-    + Send
-    + Sync
-    + 'static,
-) {
-    let record: Record = Arc::default();
-    let sink = record.clone();
-    let service = tower::service_fn(move |request: AnyExportRequest| {
-        let sink = sink.clone();
-        let answer = answer.clone();
-        async move {
-            let result = answer(request.item_count());
-            if result.is_ok() {
-                let mut sink = sink.lock().expect("lock");
-                match request {
-                    AnyExportRequest::Traces(r) => {
-                        sink.headers.push(r.headers().clone());
-                        sink.traces.push(r.into_message()?);
-                    }
-                    AnyExportRequest::Metrics(r) => sink.metrics.push(r.into_message()?),
-                    AnyExportRequest::Logs(r) => sink.logs.push(r.into_message()?),
-                }
-            }
-            result
-        }
-    });
-    (record, service)
-}
-
-pub fn accept_all(items: usize) -> Result<ExportOutcome, ExportError> {
-    Ok(ExportOutcome::success(items))
-}
+pub use otlp_testkit::recording::{Record, accept_all, recording};
 
 pub async fn start(config: HttpReceiverConfig) -> (Record, RunningHttpReceiver) {
     let (record, service) = recording(accept_all);
