@@ -26,6 +26,7 @@ pub mod auth;
 pub mod listener;
 #[cfg(feature = "tls")]
 pub mod tls;
+pub mod upgrade;
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

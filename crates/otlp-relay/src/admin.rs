@@ -16,11 +16,15 @@ use tokio::net::TcpListener;
 use crate::sink::Counters;
 
 /// What the admin endpoints report.
-pub(crate) struct Admin {
-    pub(crate) stopping: AtomicBool,
-    pub(crate) queued: Arc<PipelineMetrics>,
-    pub(crate) exported: Arc<PipelineMetrics>,
-    pub(crate) file: Arc<Counters>,
+pub struct Admin {
+    /// Set once a stop has begun (health turns 503).
+    pub stopping: AtomicBool,
+    /// The queues' counters.
+    pub queued: Arc<PipelineMetrics>,
+    /// Batching and retry's counters.
+    pub exported: Arc<PipelineMetrics>,
+    /// The file exporter's counters.
+    pub file: Arc<Counters>,
 }
 
 impl Admin {
@@ -36,7 +40,7 @@ impl Admin {
     }
 
     /// The Prometheus text exposition of the counters.
-    pub(crate) fn metrics_text(&self) -> String {
+    pub fn metrics_text(&self) -> String {
         let queued = self.queued.snapshot();
         let exported = self.exported.snapshot();
         let mut out = String::new();
@@ -70,6 +74,11 @@ impl Admin {
             "otlp_relay_file_requests_written_total",
             "Requests the file exporter wrote.",
             self.file.written.load(Ordering::Relaxed),
+        );
+        counter(
+            "otlp_relay_file_rotations_total",
+            "Times the file exporter rotated its output.",
+            self.file.rotations.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,
@@ -118,7 +127,7 @@ impl Admin {
 }
 
 /// Serves the admin endpoints on `listener` until the task is aborted.
-pub(crate) async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

@@ -1,138 +1,147 @@
-//! `otlp-relay`: receives OTLP over gRPC, HTTP and WebSocket and writes what it receives as
-//! OTLP/JSON lines (one `Export*ServiceRequest` per line) to a file or standard output, with
-//! a one-line live summary on standard error. SIGINT or SIGTERM stops it gracefully: the
-//! receivers stop accepting, open requests finish and are written, then it exits.
+//! `otlp-relay`: receives OTLP over gRPC, HTTP and WebSocket and sends it on, per signal
+//! through a queue, batching and retry, to OTLP/JSON lines (one `Export*ServiceRequest` per
+//! line) in a file or standard output, an OTLP upstream, or nowhere; with a one-line live
+//! summary on standard error. SIGINT or SIGTERM stops it gracefully: the receivers stop
+//! accepting, open requests finish, the queues drain within a deadline, and what could not
+//! be sent is reported.
 
 #![forbid(unsafe_code)]
 
-mod admin;
-mod pipeline;
-mod sink;
-mod upstream;
-
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use otlp_core::SignalKind;
 use otlp_grpc::GrpcReceiver;
 use otlp_http::HttpReceiver;
-use otlp_websocket::WsReceiver;
-use sink::{Counters, JsonLines};
+use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
+use otlp_relay::pipeline::{Exporter, Pipelines};
+use otlp_relay::sink::{Counters, JsonLines, Output, RotatingFile};
+use otlp_relay::{admin, upstream};
+use otlp_websocket::{WsReceiver, WsReceiverConfig};
 
 const HELP: &str = "\
-otlp-relay: OTLP over gRPC, HTTP and WebSocket in; OTLP/JSON lines out.
+otlp-relay: OTLP over gRPC, HTTP and WebSocket in; OTLP/JSON lines or an OTLP upstream out.
 
 USAGE:
     otlp-relay [OPTIONS]
 
 OPTIONS:
+    --config FILE        a TOML configuration read over the embedded defaults (see
+                         --print-config and relay.example.toml); the flags below override it
+    --print-config       print the configuration in effect (defaults, file, flags) and exit
     --grpc-listen ADDR   OTLP/gRPC listener (default 0.0.0.0:4317; `off` to disable)
-    --http-listen ADDR   OTLP/HTTP listener: /v1/traces, /v1/metrics, /v1/logs
-                         (default 0.0.0.0:4318; `off` to disable)
-    --ws-listen ADDR     OTLP over WebSocket listener, path /v1/stream
-                         (default 0.0.0.0:4319; `off` to disable)
-    --exporter KIND      where received telemetry goes: `file` (OTLP/JSON lines, the
-                         default), `otlp` (upstream; see below) or `null` (discard)
-    --output PATH        the file exporter's output: a file (appended), or `-` for
-                         standard output (default `-`)
-    --otlp-protocol P    the otlp exporter's protocol: grpc, http/protobuf, http/json or
-                         websocket (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)
-    --otlp-endpoint URL  the otlp exporter's endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT,
-                         else localhost on the protocol's port)
+    --http-listen ADDR   OTLP/HTTP listener: /v1/traces, /v1/metrics, /v1/logs, and OTLP over
+                         WebSocket at /v1/stream (default 0.0.0.0:4318; `off` to disable)
+    --ws-listen ADDR     a WebSocket listener of its own, path /v1/stream (default off)
     --admin-listen ADDR  GET /health (200 serving, 503 stopping) and GET /metrics
                          (Prometheus text) (default 0.0.0.0:13133; `off` to disable)
-    --drain-timeout SECS how long a stop may take to export what is queued (default 10)
+    --exporter KIND      where received telemetry goes: `file` (OTLP/JSON lines, the
+                         default), `otlp` (upstream; see below) or `null` (discard)
+    --output PATH        the file exporter's output: a file (appended, rotated when
+                         exporter.file.rotate_bytes is set), or `-` for standard output
+    --otlp-protocol P    the otlp exporter's protocol: grpc, grpc-stream, http/protobuf,
+                         http/json or websocket (default: OTEL_EXPORTER_OTLP_PROTOCOL, else
+                         http/protobuf)
+    --otlp-endpoint URL  the otlp exporter's endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT,
+                         else localhost on the protocol's port)
+    --drain-timeout DUR  how long a stop may take to export what is queued (default 10s)
     --quiet              no live summary on standard error
     -h, --help           this text
 
-Each line of the output is one ExportTraceServiceRequest, ExportMetricsServiceRequest or
-ExportLogsServiceRequest in OTLP/JSON, the format the OpenTelemetry Collector's file
-exporter writes. Between receivers and exporter each signal has a bounded queue, batching
-(512 items or 200 ms) and retry by the OTLP classes. The otlp exporter also reads
-OTEL_EXPORTER_OTLP_HEADERS, _COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_CERTIFICATE,
-_CLIENT_KEY and the per-signal OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT (HTTP).
-SIGINT or SIGTERM stops the relay: receivers stop accepting, open requests finish, the
-queues drain within the drain timeout, and what could not be sent is reported.
+Each line of the file exporter's output is one ExportTraceServiceRequest,
+ExportMetricsServiceRequest or ExportLogsServiceRequest in OTLP/JSON, the format the
+OpenTelemetry Collector's file exporter writes. Between receivers and exporter each signal
+has a bounded queue, batching and retry by the OTLP classes ([pipeline] in the file).
+Settings of [exporter.otlp] left unset come from OTEL_EXPORTER_OTLP_ENDPOINT, _PROTOCOL,
+_HEADERS, _COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_CERTIFICATE and _CLIENT_KEY, each
+first from its per-signal variant (OTEL_EXPORTER_OTLP_TRACES_*, _METRICS_*, _LOGS_*).
+A configuration error names the key and the line and nothing starts. SIGINT or SIGTERM
+stops the relay: receivers stop accepting, open requests finish, the queues drain within
+the drain timeout, and what could not be sent is reported.
 ";
 
-/// The command line, parsed.
+/// What the command line asks for.
 #[derive(Debug)]
 struct Options {
-    grpc: Option<SocketAddr>,
-    http: Option<SocketAddr>,
-    ws: Option<SocketAddr>,
-    admin: Option<SocketAddr>,
-    output: String,
+    config: Config,
     quiet: bool,
-    exporter: String,
-    otlp_protocol: Option<String>,
-    otlp_endpoint: Option<String>,
-    drain_timeout: Duration,
+    print_config: bool,
 }
 
-fn listen(flag: &str, value: Option<String>) -> Result<Option<SocketAddr>, String> {
+fn listen(flag: &str, value: Option<String>) -> Result<Listen, String> {
     let value = value.ok_or_else(|| format!("{flag} needs an address (or `off`)"))?;
-    if value == "off" {
-        return Ok(None);
-    }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|e| format!("{flag} {value:?}: not an address like 0.0.0.0:4317 ({e})"))
+    Listen::parse(&value).map_err(|e| format!("{flag}: {e}"))
 }
 
+/// Parses the flags; `--config` is read first wherever it appears, so the other flags
+/// always override the file.
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, String> {
+    let args: Vec<String> = args.into_iter().collect();
+    let mut config = Config::default();
+    if let Some(i) = args.iter().position(|a| a == "--config") {
+        let path = args.get(i + 1).ok_or("--config needs a file")?;
+        config = Config::from_file(std::path::Path::new(path)).map_err(|e| e.to_string())?;
+    }
     let mut options = Options {
-        grpc: Some(SocketAddr::from(([0, 0, 0, 0], 4317))),
-        http: Some(SocketAddr::from(([0, 0, 0, 0], 4318))),
-        ws: Some(SocketAddr::from(([0, 0, 0, 0], 4319))),
-        admin: Some(SocketAddr::from(([0, 0, 0, 0], 13133))),
-        output: "-".to_string(),
+        config,
         quiet: false,
-        exporter: "file".to_string(),
-        otlp_protocol: None,
-        otlp_endpoint: None,
-        drain_timeout: Duration::from_secs(10),
+        print_config: false,
     };
+    let config = &mut options.config;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(None),
-            "--grpc-listen" => options.grpc = listen(&arg, args.next())?,
-            "--http-listen" => options.http = listen(&arg, args.next())?,
-            "--ws-listen" => options.ws = listen(&arg, args.next())?,
-            "--admin-listen" => options.admin = listen(&arg, args.next())?,
+            "--config" => {
+                args.next();
+            }
+            "--print-config" => options.print_config = true,
+            "--grpc-listen" => config.receivers.grpc.listen = listen(&arg, args.next())?,
+            "--http-listen" => config.receivers.http.listen = listen(&arg, args.next())?,
+            "--ws-listen" => config.receivers.websocket.listen = listen(&arg, args.next())?,
+            "--admin-listen" => config.admin.listen = listen(&arg, args.next())?,
             "--output" => {
-                options.output = args.next().ok_or("--output needs a path (or `-`)")?;
+                config.exporter.file.path = args.next().ok_or("--output needs a path (or `-`)")?;
+                config.exporter.kind = ExporterKind::File;
             }
             "--quiet" => options.quiet = true,
             "--exporter" => {
                 let kind = args.next().ok_or("--exporter needs file, otlp or null")?;
-                if !matches!(kind.as_str(), "file" | "otlp" | "null") {
-                    return Err(format!("--exporter {kind:?}: expected file, otlp or null"));
-                }
-                options.exporter = kind;
+                config.exporter.kind = match kind.as_str() {
+                    "file" => ExporterKind::File,
+                    "otlp" => ExporterKind::Otlp,
+                    "null" => ExporterKind::Null,
+                    _ => return Err(format!("--exporter {kind:?}: expected file, otlp or null")),
+                };
             }
             "--otlp-protocol" => {
-                options.otlp_protocol = Some(args.next().ok_or("--otlp-protocol needs a value")?);
+                config.exporter.otlp.protocol =
+                    Some(args.next().ok_or("--otlp-protocol needs a value")?);
             }
             "--otlp-endpoint" => {
-                options.otlp_endpoint = Some(args.next().ok_or("--otlp-endpoint needs a URL")?);
+                config.exporter.otlp.endpoint =
+                    Some(args.next().ok_or("--otlp-endpoint needs a URL")?);
             }
             "--drain-timeout" => {
-                let value = args.next().ok_or("--drain-timeout needs seconds")?;
-                let seconds: f64 = value
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| format!("--drain-timeout {value:?}: not a number of seconds"))?;
-                options.drain_timeout = Duration::from_secs_f64(seconds);
+                let value = args.next().ok_or("--drain-timeout needs a duration")?;
+                // A bare number is seconds, as the flag always took.
+                let text = if value.parse::<f64>().is_ok() {
+                    format!("{value}s")
+                } else {
+                    value
+                };
+                config.pipeline.drain_timeout =
+                    Interval::parse(&text).map_err(|e| format!("--drain-timeout: {e}"))?;
             }
             other => return Err(format!("unknown option {other:?}; see --help")),
         }
     }
+    options
+        .config
+        .check()
+        .map_err(|(key, message)| format!("{key}: {message}"))?;
     Ok(Some(options))
 }
 
@@ -148,6 +157,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.print_config {
+        print!("{}", options.config.to_toml());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -167,70 +180,104 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(options: Options) -> Result<(), String> {
-    let counters = Arc::new(Counters::default());
-    let exporter = match options.exporter.as_str() {
-        "otlp" => upstream::build(
-            options.otlp_protocol.as_deref(),
-            options.otlp_endpoint.as_deref(),
-            &|name| std::env::var(name).ok(),
-        )?,
-        "null" => pipeline::Exporter::Null,
-        _ => {
-            let output: Box<dyn tokio::io::AsyncWrite + Send + Unpin> = if options.output == "-" {
-                Box::new(tokio::io::stdout())
-            } else {
-                let file = tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&options.output)
-                    .await
-                    .map_err(|e| format!("--output {}: {e}", options.output))?;
-                Box::new(file)
-            };
-            pipeline::Exporter::File(JsonLines::new(output, counters.clone()))
+/// The exporter of each signal, in `SignalKind::ALL` order.
+async fn exporters(config: &Config, counters: &Arc<Counters>) -> Result<[Exporter; 3], String> {
+    let settings = &config.exporter;
+    Ok(match settings.kind {
+        ExporterKind::Otlp => {
+            let env = |name: &str| std::env::var(name).ok();
+            let [traces, metrics, logs] = SignalKind::ALL;
+            [
+                upstream::build(&settings.otlp, traces, &env)?,
+                upstream::build(&settings.otlp, metrics, &env)?,
+                upstream::build(&settings.otlp, logs, &env)?,
+            ]
         }
-    };
-    let pipelines = pipeline::Pipelines::new(&exporter);
+        ExporterKind::Null => [Exporter::Null, Exporter::Null, Exporter::Null],
+        ExporterKind::File => {
+            let file = &settings.file;
+            let output = if file.path == "-" {
+                Output::Stream(Box::new(tokio::io::stdout()))
+            } else {
+                Output::File(
+                    RotatingFile::open(file.path.clone().into(), file.rotate_bytes, file.keep)
+                        .await
+                        .map_err(|e| format!("exporter.file.path {}: {e}", file.path))?,
+                )
+            };
+            let lines = Exporter::File(JsonLines::new(output, counters.clone()));
+            [lines.clone(), lines.clone(), lines]
+        }
+    })
+}
+
+async fn bind<F, T>(key: &str, listen: Listen, bind: F) -> Result<Option<T>, String>
+where
+    F: AsyncFnOnce(std::net::SocketAddr) -> std::io::Result<T>,
+{
+    match listen.0 {
+        Some(address) => bind(address)
+            .await
+            .map(Some)
+            .map_err(|e| format!("{key} {address}: {e}")),
+        None => Ok(None),
+    }
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let config = options.config;
+    let counters = Arc::new(Counters::default());
+    let pipelines = Pipelines::new(exporters(&config, &counters).await?, &config.pipeline);
     let sink = pipelines.entry();
+    let receivers = &config.receivers;
 
     // Bind everything before serving anything: a bad address never leaves a half-started
     // relay behind.
-    let grpc = match options.grpc {
-        Some(address) => Some(
-            GrpcReceiver::new(sink.clone())
-                .bind(address)
-                .await
-                .map_err(|e| format!("--grpc-listen {address}: {e}"))?,
-        ),
-        None => None,
-    };
-    let http = match options.http {
-        Some(address) => Some(
-            HttpReceiver::new(sink.clone())
-                .bind(address)
-                .await
-                .map_err(|e| format!("--http-listen {address}: {e}"))?,
-        ),
-        None => None,
-    };
-    let ws = match options.ws {
-        Some(address) => Some(
+    let grpc = bind(
+        "receivers.grpc.listen",
+        receivers.grpc.listen,
+        async |address| GrpcReceiver::new(sink.clone()).bind(address).await,
+    )
+    .await?;
+    let ws_path = receivers.http.websocket_path.clone();
+    let http = bind(
+        "receivers.http.listen",
+        receivers.http.listen,
+        async |address| {
+            let mut receiver = HttpReceiver::new(sink.clone());
+            if !ws_path.is_empty() {
+                let ws_config = WsReceiverConfig {
+                    path: ws_path.clone(),
+                    ..WsReceiverConfig::default()
+                };
+                let (handler, _) = WsReceiver::new(sink.clone())
+                    .with_config(ws_config)
+                    .into_upgrade_handler();
+                receiver = receiver.with_upgrade(ws_path.clone(), handler);
+            }
+            receiver.bind(address).await
+        },
+    )
+    .await?;
+    let ws = bind(
+        "receivers.websocket.listen",
+        receivers.websocket.listen,
+        async |address| {
+            let ws_config = WsReceiverConfig {
+                path: receivers.websocket.path.clone(),
+                ..WsReceiverConfig::default()
+            };
             WsReceiver::new(sink.clone())
+                .with_config(ws_config)
                 .bind(address)
                 .await
-                .map_err(|e| format!("--ws-listen {address}: {e}"))?,
-        ),
-        None => None,
-    };
-    let admin_listener = match options.admin {
-        Some(address) => Some(
-            tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|e| format!("--admin-listen {address}: {e}"))?,
-        ),
-        None => None,
-    };
+        },
+    )
+    .await?;
+    let admin_listener = bind("admin.listen", config.admin.listen, async |address| {
+        tokio::net::TcpListener::bind(address).await
+    })
+    .await?;
     let admin = Arc::new(admin::Admin {
         stopping: std::sync::atomic::AtomicBool::new(false),
         queued: pipelines.queued.clone(),
@@ -252,18 +299,28 @@ async fn run(options: Options) -> Result<(), String> {
     }
     if let Some(r) = &http {
         listening.push(format!("HTTP {}", r.local_addr()));
+        if !ws_path.is_empty() {
+            listening.push(format!("WebSocket {}{ws_path}", r.local_addr()));
+        }
     }
     if let Some(r) = &ws {
-        listening.push(format!("WebSocket {}/v1/stream", r.local_addr()));
+        listening.push(format!(
+            "WebSocket {}{}",
+            r.local_addr(),
+            receivers.websocket.path
+        ));
     }
-    eprintln!(
-        "otlp-relay: listening on {}; writing OTLP/JSON lines to {}",
-        listening.join(", "),
-        if options.output == "-" {
-            "standard output"
-        } else {
-            &options.output
+    let destination = match config.exporter.kind {
+        ExporterKind::File if config.exporter.file.path == "-" => {
+            "writing OTLP/JSON lines to standard output".to_string()
         }
+        ExporterKind::File => format!("writing OTLP/JSON lines to {}", config.exporter.file.path),
+        ExporterKind::Otlp => "exporting to the OTLP upstream".to_string(),
+        ExporterKind::Null => "discarding what arrives".to_string(),
+    };
+    eprintln!(
+        "otlp-relay: listening on {}; {destination}",
+        listening.join(", ")
     );
 
     let summary = {
@@ -296,7 +353,7 @@ async fn run(options: Options) -> Result<(), String> {
     if let Some(r) = ws {
         r.shutdown().await;
     }
-    let left = pipelines.shutdown(options.drain_timeout).await;
+    let left = pipelines.shutdown(config.pipeline.drain_timeout.0).await;
     summary.abort();
     if let Some(task) = admin_task {
         task.abort();
@@ -373,9 +430,13 @@ mod tests {
         ]))
         .expect("valid")
         .expect("options");
-        assert_eq!(options.grpc, Some("127.0.0.1:1".parse().expect("address")));
-        assert_eq!(options.http, None);
-        assert_eq!(options.output, "x.jsonl");
+        let config = &options.config;
+        assert_eq!(
+            config.receivers.grpc.listen,
+            Listen(Some("127.0.0.1:1".parse().expect("address")))
+        );
+        assert_eq!(config.receivers.http.listen, Listen::OFF);
+        assert_eq!(config.exporter.file.path, "x.jsonl");
         let error = parse(args(&["--grpc-listen", "nowhere"])).expect_err("invalid");
         assert!(error.contains("--grpc-listen"), "{error}");
         assert!(parse(args(&["--bogus"])).is_err());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use otlp_batch::{Batch, BatchLayerConfig};
+use otlp_batch::{Batch, BatchConfig, BatchLayerConfig};
 use otlp_codec::CodecSignal;
 use otlp_core::{
     AnyExportRequest, BoxExportFuture, ExportError, ExportOutcome, ExportRequest, Logs, Metrics,
@@ -14,18 +14,22 @@ use otlp_core::{
 };
 use otlp_reliability::backoff::BackoffConfig;
 use otlp_reliability::metrics::PipelineMetrics;
-use otlp_reliability::queue::{Queue, QueueConfig};
+use otlp_reliability::queue::{OverflowPolicy, Queue, QueueConfig};
+
+use crate::config::Overflow;
 use otlp_reliability::retry::RetryLayer;
 use tower::Layer;
 use tower_service::Service;
 
 /// Where the relay sends what it receives.
 #[derive(Clone)]
-pub(crate) enum Exporter {
+pub enum Exporter {
     /// OTLP/JSON lines to a file or standard output.
     File(crate::sink::JsonLines),
-    /// OTLP over gRPC upstream.
+    /// OTLP over gRPC upstream, one unary call per batch.
     Grpc(otlp_grpc::GrpcExporter),
+    /// OTLP over a bidirectional gRPC stream upstream.
+    GrpcStream(otlp_grpc::StreamExporter),
     /// OTLP over HTTP upstream (boxed: the connection pool is large, and the exporter is
     /// cloned into every pipeline).
     Http(Box<otlp_http::HttpExporter>),
@@ -51,6 +55,7 @@ where
         match self {
             Exporter::File(sink) => sink.call(AnyExportRequest::from(request)),
             Exporter::Grpc(exporter) => exporter.call(request),
+            Exporter::GrpcStream(exporter) => exporter.call(request),
             Exporter::Http(exporter) => exporter.call(request),
             Exporter::WebSocket(exporter) => exporter.call(request),
             Exporter::Null => {
@@ -62,20 +67,21 @@ where
 }
 
 /// The three per-signal pipelines in front of one exporter.
-pub(crate) struct Pipelines {
+pub struct Pipelines {
     queues: (Queue<Traces>, Queue<Metrics>, Queue<Logs>),
     batches: (Batch<Traces>, Batch<Metrics>, Batch<Logs>),
     /// The queues' counts: items received, queued, dropped on overflow or shutdown.
-    pub(crate) queued: Arc<PipelineMetrics>,
+    pub queued: Arc<PipelineMetrics>,
     /// Batching and retry's counts: items sent, retried, dropped after the queue.
-    pub(crate) exported: Arc<PipelineMetrics>,
+    pub exported: Arc<PipelineMetrics>,
 }
 
 /// What the receivers are handed: each signal to its queue.
-pub(crate) type Entry = PerSignal<Queue<Traces>, Queue<Metrics>, Queue<Logs>>;
+pub type Entry = PerSignal<Queue<Traces>, Queue<Metrics>, Queue<Logs>>;
 
 fn chain<S>(
-    exporter: &Exporter,
+    exporter: Exporter,
+    settings: &crate::config::Pipeline,
     queued: &Arc<PipelineMetrics>,
     metrics: &Arc<PipelineMetrics>,
 ) -> (Queue<S>, Batch<S>)
@@ -83,22 +89,42 @@ where
     S: CodecSignal,
     AnyExportRequest: From<ExportRequest<S>>,
 {
-    let retry = RetryLayer::new(BackoffConfig::default(), metrics.clone()).layer(exporter.clone());
-    let batch = Batch::new(retry, BatchLayerConfig::default(), metrics.clone());
+    let retry = RetryLayer::new(BackoffConfig::default(), metrics.clone()).layer(exporter);
+    let batch_config = BatchLayerConfig {
+        batch: BatchConfig {
+            max_items: settings.batch_items,
+            linger: settings.linger.0,
+            ..BatchConfig::default()
+        },
+        max_concurrent_exports: settings.concurrent_exports,
+        ..BatchLayerConfig::default()
+    };
+    let batch = Batch::new(retry, batch_config, metrics.clone());
+    let queue_config = QueueConfig {
+        max_items: settings.queue_items,
+        policy: match settings.overflow {
+            Overflow::Block => OverflowPolicy::Block,
+            Overflow::DropNewest => OverflowPolicy::DropNewest,
+            Overflow::DropOldest => OverflowPolicy::DropOldest,
+        },
+        ..QueueConfig::default()
+    };
     // The queue counts into its own metrics: every layer counts what it receives, and an
     // item must be received once.
-    let queue = Queue::new(batch.clone(), QueueConfig::default(), queued.clone());
+    let queue = Queue::new(batch.clone(), queue_config, queued.clone());
     (queue, batch)
 }
 
 impl Pipelines {
-    /// Queue -> batch -> retry -> `exporter`, per signal.
-    pub(crate) fn new(exporter: &Exporter) -> Self {
+    /// Queue -> batch -> retry -> the signal's exporter, per signal.
+    pub fn new(exporters: [Exporter; 3], settings: &crate::config::Pipeline) -> Self {
         let queued = Arc::new(PipelineMetrics::new());
         let exported = Arc::new(PipelineMetrics::new());
-        let (traces, traces_batch) = chain::<Traces>(exporter, &queued, &exported);
-        let (metrics_queue, metrics_batch) = chain::<Metrics>(exporter, &queued, &exported);
-        let (logs, logs_batch) = chain::<Logs>(exporter, &queued, &exported);
+        let [traces_exporter, metrics_exporter, logs_exporter] = exporters;
+        let (traces, traces_batch) = chain::<Traces>(traces_exporter, settings, &queued, &exported);
+        let (metrics_queue, metrics_batch) =
+            chain::<Metrics>(metrics_exporter, settings, &queued, &exported);
+        let (logs, logs_batch) = chain::<Logs>(logs_exporter, settings, &queued, &exported);
         Self {
             queues: (traces, metrics_queue, logs),
             batches: (traces_batch, metrics_batch, logs_batch),
@@ -108,7 +134,7 @@ impl Pipelines {
     }
 
     /// The service the receivers call.
-    pub(crate) fn entry(&self) -> Entry {
+    pub fn entry(&self) -> Entry {
         PerSignal::new(
             self.queues.0.clone(),
             self.queues.1.clone(),
@@ -118,7 +144,7 @@ impl Pipelines {
 
     /// Drains queues then batches within `deadline`; returns the items left behind (counted
     /// as dropped in the metrics).
-    pub(crate) async fn shutdown(&self, deadline: Duration) -> usize {
+    pub async fn shutdown(&self, deadline: Duration) -> usize {
         let mut dropped = 0;
         dropped += self.queues.0.shutdown(deadline).await.dropped_items;
         dropped += self.queues.1.shutdown(deadline).await.dropped_items;

@@ -1,6 +1,7 @@
 //! The file exporter: one `Export*ServiceRequest` per line in OTLP/JSON, the format of the
 //! OpenTelemetry Collector's file exporter, written to a file or standard output.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -16,29 +17,124 @@ use tower_service::Service;
 
 /// What the relay has received and written, for the live summary.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub struct Counters {
     /// Spans received.
-    pub(crate) spans: AtomicU64,
+    pub spans: AtomicU64,
     /// Metric data points received.
-    pub(crate) points: AtomicU64,
+    pub points: AtomicU64,
     /// Log records received.
-    pub(crate) records: AtomicU64,
+    pub records: AtomicU64,
     /// Requests written.
-    pub(crate) written: AtomicU64,
+    pub written: AtomicU64,
     /// Requests that could not be written (counted, and refused to the sender).
-    pub(crate) failed: AtomicU64,
+    pub failed: AtomicU64,
+    /// Times the output file was rotated.
+    pub rotations: AtomicU64,
+}
+
+/// Where the lines go: standard output, or a file rotated by size.
+pub enum Output {
+    /// Standard output (or any writer).
+    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+    /// A file, appended to.
+    File(RotatingFile),
+}
+
+/// A file that is renamed to `PATH.1` (older ones shifted up to `PATH.<keep>`) and started
+/// afresh before a line would take it past `rotate_bytes`.
+pub struct RotatingFile {
+    path: PathBuf,
+    file: tokio::fs::File,
+    size: u64,
+    rotate_bytes: u64,
+    keep: usize,
+}
+
+impl RotatingFile {
+    /// Opens `path` for appending; `rotate_bytes` 0 never rotates.
+    pub async fn open(path: PathBuf, rotate_bytes: u64, keep: usize) -> std::io::Result<Self> {
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await?;
+        let size = file.metadata().await?.len();
+        Ok(Self {
+            path,
+            file,
+            size,
+            rotate_bytes,
+            keep,
+        })
+    }
+
+    fn numbered(&self, n: usize) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    async fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush().await?;
+        if self.keep == 0 {
+            tokio::fs::remove_file(&self.path).await?;
+        } else {
+            for n in (1..self.keep).rev() {
+                let from = self.numbered(n);
+                if tokio::fs::try_exists(&from).await? {
+                    tokio::fs::rename(&from, self.numbered(n + 1)).await?;
+                }
+            }
+            tokio::fs::rename(&self.path, self.numbered(1)).await?;
+        }
+        self.file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .await?;
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Writes one line, rotating first when it would not fit (a line longer than the limit
+    /// gets a file of its own: lines are never split).
+    async fn write_line(&mut self, line: &[u8]) -> std::io::Result<bool> {
+        let rotated = self.rotate_bytes > 0
+            && self.size > 0
+            && self.size + line.len() as u64 > self.rotate_bytes;
+        if rotated {
+            self.rotate().await?;
+        }
+        self.file.write_all(line).await?;
+        self.file.flush().await?;
+        self.size += line.len() as u64;
+        Ok(rotated)
+    }
+}
+
+impl Output {
+    async fn write_line(&mut self, line: &[u8]) -> std::io::Result<bool> {
+        match self {
+            Output::Stream(out) => {
+                out.write_all(line).await?;
+                out.flush().await?;
+                Ok(false)
+            }
+            Output::File(file) => file.write_line(line).await,
+        }
+    }
 }
 
 /// Writes requests as OTLP/JSON lines.
 #[derive(Clone)]
-pub(crate) struct JsonLines {
-    out: Arc<Mutex<Box<dyn AsyncWrite + Send + Unpin>>>,
+pub struct JsonLines {
+    out: Arc<Mutex<Output>>,
     counters: Arc<Counters>,
 }
 
 impl JsonLines {
     /// Lines written to `out`.
-    pub(crate) fn new(out: Box<dyn AsyncWrite + Send + Unpin>, counters: Arc<Counters>) -> Self {
+    pub fn new(out: Output, counters: Arc<Counters>) -> Self {
         Self {
             out: Arc::new(Mutex::new(out)),
             counters,
@@ -56,22 +152,23 @@ impl JsonLines {
             otlp_core::SignalKind::Logs => &self.counters.records,
         };
         counter.fetch_add(items as u64, Ordering::Relaxed);
-        let result = async {
-            let message = request.message()?;
-            let mut line = Vec::new();
-            S::encode_request(&Json::default(), &message, &mut line)
-                .map_err(|e| ExportError::codec(e.to_string()))?;
-            line.push(b'\n');
-            let mut out = self.out.lock().await;
-            out.write_all(&line)
-                .await
-                .map_err(|e| ExportError::unavailable(format!("writing the output: {e}")))?;
-            out.flush()
-                .await
-                .map_err(|e| ExportError::unavailable(format!("flushing the output: {e}")))?;
-            Ok(ExportOutcome::success(items))
-        }
-        .await;
+        let result =
+            async {
+                let message = request.message()?;
+                let mut line = Vec::new();
+                S::encode_request(&Json::default(), &message, &mut line)
+                    .map_err(|e| ExportError::codec(e.to_string()))?;
+                line.push(b'\n');
+                let rotated =
+                    self.out.lock().await.write_line(&line).await.map_err(|e| {
+                        ExportError::unavailable(format!("writing the output: {e}"))
+                    })?;
+                if rotated {
+                    self.counters.rotations.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(ExportOutcome::success(items))
+            }
+            .await;
         let counter = if result.is_ok() {
             &self.counters.written
         } else {

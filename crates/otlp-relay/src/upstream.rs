@@ -7,14 +7,15 @@ use std::time::Duration;
 use otlp_compression::CompressionSet;
 use otlp_core::SignalKind;
 
+use crate::config::OtlpExporter;
 use crate::pipeline::Exporter;
 
 /// Reads a variable (the process environment in the binary, a map in tests).
-pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs separated by commas, values
 /// percent-encoded.
-pub(crate) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     text.split(',')
         .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
@@ -48,93 +49,170 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `OTEL_EXPORTER_OTLP_<suffix>`, if set and not empty.
-fn var(env: Env<'_>, suffix: &str) -> Option<String> {
-    env(&format!("OTEL_EXPORTER_OTLP_{suffix}")).filter(|v| !v.trim().is_empty())
+/// One setting: the configuration file's value, else `OTEL_EXPORTER_OTLP_<SIGNAL>_<suffix>`,
+/// else `OTEL_EXPORTER_OTLP_<suffix>`; with the name it came from, for errors.
+struct Lookup<'a> {
+    env: Env<'a>,
+    signal: SignalKind,
 }
 
-/// The upstream exporter for `protocol` (`grpc`, `http/protobuf`, `http/json`,
-/// `websocket`) and `endpoint`, each from its flag or else the environment.
-pub(crate) fn build(
-    protocol: Option<&str>,
-    endpoint: Option<&str>,
+impl Lookup<'_> {
+    fn get(&self, configured: Option<&str>, key: &str, suffix: &str) -> Option<(String, String)> {
+        if let Some(value) = configured {
+            return Some((format!("exporter.otlp.{key}"), value.to_string()));
+        }
+        let specific = format!(
+            "OTEL_EXPORTER_OTLP_{}_{suffix}",
+            self.signal.name().to_ascii_uppercase()
+        );
+        let general = format!("OTEL_EXPORTER_OTLP_{suffix}");
+        [specific, general].into_iter().find_map(|name| {
+            (self.env)(&name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (name, v))
+        })
+    }
+}
+
+fn signal_index(signal: SignalKind) -> usize {
+    SignalKind::ALL
+        .iter()
+        .position(|s| *s == signal)
+        .unwrap_or_default()
+}
+
+/// The upstream exporter of one signal: the configuration's `[exporter.otlp]` settings,
+/// then the standard variables (the signal's own variant first), then the defaults.
+pub fn build(
+    settings: &OtlpExporter,
+    signal: SignalKind,
     env: Env<'_>,
 ) -> Result<Exporter, String> {
-    let protocol = protocol
-        .map(str::to_string)
-        .or_else(|| var(env, "PROTOCOL"))
+    let lookup = Lookup { env, signal };
+    let protocol = lookup
+        .get(settings.protocol.as_deref(), "protocol", "PROTOCOL")
+        .map(|(_, v)| v)
         .unwrap_or_else(|| "http/protobuf".to_string());
-    let default_endpoint = match protocol.as_str() {
-        "grpc" => "http://localhost:4317",
-        "websocket" => "ws://localhost:4319/v1/stream",
-        _ => "http://localhost:4318",
+    // A signal's own endpoint variable is its full URL; the general one is a base to which
+    // OTLP/HTTP appends v1/<signal>.
+    let signal_endpoint_name = format!(
+        "OTEL_EXPORTER_OTLP_{}_ENDPOINT",
+        signal.name().to_ascii_uppercase()
+    );
+    let endpoint = lookup.get(settings.endpoint.as_deref(), "endpoint", "ENDPOINT");
+    let endpoint_is_full_url = endpoint
+        .as_ref()
+        .is_some_and(|(name, _)| *name == signal_endpoint_name);
+    let endpoint = endpoint.map(|(_, v)| v).unwrap_or_else(|| {
+        match protocol.as_str() {
+            "grpc" | "grpc-stream" => "http://localhost:4317",
+            "websocket" => "ws://localhost:4318/v1/stream",
+            _ => "http://localhost:4318",
+        }
+        .to_string()
+    });
+    let mut headers = match lookup.get(None, "headers", "HEADERS") {
+        Some((name, text)) => parse_headers(&text).map_err(|e| format!("{name}: {e}"))?,
+        None => Vec::new(),
     };
-    let endpoint = endpoint
-        .map(str::to_string)
-        .or_else(|| var(env, "ENDPOINT"))
-        .unwrap_or_else(|| default_endpoint.to_string());
-    let headers = var(env, "HEADERS")
-        .map(|h| parse_headers(&h))
-        .transpose()?
-        .unwrap_or_default();
-    let timeout = var(env, "TIMEOUT")
-        .map(|t| {
-            t.trim()
+    headers.extend(
+        settings
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
+    );
+    let timeout = match settings.timeout {
+        Some(interval) => interval.0,
+        None => match lookup.get(None, "timeout", "TIMEOUT") {
+            Some((name, t)) => t
+                .trim()
                 .parse::<u64>()
                 .map(Duration::from_millis)
-                .map_err(|_| format!("OTEL_EXPORTER_OTLP_TIMEOUT: {t:?} is not milliseconds"))
-        })
-        .transpose()?
-        .unwrap_or(Duration::from_secs(10));
-    let compression = match var(env, "COMPRESSION").as_deref() {
-        None | Some("none") => None,
-        Some(name) => Some(
+                .map_err(|_| format!("{name}: {t:?} is not milliseconds"))?,
+            None => Duration::from_secs(10),
+        },
+    };
+    let compression = match lookup.get(
+        settings.compression.as_deref(),
+        "compression",
+        "COMPRESSION",
+    ) {
+        None => None,
+        Some((_, name)) if name == "none" => None,
+        Some((key, name)) => Some(
             CompressionSet::with_defaults()
-                .by_http_name(name)
+                .by_http_name(&name)
                 .cloned()
-                .ok_or_else(|| format!("OTEL_EXPORTER_OTLP_COMPRESSION: unknown {name:?}"))?,
+                .ok_or_else(|| format!("{key}: unknown compression {name:?}"))?,
         ),
     };
     let header_map = || -> Result<http::HeaderMap, String> {
         let mut map = http::HeaderMap::new();
         for (key, value) in &headers {
             let name = http::HeaderName::from_bytes(key.as_bytes())
-                .map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {key:?}: {e}"))?;
-            let value = http::HeaderValue::from_str(value)
-                .map_err(|e| format!("OTEL_EXPORTER_OTLP_HEADERS: {key:?}: {e}"))?;
+                .map_err(|e| format!("header {key:?}: {e}"))?;
+            let value =
+                http::HeaderValue::from_str(value).map_err(|e| format!("header {key:?}: {e}"))?;
             map.append(name, value);
         }
         Ok(map)
     };
     let client_tls = || -> Result<Option<otlp_net::tls::ClientTls>, String> {
-        let Some(ca) = var(env, "CERTIFICATE") else {
+        let Some((ca_name, ca)) = lookup.get(
+            settings.certificate.as_deref(),
+            "certificate",
+            "CERTIFICATE",
+        ) else {
             return Ok(None);
         };
-        let read = |path: &str| std::fs::read(path).map_err(|e| format!("{path}: {e}"));
-        let mut tls =
-            otlp_net::tls::ClientTls::with_ca_pem(&read(&ca)?).map_err(|e| e.to_string())?;
-        if let (Some(cert), Some(key)) = (var(env, "CLIENT_CERTIFICATE"), var(env, "CLIENT_KEY")) {
+        let read = |name: &str, path: &str| {
+            std::fs::read(path).map_err(|e| format!("{name}: {path}: {e}"))
+        };
+        let mut tls = otlp_net::tls::ClientTls::with_ca_pem(&read(&ca_name, &ca)?)
+            .map_err(|e| format!("{ca_name}: {e}"))?;
+        let cert = lookup.get(
+            settings.client_certificate.as_deref(),
+            "client_certificate",
+            "CLIENT_CERTIFICATE",
+        );
+        let key = lookup.get(settings.client_key.as_deref(), "client_key", "CLIENT_KEY");
+        if let (Some((cert_name, cert)), Some((key_name, key))) = (cert, key) {
             tls = tls
-                .with_client_certificate(&read(&cert)?, &read(&key)?)
-                .map_err(|e| e.to_string())?;
+                .with_client_certificate(&read(&cert_name, &cert)?, &read(&key_name, &key)?)
+                .map_err(|e| format!("{cert_name}: {e}"))?;
         }
         Ok(Some(tls))
     };
     match protocol.as_str() {
-        "grpc" => {
+        "grpc" | "grpc-stream" => {
             let mut config =
                 otlp_grpc::ExporterConfig::new(&endpoint).map_err(|e| e.to_string())?;
             config.headers = header_map()?;
             config.timeout = timeout;
             config.compression = compression;
             config.tls = client_tls()?;
-            Ok(Exporter::Grpc(
-                otlp_grpc::GrpcExporter::new(config).map_err(|e| e.to_string())?,
-            ))
+            let exporter = otlp_grpc::GrpcExporter::new(config).map_err(|e| e.to_string())?;
+            if protocol == "grpc-stream" {
+                return Ok(Exporter::GrpcStream(otlp_grpc::StreamExporter::new(
+                    exporter,
+                    otlp_grpc::StreamExporterConfig::default(),
+                )));
+            }
+            Ok(Exporter::Grpc(exporter))
         }
         "http/protobuf" | "http/json" => {
-            let mut config =
-                otlp_http::HttpExporterConfig::new(&endpoint).map_err(|e| e.to_string())?;
+            let mut config = if endpoint_is_full_url {
+                let mut config = otlp_http::HttpExporterConfig::new("http://localhost:4318")
+                    .map_err(|e| e.to_string())?;
+                config.signal_urls[signal_index(signal)] = Some(
+                    endpoint
+                        .parse()
+                        .map_err(|e| format!("{signal_endpoint_name}: {e}"))?,
+                );
+                config
+            } else {
+                otlp_http::HttpExporterConfig::new(&endpoint).map_err(|e| e.to_string())?
+            };
             if protocol == "http/json" {
                 config = config.with_codec(otlp_codec::Json::default());
             }
@@ -142,16 +220,6 @@ pub(crate) fn build(
             config.timeout = timeout;
             config.compression = compression;
             config.tls = client_tls()?;
-            for (index, signal) in SignalKind::ALL.into_iter().enumerate() {
-                let name = format!(
-                    "OTEL_EXPORTER_OTLP_{}_ENDPOINT",
-                    signal.name().to_ascii_uppercase()
-                );
-                if let Some(url) = env(&name).filter(|v| !v.trim().is_empty()) {
-                    config.signal_urls[index] =
-                        Some(url.parse().map_err(|e| format!("{name}: {e}"))?);
-                }
-            }
             Ok(Exporter::Http(Box::new(
                 otlp_http::HttpExporter::new(config).map_err(|e| e.to_string())?,
             )))
@@ -165,7 +233,7 @@ pub(crate) fn build(
             Ok(Exporter::WebSocket(otlp_websocket::WsExporter::new(config)))
         }
         other => Err(format!(
-            "unknown OTLP protocol {other:?} (grpc, http/protobuf, http/json, websocket)"
+            "unknown OTLP protocol {other:?} (grpc, grpc-stream, http/protobuf, http/json, websocket)"
         )),
     }
 }
@@ -188,25 +256,56 @@ mod tests {
     }
 
     #[test]
-    fn flags_win_over_the_environment_and_bad_values_name_the_variable() {
+    fn the_file_wins_over_the_environment_and_a_signal_variable_over_the_general_one() {
         let env = |name: &str| match name {
             "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".to_string()),
             "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4317".to_string()),
             "OTEL_EXPORTER_OTLP_TIMEOUT" => Some("soon".to_string()),
+            "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT" => Some("500".to_string()),
             _ => None,
         };
-        let error = build(None, None, &env).err().expect("bad timeout");
+        let error = build(&OtlpExporter::default(), SignalKind::Traces, &env)
+            .err()
+            .expect("bad timeout");
         assert!(error.contains("OTEL_EXPORTER_OTLP_TIMEOUT"), "{error}");
-        let env = |name: &str| match name {
-            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".to_string()),
-            "OTEL_EXPORTER_OTLP_COMPRESSION" => Some("gzip".to_string()),
-            _ => None,
-        };
-        assert!(matches!(build(None, None, &env), Ok(Exporter::Grpc(_))));
         assert!(matches!(
-            build(Some("http/json"), None, &env),
+            build(&OtlpExporter::default(), SignalKind::Logs, &env),
+            Ok(Exporter::Grpc(_))
+        ));
+        let settings = OtlpExporter {
+            timeout: Some(crate::config::Interval(Duration::from_secs(1))),
+            protocol: Some("http/json".into()),
+            ..OtlpExporter::default()
+        };
+        assert!(matches!(
+            build(&settings, SignalKind::Traces, &env),
             Ok(Exporter::Http(_))
         ));
-        assert!(build(Some("carrier-pigeon"), None, &env).is_err());
+        let env = |name: &str| match name {
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/protobuf".to_string()),
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" => Some("http://m:9/custom/path".to_string()),
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION" => Some("brotli".to_string()),
+            _ => None,
+        };
+        let error = build(&OtlpExporter::default(), SignalKind::Metrics, &env)
+            .err()
+            .expect("unknown compression");
+        assert!(
+            error.contains("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"),
+            "{error}"
+        );
+        let Ok(Exporter::Http(traces)) = build(&OtlpExporter::default(), SignalKind::Traces, &env)
+        else {
+            panic!("http exporter")
+        };
+        assert_eq!(
+            traces.config().url(SignalKind::Traces).to_string(),
+            "http://localhost:4318/v1/traces"
+        );
+        let settings = OtlpExporter {
+            protocol: Some("carrier-pigeon".into()),
+            ..OtlpExporter::default()
+        };
+        assert!(build(&settings, SignalKind::Traces, &env).is_err());
     }
 }

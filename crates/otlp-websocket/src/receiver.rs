@@ -14,13 +14,16 @@ use otlp_compression::CompressionSet;
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome};
 use otlp_net::auth::Authenticate;
 use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
+use otlp_net::upgrade::{Refusal, UpgradeHandler, UpgradedIo};
 use otlp_stream::{DedupWindow, acknowledge, completed};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -174,6 +177,109 @@ where
     }
 }
 
+impl<Svc> WsReceiver<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    /// The receiver as the handler of an HTTP receiver's upgrade path, so OTLP over
+    /// WebSocket shares the OTLP/HTTP port (`otlp_http::HttpReceiver::with_upgrade`); with
+    /// its counters. The configured `path` should be the path it is mounted on. The HTTP
+    /// receiver's listener limits and shutdown then apply.
+    pub fn into_upgrade_handler(self) -> (Arc<dyn UpgradeHandler>, Arc<WsReceiverStats>) {
+        let stats = Arc::new(WsReceiverStats::default());
+        let shared = Arc::new(Shared {
+            dedup: Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
+            service: self.service,
+            config: self.config,
+            auth: self.auth,
+            stats: stats.clone(),
+        });
+        (Arc::new(WsUpgrade { shared }), stats)
+    }
+}
+
+struct WsUpgrade<Svc> {
+    shared: Arc<Shared<Svc>>,
+}
+
+impl<Svc> UpgradeHandler for WsUpgrade<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    fn protocol(&self) -> &str {
+        "websocket"
+    }
+
+    fn accept(&self, parts: &http::request::Parts) -> Result<http::HeaderMap, Refusal> {
+        let refused = |status: StatusCode, message: String| {
+            self.shared
+                .stats
+                .refused_handshakes
+                .fetch_add(1, Ordering::Relaxed);
+            Refusal { status, message }
+        };
+        if parts.headers.get(header::SEC_WEBSOCKET_VERSION) != Some(&HeaderValue::from_static("13"))
+        {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Version must be 13".into(),
+            ));
+        }
+        let Some(key) = parts.headers.get(header::SEC_WEBSOCKET_KEY) else {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key is missing".into(),
+            ));
+        };
+        let mut request = Request::new(());
+        *request.uri_mut() = parts.uri.clone();
+        *request.headers_mut() = parts.headers.clone();
+        let (response, _) =
+            check_handshake(&self.shared, &request, Response::new(())).map_err(|refusal| {
+                refused(refusal.status(), refusal.body().clone().unwrap_or_default())
+            })?;
+        let mut headers = response.into_parts().0.headers;
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        Ok(headers)
+    }
+
+    fn serve(
+        &self,
+        io: Box<dyn UpgradedIo>,
+        parts: http::request::Parts,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let offered = parts
+                .headers
+                .get(header::SEC_WEBSOCKET_PROTOCOL)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            // `accept` chose from the same header, so this finds the same encoding.
+            let Some(encoding) = Encoding::choose(offered, &shared.config.compression) else {
+                return;
+            };
+            let ws_config = WebSocketConfig::default()
+                .max_message_size(Some(shared.config.max_message_bytes))
+                .max_frame_size(Some(shared.config.max_frame_bytes));
+            let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                io,
+                Role::Server,
+                Some(ws_config),
+            )
+            .await;
+            serve_socket(shared, ws, encoding, shutdown).await;
+        })
+    }
+}
+
 fn refusal(status: StatusCode, message: &str) -> ErrorResponse {
     let mut response = ErrorResponse::new(Some(message.to_string()));
     *response.status_mut() = status;
@@ -242,12 +348,11 @@ fn close(code: CloseCode, reason: &str) -> Message {
 async fn serve_connection<Svc>(
     shared: Arc<Shared<Svc>>,
     io: Connection,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
-    use futures_util::{SinkExt, StreamExt};
     let config = &shared.config;
     let chosen: Arc<Mutex<Option<Encoding>>> = Arc::default();
     let slot = chosen.clone();
@@ -274,6 +379,23 @@ async fn serve_connection<Svc>(
     let Some(encoding) = chosen.lock().ok().and_then(|mut c| c.take()) else {
         return;
     };
+    serve_socket(shared, ws, encoding, shutdown).await;
+}
+
+/// Serves an open WebSocket: reads batches, processes a bounded number at a time, answers
+/// each with its acknowledgement, and closes with the code that says why it ended.
+async fn serve_socket<Svc, Io>(
+    shared: Arc<Shared<Svc>>,
+    ws: tokio_tungstenite::WebSocketStream<Io>,
+    encoding: Encoding,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    let config = &shared.config;
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
     let (mut sink, mut stream) = ws.split();
     let mut in_flight: JoinSet<Result<otlp_model::stream::StreamAck, Message>> = JoinSet::new();

@@ -17,6 +17,8 @@ use otlp_core::{
     SignalKind, Traces,
 };
 
+use otlp_net::upgrade::UpgradeHandler;
+
 use super::Shared;
 use crate::status_body::{JSON, PROTOBUF, encode_status, format_retry_after};
 
@@ -30,6 +32,11 @@ where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
+    if let Some((path, handler)) = &shared.upgrade
+        && request.uri().path() == path
+    {
+        return upgrade(shared, handler.clone(), request);
+    }
     let cors = &shared.config.cors;
     if request.method() == http::Method::OPTIONS {
         return cors.preflight(request.headers());
@@ -261,6 +268,60 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ExportErro
         }
     }
     Ok(out.freeze())
+}
+
+/// A request for the upgrade path: refused with the handler's answer, or switched over to
+/// the handler once hyper hands the connection back.
+fn upgrade<Svc>(
+    shared: &Arc<Shared<Svc>>,
+    handler: Arc<dyn UpgradeHandler>,
+    mut request: Request<Incoming>,
+) -> HttpResponse {
+    if request.method() != http::Method::GET
+        || request.version() != http::Version::HTTP_11
+        || !otlp_net::upgrade::asks_for(request.headers(), handler.protocol())
+    {
+        shared
+            .stats
+            .refused_requests
+            .fetch_add(1, Ordering::Relaxed);
+        let mut response = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "this path is OTLP over WebSocket: send an HTTP/1.1 GET with Upgrade",
+        );
+        if let Ok(value) = HeaderValue::from_str(handler.protocol()) {
+            response.headers_mut().insert(header::UPGRADE, value);
+        }
+        return response;
+    }
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (parts, _) = request.into_parts();
+    let headers = match handler.accept(&parts) {
+        Ok(headers) => headers,
+        Err(refusal) => {
+            shared
+                .stats
+                .refused_requests
+                .fetch_add(1, Ordering::Relaxed);
+            return text(refusal.status, &refusal.message);
+        }
+    };
+    let shutdown = shared.shutdown.clone();
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            handler.serve(Box::new(io), parts, shutdown).await;
+        }
+    });
+    let mut response = plain(StatusCode::SWITCHING_PROTOCOLS);
+    *response.headers_mut() = headers;
+    response
+}
+
+fn text(status: StatusCode, message: &str) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{message}\n"))));
+    *response.status_mut() = status;
+    response
 }
 
 fn plain(status: StatusCode) -> HttpResponse {

@@ -21,6 +21,7 @@ use otlp_compression::CompressionSet;
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome, SignalKind};
 use otlp_net::auth::Authenticate;
 use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
+use otlp_net::upgrade::UpgradeHandler;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -152,6 +153,7 @@ pub struct HttpReceiver<Svc> {
     auth: Option<Arc<dyn Authenticate>>,
     #[cfg(feature = "tls")]
     tls: Option<otlp_net::tls::ServerTls>,
+    upgrade: Option<(String, Arc<dyn UpgradeHandler>)>,
 }
 
 impl<Svc> std::fmt::Debug for HttpReceiver<Svc> {
@@ -159,6 +161,7 @@ impl<Svc> std::fmt::Debug for HttpReceiver<Svc> {
         f.debug_struct("HttpReceiver")
             .field("config", &self.config)
             .field("auth", &self.auth.is_some())
+            .field("upgrade", &self.upgrade.as_ref().map(|(path, _)| path))
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +171,8 @@ pub(crate) struct Shared<Svc> {
     pub(crate) config: HttpReceiverConfig,
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
     pub(crate) stats: Arc<HttpReceiverStats>,
+    pub(crate) upgrade: Option<(String, Arc<dyn UpgradeHandler>)>,
+    pub(crate) shutdown: watch::Receiver<bool>,
 }
 
 impl<Svc> Shared<Svc>
@@ -215,6 +220,7 @@ where
             auth: None,
             #[cfg(feature = "tls")]
             tls: None,
+            upgrade: None,
         }
     }
 
@@ -227,6 +233,18 @@ where
     /// Runs `auth` on every request's headers before its body is read.
     pub fn with_auth(mut self, auth: impl Authenticate) -> Self {
         self.auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Hands HTTP/1.1 `Upgrade` requests for `path` to `handler` (OTLP over WebSocket on the
+    /// OTLP/HTTP port). Requests for the path that do not ask for the handler's protocol
+    /// get 426 Upgrade Required.
+    pub fn with_upgrade(
+        mut self,
+        path: impl Into<String>,
+        handler: Arc<dyn UpgradeHandler>,
+    ) -> Self {
+        self.upgrade = Some((path.into(), handler));
         self
     }
 
@@ -284,6 +302,8 @@ where
             config: self.config,
             auth: self.auth,
             stats,
+            upgrade: self.upgrade,
+            shutdown: shutdown.clone(),
         });
         let signal = shutdown.clone();
         Ok(listener::accept_loop(
@@ -328,7 +348,7 @@ async fn serve_connection<Svc>(
         let shared = handler.clone();
         async move { Ok::<_, Infallible>(handler::handle(&shared, request).await) }
     });
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => {}

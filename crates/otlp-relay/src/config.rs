@@ -1,0 +1,580 @@
+//! The relay's configuration: a TOML file read over the embedded defaults, then flags over
+//! the file. Every section and key is optional; an unknown key, a value of the wrong type
+//! or a bad address is an error that names the key and the file line, and nothing starts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where telemetry comes in.
+    pub receivers: Receivers,
+    /// The health and metrics listener.
+    pub admin: Admin,
+    /// Queue, batching and retry between receivers and exporter.
+    pub pipeline: Pipeline,
+    /// Where telemetry goes.
+    pub exporter: Exporter,
+}
+
+/// The receivers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Receivers {
+    /// OTLP/gRPC.
+    pub grpc: GrpcReceiver,
+    /// OTLP/HTTP (and OTLP over WebSocket on the same port).
+    pub http: HttpReceiver,
+    /// OTLP over WebSocket on a listener of its own.
+    pub websocket: WebSocketReceiver,
+}
+
+/// `[receivers.grpc]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcReceiver {
+    /// The listening address, or off.
+    pub listen: Listen,
+}
+
+impl Default for GrpcReceiver {
+    fn default() -> Self {
+        Self {
+            listen: Listen::on([0, 0, 0, 0], 4317),
+        }
+    }
+}
+
+/// `[receivers.http]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpReceiver {
+    /// The listening address, or off.
+    pub listen: Listen,
+    /// The path where an HTTP/1.1 upgrade opens an OTLP WebSocket stream; empty: none.
+    pub websocket_path: String,
+}
+
+impl Default for HttpReceiver {
+    fn default() -> Self {
+        Self {
+            listen: Listen::on([0, 0, 0, 0], 4318),
+            websocket_path: "/v1/stream".to_string(),
+        }
+    }
+}
+
+/// `[receivers.websocket]`: a WebSocket listener of its own (off by default: the HTTP port
+/// serves the WebSocket path).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketReceiver {
+    /// The listening address, or off.
+    pub listen: Listen,
+    /// The path the handshake must ask for.
+    pub path: String,
+}
+
+impl Default for WebSocketReceiver {
+    fn default() -> Self {
+        Self {
+            listen: Listen::OFF,
+            path: "/v1/stream".to_string(),
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// The listening address of `GET /health` and `GET /metrics`, or off.
+    pub listen: Listen,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            listen: Listen::on([0, 0, 0, 0], 13133),
+        }
+    }
+}
+
+/// What a full queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Receivers wait for room (their clients see the delay, nothing is dropped).
+    Block,
+    /// The new request is refused with a retryable error, and counted.
+    DropNewest,
+    /// The oldest queued requests are dropped, and counted.
+    DropOldest,
+}
+
+/// `[pipeline]`: per signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pipeline {
+    /// Most items (spans, points, records) queued per signal.
+    pub queue_items: usize,
+    /// What a full queue does.
+    pub overflow: Overflow,
+    /// Most items per exported batch.
+    pub batch_items: usize,
+    /// How long a batch waits to fill.
+    pub linger: Interval,
+    /// Batches exported at once, per signal.
+    pub concurrent_exports: usize,
+    /// How long a stop may take to export what is queued.
+    pub drain_timeout: Interval,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            queue_items: 2048 * 512,
+            overflow: Overflow::Block,
+            batch_items: 512,
+            linger: Interval(Duration::from_millis(200)),
+            concurrent_exports: 4,
+            drain_timeout: Interval(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The exporter kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExporterKind {
+    /// OTLP/JSON lines to a file or standard output.
+    File,
+    /// OTLP to an upstream.
+    Otlp,
+    /// Accept and discard.
+    Null,
+}
+
+/// `[exporter]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Exporter {
+    /// Which exporter runs.
+    pub kind: ExporterKind,
+    /// The file exporter's settings.
+    pub file: FileExporter,
+    /// The otlp exporter's settings.
+    pub otlp: OtlpExporter,
+}
+
+impl Default for Exporter {
+    fn default() -> Self {
+        Self {
+            kind: ExporterKind::File,
+            file: FileExporter::default(),
+            otlp: OtlpExporter::default(),
+        }
+    }
+}
+
+/// `[exporter.file]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileExporter {
+    /// The output file (appended to), or `-` for standard output.
+    pub path: String,
+    /// Rotate before the file would grow past this many bytes; 0: never.
+    pub rotate_bytes: u64,
+    /// Rotated files kept: `PATH.1` (newest) to `PATH.<keep>`.
+    pub keep: usize,
+}
+
+impl Default for FileExporter {
+    fn default() -> Self {
+        Self {
+            path: "-".to_string(),
+            rotate_bytes: 0,
+            keep: 5,
+        }
+    }
+}
+
+/// `[exporter.otlp]`: what is left unset comes from the `OTEL_EXPORTER_OTLP_*` variables.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpExporter {
+    /// `grpc`, `grpc-stream`, `http/protobuf`, `http/json` or `websocket`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// The upstream's URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// A compression name (`gzip`, `zstd`, ...) or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// The deadline of one export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Interval>,
+    /// Headers (gRPC metadata) sent with every export.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// A PEM file of the CA certificates that verify the upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// A PEM client certificate (mutual TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
+    /// The PEM private key of the client certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+}
+
+/// A listening address, or `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+impl Listen {
+    /// No listener.
+    pub const OFF: Listen = Listen(None);
+
+    fn on(ip: [u8; 4], port: u16) -> Self {
+        Listen(Some(SocketAddr::from((ip, port))))
+    }
+
+    /// Parses `off` or an address like `0.0.0.0:4317`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "off" {
+            return Ok(Listen::OFF);
+        }
+        text.parse()
+            .map(|a| Listen(Some(a)))
+            .map_err(|_| format!("{text:?} is not an address like \"0.0.0.0:4317\" (or \"off\")"))
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(address) => write!(f, "{address}"),
+            None => f.write_str("off"),
+        }
+    }
+}
+
+impl Serialize for Listen {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Listen::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// A duration written with its unit: `"250ms"`, `"10s"`, `"1.5s"`, `"2m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Duration);
+
+impl Interval {
+    /// Parses a number followed by `ms`, `s` or `m`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+            (n, 0.001)
+        } else if let Some(n) = text.strip_suffix('s') {
+            (n, 1.0)
+        } else if let Some(n) = text.strip_suffix('m') {
+            (n, 60.0)
+        } else {
+            return Err(format!(
+                "{text:?} has no unit: write it like \"200ms\", \"10s\" or \"1m\""
+            ));
+        };
+        number
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && *n >= 0.0 && n * scale < 1e9)
+            .map(|n| Interval(Duration::from_secs_f64(n * scale)))
+            .ok_or_else(|| format!("{text:?} is not a duration like \"200ms\" or \"10s\""))
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        if millis % 1000 == 0 {
+            write!(f, "{}s", millis / 1000)
+        } else {
+            write!(f, "{millis}ms")
+        }
+    }
+}
+
+impl Serialize for Interval {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Interval::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// The 1-based line of the offending key or value, when known.
+    pub line: Option<usize>,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads `text` (the contents of `path`) over the defaults, then checks the values
+    /// that depend on each other.
+    pub fn from_toml(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| {
+            let line = error
+                .span()
+                .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError {
+                path: path.to_string(),
+                line,
+                message: error.message().trim_end().to_string(),
+            }
+        })?;
+        config.check().map_err(|(key, message)| ConfigError {
+            path: path.to_string(),
+            line: line_of_key(text, key),
+            message: format!("{key}: {message}"),
+        })?;
+        Ok(config)
+    }
+
+    /// Reads the file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: shown.clone(),
+            line: None,
+            message: e.to_string(),
+        })?;
+        Config::from_toml(&text, &shown)
+    }
+
+    /// The configuration as TOML (what `--print-config` shows).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+
+    /// Checks what a type cannot: ranges and combinations. Returns the key at fault.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let pipeline = &self.pipeline;
+        if pipeline.batch_items == 0 {
+            return Err(("pipeline.batch_items", "must be at least 1".into()));
+        }
+        if pipeline.queue_items < pipeline.batch_items {
+            return Err((
+                "pipeline.queue_items",
+                format!(
+                    "{} is smaller than batch_items ({})",
+                    pipeline.queue_items, pipeline.batch_items
+                ),
+            ));
+        }
+        if pipeline.concurrent_exports == 0 {
+            return Err(("pipeline.concurrent_exports", "must be at least 1".into()));
+        }
+        let http_path = &self.receivers.http.websocket_path;
+        if !http_path.is_empty() && !http_path.starts_with('/') {
+            return Err((
+                "receivers.http.websocket_path",
+                format!("{http_path:?} must start with /"),
+            ));
+        }
+        if !self.receivers.websocket.path.starts_with('/') {
+            return Err((
+                "receivers.websocket.path",
+                format!("{:?} must start with /", self.receivers.websocket.path),
+            ));
+        }
+        if self.exporter.file.path.is_empty() {
+            return Err(("exporter.file.path", "must not be empty".into()));
+        }
+        if self.exporter.file.rotate_bytes > 0 && self.exporter.file.path == "-" {
+            return Err((
+                "exporter.file.rotate_bytes",
+                "standard output cannot be rotated; set exporter.file.path".into(),
+            ));
+        }
+        let listeners = [
+            ("receivers.grpc.listen", self.receivers.grpc.listen),
+            ("receivers.http.listen", self.receivers.http.listen),
+            (
+                "receivers.websocket.listen",
+                self.receivers.websocket.listen,
+            ),
+            ("admin.listen", self.admin.listen),
+        ];
+        for (i, (key, listen)) in listeners.iter().enumerate() {
+            let Some(address) = listen.0 else { continue };
+            if address.port() == 0 {
+                continue;
+            }
+            if let Some((other, _)) = listeners[..i].iter().find(|(_, l)| l.0 == Some(address)) {
+                return Err((key, format!("{address} is already {other}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The line where the last segment of `key` is set (for errors found after parsing).
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let (section, name) = key.rsplit_once('.').unwrap_or(("", key));
+    let mut in_section = section.is_empty();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            in_section = header.trim_end_matches(']').trim() == section;
+            continue;
+        }
+        if in_section
+            && let Some((left, _)) = line.split_once('=')
+            && left.trim().trim_matches('"') == name
+        {
+            return Some(number + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_the_default_and_the_example_file_matches_it() {
+        assert_eq!(
+            Config::from_toml("", "x").expect("empty"),
+            Config::default()
+        );
+        let example = include_str!("../relay.example.toml");
+        assert_eq!(
+            Config::from_toml(example, "relay.example.toml").expect("example"),
+            Config::default()
+        );
+        let printed = Config::default().to_toml();
+        assert_eq!(
+            Config::from_toml(&printed, "printed").expect("printed"),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn a_file_changes_only_what_it_sets() {
+        let config = Config::from_toml(
+            "[receivers.grpc]\nlisten = \"127.0.0.1:9000\"\n[exporter]\nkind = \"otlp\"\n\
+             [exporter.otlp]\nprotocol = \"grpc\"\nheaders = { api-key = \"k\" }\n\
+             timeout = \"1.5s\"\n[pipeline]\nlinger = \"50ms\"\n",
+            "relay.toml",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.receivers.grpc.listen,
+            Listen(Some("127.0.0.1:9000".parse().expect("address")))
+        );
+        assert_eq!(config.receivers.http, HttpReceiver::default());
+        assert_eq!(config.exporter.kind, ExporterKind::Otlp);
+        assert_eq!(config.exporter.otlp.headers["api-key"], "k");
+        assert_eq!(
+            config.exporter.otlp.timeout,
+            Some(Interval(Duration::from_millis(1500)))
+        );
+        assert_eq!(config.pipeline.linger, Interval(Duration::from_millis(50)));
+    }
+
+    fn error(text: &str) -> ConfigError {
+        Config::from_toml(text, "relay.toml").expect_err("invalid")
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let bad_address = error("# comment\n[receivers.grpc]\nlisten = \"nowhere\"\n");
+        assert_eq!(bad_address.line, Some(3), "{bad_address}");
+        assert!(bad_address.message.contains("nowhere"), "{bad_address}");
+        assert!(bad_address.to_string().starts_with("relay.toml:3:"));
+
+        let unknown = error("[pipeline]\nbatch_items = 10\nbatch_itmes = 20\n");
+        assert_eq!(unknown.line, Some(3), "{unknown}");
+        assert!(unknown.message.contains("batch_itmes"), "{unknown}");
+
+        let wrong_type = error("[pipeline]\n\nbatch_items = \"many\"\n");
+        assert_eq!(wrong_type.line, Some(3), "{wrong_type}");
+
+        let no_unit = error("[pipeline]\nlinger = \"200\"\n");
+        assert_eq!(no_unit.line, Some(2));
+        assert!(no_unit.message.contains("unit"), "{no_unit}");
+
+        let kind = error("[exporter]\nkind = \"carrier-pigeon\"\n");
+        assert_eq!(kind.line, Some(2));
+
+        let range = error("[pipeline]\nqueue_items = 10\nbatch_items = 100\n");
+        assert_eq!(range.line, Some(2), "{range}");
+        assert!(range.message.starts_with("pipeline.queue_items"), "{range}");
+
+        let clash = error("[admin]\nlisten = \"0.0.0.0:4317\"\n");
+        assert!(clash.message.contains("receivers.grpc.listen"), "{clash}");
+        assert_eq!(clash.line, Some(2));
+
+        let syntax = error("[pipeline\n");
+        assert_eq!(syntax.line, Some(1));
+    }
+
+    #[test]
+    fn intervals_and_listeners_parse_and_print() {
+        for (text, millis) in [
+            ("200ms", 200),
+            ("10s", 10_000),
+            ("1.5s", 1500),
+            ("2m", 120_000),
+        ] {
+            let interval = Interval::parse(text).expect(text);
+            assert_eq!(interval.0, Duration::from_millis(millis));
+            assert_eq!(Interval::parse(&interval.to_string()), Ok(interval));
+        }
+        assert!(Interval::parse("-1s").is_err());
+        assert!(Interval::parse("fast").is_err());
+        assert_eq!(Listen::parse("off"), Ok(Listen::OFF));
+        assert!(Listen::parse("localhost").is_err());
+    }
+}

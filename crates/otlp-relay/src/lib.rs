@@ -1,0 +1,16 @@
+//! The pieces of the `otlp-relay` and `otlp-loadgen` binaries: the configuration file, the
+//! per-signal pipeline, the exporters (file with rotation, OTLP upstream from settings and
+//! the `OTEL_EXPORTER_OTLP_*` variables, null) and the admin endpoints. The binaries are
+//! the product; this library exists so the two share them.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod pipeline;
+pub mod sink;
+pub mod upstream;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;
