@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod loadgen;
 pub mod pipeline;
 pub mod sink;
 pub mod upstream;

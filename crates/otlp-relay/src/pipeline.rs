@@ -66,6 +66,24 @@ where
     }
 }
 
+impl Service<AnyExportRequest> for Exporter {
+    type Response = ExportOutcome;
+    type Error = ExportError;
+    type Future = BoxExportFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ExportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: AnyExportRequest) -> Self::Future {
+        match request {
+            AnyExportRequest::Traces(r) => Service::<ExportRequest<Traces>>::call(self, r),
+            AnyExportRequest::Metrics(r) => Service::<ExportRequest<Metrics>>::call(self, r),
+            AnyExportRequest::Logs(r) => Service::<ExportRequest<Logs>>::call(self, r),
+        }
+    }
+}
+
 /// The three per-signal pipelines in front of one exporter.
 pub struct Pipelines {
     queues: (Queue<Traces>, Queue<Metrics>, Queue<Logs>),

@@ -32,6 +32,25 @@ pub struct Counters {
     pub rotations: AtomicU64,
 }
 
+/// `request` as one line of OTLP/JSON, newline included.
+pub fn json_line<S: CodecSignal>(request: &ExportRequest<S>) -> Result<Vec<u8>, ExportError> {
+    let message = request.message()?;
+    let mut line = Vec::new();
+    S::encode_request(&Json::default(), &message, &mut line)
+        .map_err(|e| ExportError::codec(e.to_string()))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// [`json_line`] of any signal's request.
+pub fn any_json_line(request: &AnyExportRequest) -> Result<Vec<u8>, ExportError> {
+    match request {
+        AnyExportRequest::Traces(r) => json_line(r),
+        AnyExportRequest::Metrics(r) => json_line(r),
+        AnyExportRequest::Logs(r) => json_line(r),
+    }
+}
+
 /// Where the lines go: standard output, or a file rotated by size.
 pub enum Output {
     /// Standard output (or any writer).
@@ -154,11 +173,7 @@ impl JsonLines {
         counter.fetch_add(items as u64, Ordering::Relaxed);
         let result =
             async {
-                let message = request.message()?;
-                let mut line = Vec::new();
-                S::encode_request(&Json::default(), &message, &mut line)
-                    .map_err(|e| ExportError::codec(e.to_string()))?;
-                line.push(b'\n');
+                let line = json_line(&request)?;
                 let rotated =
                     self.out.lock().await.write_line(&line).await.map_err(|e| {
                         ExportError::unavailable(format!("writing the output: {e}"))
