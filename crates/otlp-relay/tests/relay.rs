@@ -3,6 +3,7 @@
 //! sent, one OTLP/JSON request per line.
 
 use std::io::{BufRead, BufReader};
+
 use std::process::{Command, Stdio};
 
 use otlp_codec::{Codec, Json};
@@ -12,17 +13,8 @@ use otlp_model::collector::metrics::ExportMetricsServiceRequest;
 use otlp_model::collector::trace::ExportTraceServiceRequest;
 use otlp_testkit::realistic;
 
-fn address_after<'a>(line: &'a str, label: &str) -> &'a str {
-    let start = line
-        .find(label)
-        .map(|i| i + label.len())
-        .expect("label in the banner");
-    line[start..]
-        .split([',', ';', '/'])
-        .next()
-        .expect("an address")
-        .trim()
-}
+mod common;
+use common::{KillOnDrop, address_after, start_relay, stop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
@@ -139,81 +131,6 @@ async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
     assert_eq!(decoded_metrics, metrics);
     assert_eq!(decoded_logs, logs);
     let _ = std::fs::remove_file(&output);
-}
-
-/// Kills a relay the test started if the test ends early (a failed assertion), so that no
-/// process outlives the test.
-struct KillOnDrop(Option<u32>);
-
-impl KillOnDrop {
-    /// The process has exited and been waited for: its id may be reused, so never kill it.
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-struct Relay {
-    guard: KillOnDrop,
-    child: std::process::Child,
-    stderr: BufReader<std::process::ChildStderr>,
-    grpc: String,
-    http: String,
-}
-
-fn start_relay(extra: &[&str], env: &[(&str, &str)]) -> Relay {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otlp-relay"))
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--ws-listen",
-            "off",
-            "--admin-listen",
-            "off",
-            "--quiet",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the relay");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut banner = String::new();
-    stderr.read_line(&mut banner).expect("banner");
-    Relay {
-        guard: KillOnDrop(Some(child.id())),
-        grpc: address_after(&banner, "gRPC ").to_string(),
-        http: address_after(&banner, "HTTP ").to_string(),
-        child,
-        stderr,
-    }
-}
-
-fn stop(mut relay: Relay) -> String {
-    let stopped = Command::new("kill")
-        .args(["-TERM", &relay.child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(stopped.success());
-    let status = relay.child.wait().expect("exit");
-    relay.guard.disarm();
-    assert!(status.success());
-    let mut rest = String::new();
-    let _ = std::io::Read::read_to_string(&mut relay.stderr, &mut rest);
-    rest
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,3 +24,16 @@ pub mod strategies;
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 struct ReadmeDoctests;
+
+/// Every item of `requests` as its own one-item request (resource and scope kept), encoded
+/// and sorted: two collections of requests carry the same telemetry, however it was
+/// batched, split or merged on the way, exactly when their `items` are equal.
+pub fn items<R: otlp_model::SignalRequest>(requests: impl IntoIterator<Item = R>) -> Vec<Vec<u8>> {
+    let mut items: Vec<Vec<u8>> = requests
+        .into_iter()
+        .flat_map(|request| request.split(1))
+        .map(|one| prost::Message::encode_to_vec(&one))
+        .collect();
+    items.sort_unstable();
+    items
+}
