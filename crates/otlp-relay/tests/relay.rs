@@ -190,3 +190,67 @@ fn get(address: &str, path: &str) -> String {
     stream.read_to_string(&mut answer).expect("answer");
     answer
 }
+
+#[test]
+fn a_bad_configuration_file_names_the_line_and_nothing_starts() {
+    let config = common::temp_file("bad.toml");
+    std::fs::write(
+        &config,
+        "[receivers.grpc]\nlisten = \"127.0.0.1:0\"\n\n[pipeline]\nlinger = \"soon\"\n",
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_otlp-relay"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:5:", config.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("soon"), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+    let _ = std::fs::remove_file(&config);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_exporter_rotates_by_size_and_keeps_the_configured_number() {
+    let output = common::temp_file("rotated.jsonl");
+    let config = common::temp_file("rotate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[exporter.file]\npath = {:?}\nrotate_bytes = 40000\nkeep = 2\n\n[pipeline]\nbatch_items = 20\nlinger = \"1ms\"\n",
+            output.display().to_string()
+        ),
+    )
+    .expect("write");
+    let relay = start_relay(&["--config", &config.display().to_string()], &[]);
+    let exporter = otlp_grpc::GrpcExporter::new(
+        otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc")).expect("config"),
+    )
+    .expect("exporter");
+    for seed in 0..30 {
+        exporter
+            .export(&ExportRequest::<Traces>::new(realistic::traces(20, seed)))
+            .await
+            .expect("export");
+    }
+    let report = stop(relay);
+    assert!(report.contains("600 items in, 600 sent"), "{report}");
+    let numbered = |n: u32| std::path::PathBuf::from(format!("{}.{n}", output.display()));
+    for path in [output.clone(), numbered(1), numbered(2)] {
+        let size = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .len();
+        assert!(size <= 40_000, "{} is {size} bytes", path.display());
+        // Every file holds whole lines.
+        let _ = common::read_lines(&path);
+    }
+    assert!(!numbered(3).exists(), "only 2 rotated files are kept");
+    for path in [numbered(1), numbered(2), output, config] {
+        let _ = std::fs::remove_file(path);
+    }
+}
