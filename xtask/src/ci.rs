@@ -64,6 +64,11 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     step("fuzz (10 s per target)", || {
         fuzz::run(root, &["--seconds".to_string(), "10".to_string()])
     })?;
+    // The benchmarks must keep running on a fresh clone; their figures are not checked
+    // here (performance lives in the benchmarks, not in pass/fail tests).
+    step("bench --quick (runs and finishes)", || {
+        crate::bench(root, &["--quick".to_string()])
+    })?;
     println!("xtask ci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
 }

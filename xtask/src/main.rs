@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask codegen [--check]   regenerate (or verify) the committed protobuf code
 //! cargo xtask tidy                check the repository rules (dependency direction, lints, READMEs)
-//! cargo xtask bench [suite]       benchmarks, optimised, results under target/bench/
+//! cargo xtask bench [suite] [--quick] [--readme]  benchmarks, optimised, results under target/bench/
 //! cargo xtask fuzz [--seconds N]  build and run every fuzz target for a bounded time
 //! cargo xtask deps                install what the interop tests run against
 //! cargo xtask ci                  everything CI runs, in CI's order
@@ -28,10 +28,11 @@ commands:
                       (--check: fail if the committed files are stale, change nothing)
   tidy                check repository rules: dependency direction, [lints] workspace = true,
                       a README.md in every crate
-  bench [suite..] [--quick]
-                      run benchmarks in release mode (suites: codecs, compression, grpc, http, websocket,
-                      pipeline; default: all),
-                      results in target/bench/
+  bench [suite..] [--quick] [--readme]
+                      run benchmarks in release mode (suites: codecs, compression, pipeline, grpc, http,
+                      websocket, scenarios; default: all, then the summary beside the design document's
+                      tables), results in target/bench/ (Markdown, JSON, summary.svg); --quick: under two
+                      minutes; --readme: the summary replaces the README's benchmark section
   fuzz [--seconds N]  build the libFuzzer targets in fuzz/ (stable toolchain) and run each
                       for N seconds (default 10)
   deps                install what the interop tests run against (reference CLI tools,
@@ -70,20 +71,62 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask bench`: the benchmarks run optimised, in their own binary.
-fn bench(root: &Path, args: &[String]) -> Result<(), String> {
+/// `cargo xtask bench`: the benchmarks run optimised, in their own binary. With
+/// `--readme` (and every suite), the measured summary replaces the README's benchmark
+/// section, so the figures there are the ones the code printed.
+pub(crate) fn bench(root: &Path, args: &[String]) -> Result<(), String> {
+    let readme = args.iter().any(|a| a == "--readme");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--readme").collect();
+    if readme && args.iter().any(|a| !a.starts_with("--") && *a != "all") {
+        return Err("--readme needs every suite (no suite names)".into());
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = std::process::Command::new(cargo)
         .current_dir(root)
         .args(["run", "--release", "--quiet", "-p", "otlp-bench", "--"])
-        .args(args)
+        .args(&args)
         .status()
         .map_err(|e| format!("starting the benchmarks: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("benchmarks exited with {status}"))
+    if !status.success() {
+        return Err(format!("benchmarks exited with {status}"));
     }
+    if readme {
+        let summary = std::fs::read_to_string(root.join("target/bench/summary.md"))
+            .map_err(|e| format!("reading target/bench/summary.md: {e}"))?;
+        let path = root.join("README.md");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading README.md: {e}"))?;
+        let updated = splice_bench_section(&text, &summary)?;
+        std::fs::write(&path, updated).map_err(|e| format!("writing README.md: {e}"))?;
+        println!("README.md: benchmark section replaced by target/bench/summary.md");
+    }
+    Ok(())
+}
+
+const BENCH_BEGIN: &str = "<!-- bench:begin (written by `cargo xtask bench --readme`) -->";
+const BENCH_END: &str = "<!-- bench:end -->";
+
+/// `text` with everything between the benchmark markers replaced by `summary` (its top
+/// heading demoted below the README's own section heading).
+fn splice_bench_section(text: &str, summary: &str) -> Result<String, String> {
+    let begin = text
+        .find(BENCH_BEGIN)
+        .ok_or_else(|| format!("README.md has no {BENCH_BEGIN:?} marker"))?
+        + BENCH_BEGIN.len();
+    let end = text[begin..]
+        .find(BENCH_END)
+        .map(|i| begin + i)
+        .ok_or_else(|| format!("README.md has no {BENCH_END:?} marker"))?;
+    let body: String = summary
+        .lines()
+        .map(|line| {
+            if line.starts_with('#') {
+                format!("##{line}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    Ok(format!("{}\n{body}{}", &text[..begin], &text[end..]))
 }
 
 /// The workspace root: xtask lives one level below it.
@@ -93,4 +136,20 @@ fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| manifest_dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod bench_tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_section_is_replaced_between_the_markers_only() {
+        let readme = format!("intro\n{BENCH_BEGIN}\nold figures\n{BENCH_END}\noutro\n");
+        let updated = splice_bench_section(&readme, "# Title\n| a |\n").expect("markers");
+        assert_eq!(
+            updated,
+            format!("intro\n{BENCH_BEGIN}\n### Title\n| a |\n{BENCH_END}\noutro\n")
+        );
+        assert!(splice_bench_section("no markers", "x").is_err());
+    }
 }

@@ -110,7 +110,7 @@ fn suite(
         .map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     let mut single = Vec::new();
-    for batch in [64usize, 512, 1024] {
+    for &batch in crate::measure::batch_sizes(quick) {
         let requests: Vec<Bytes> = (0..DISTINCT)
             .map(|i| Bytes::from(otlp_testkit::realistic::traces(batch, i as u64).encode_to_vec()))
             .collect();

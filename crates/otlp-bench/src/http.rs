@@ -86,7 +86,7 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
     let json_codec = otlp_codec::Json::default();
     let mut rows = Vec::new();
     for format in [Format::Protobuf, Format::Json] {
-        for batch in [64usize, 512, 1024] {
+        for &batch in crate::measure::batch_sizes(quick) {
             let bodies: Vec<Bytes> = (0..DISTINCT)
                 .map(|i| {
                     let message = otlp_testkit::realistic::traces(batch, i as u64);

@@ -12,8 +12,11 @@ mod grpc;
 mod http;
 mod measure;
 mod pipeline;
+mod progress;
+mod scenarios;
+mod summary;
 
-const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs        size, encode and decode per format on 10,000 realistic spans, vs opentelemetry-proto\n  pipeline      batching + retry + queue overhead per span with a no-op exporter\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n  grpc          OTLP/gRPC spans/s, latency and CPU at batch 64/512/1024, vs tonic + opentelemetry-proto\n  http          OTLP/HTTP protobuf and JSON spans/s, latency and CPU, vs hyper + opentelemetry-proto\n  websocket     OTLP over WebSocket spans/s and latency beside gRPC unary and bidirectional\n";
+const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs        size, encode and decode per format on 10,000 realistic spans, vs opentelemetry-proto\n  pipeline      batching + retry + queue overhead per span with a no-op exporter\n  compression   ratio and speed per algorithm and level on 10,000 realistic spans\n  grpc          OTLP/gRPC spans/s, latency and CPU at batch 64/512/1024, vs tonic + opentelemetry-proto\n  http          OTLP/HTTP protobuf and JSON spans/s, latency and CPU, vs hyper + opentelemetry-proto\n  websocket     OTLP over WebSocket spans/s and latency beside gRPC unary and bidirectional\n  scenarios     the design document's scenario presets as whole client pipelines over their transports\n\nWith no suite (or `all`), every suite runs and summary.{md,json,svg} puts the design document's\ntables beside the measured figures.\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,7 +26,8 @@ fn main() -> ExitCode {
         .map(String::as_str)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let suites = if suites.is_empty() || suites == ["all"] {
+    let everything = suites.is_empty() || suites == ["all"];
+    let suites = if everything {
         vec![
             "codecs",
             "compression",
@@ -31,31 +35,44 @@ fn main() -> ExitCode {
             "grpc",
             "http",
             "websocket",
+            "scenarios",
         ]
     } else {
         suites
     };
-    for suite in suites {
-        let result = match suite {
+    let dir = output_dir();
+    let mut reports = Vec::new();
+    for (index, suite) in suites.iter().enumerate() {
+        progress::suite(index, suites.len(), suite);
+        let result = match *suite {
             "compression" => compression::run(quick),
             "grpc" => grpc::run(quick),
             "http" => http::run(quick),
             "websocket" => grpc::run_websocket(quick),
             "codecs" => codecs::run(quick),
             "pipeline" => pipeline::run(quick),
+            "scenarios" => scenarios::run(quick),
             other => Err(format!("unknown suite `{other}`\n\n{USAGE}")),
         };
         match result {
             Ok(report) => {
-                if let Err(e) = report.write(&output_dir()) {
+                if let Err(e) = report.write(&dir) {
                     eprintln!("otlp-bench: writing results: {e}");
                     return ExitCode::FAILURE;
                 }
+                reports.push(report);
             }
             Err(e) => {
                 eprintln!("otlp-bench: {e}");
                 return ExitCode::FAILURE;
             }
+        }
+    }
+    if everything {
+        let written = summary::build(&reports, quick, &dir).and_then(|s| s.write(&dir));
+        if let Err(e) = written {
+            eprintln!("otlp-bench: writing the summary: {e}");
+            return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS

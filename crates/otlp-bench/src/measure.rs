@@ -125,3 +125,9 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
+
+/// The batch sizes the transport suites measure: the document's 512 alone in a quick run
+/// (which must finish in under two minutes), with 64 and 1024 beside it otherwise.
+pub(crate) fn batch_sizes(quick: bool) -> &'static [usize] {
+    if quick { &[512] } else { &[64, 512, 1024] }
+}

@@ -151,7 +151,7 @@ fn sigterm_during_load_drains_within_the_deadline_and_the_books_balance() {
     let written: usize = lines
         .traces
         .iter()
-        .map(|r| otlp_model::SignalRequest::item_count(r))
+        .map(otlp_model::SignalRequest::item_count)
         .chain(
             lines
                 .metrics
