@@ -171,3 +171,43 @@ fn sigterm_during_load_drains_within_the_deadline_and_the_books_balance() {
     );
     let _ = std::fs::remove_file(&output);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_reach_the_upstream_by_the_deadline_is_reported_dropped() {
+    // An upstream that refuses connections: every export fails and is retried until the
+    // stop gives up on it at the drain deadline.
+    let refused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let upstream = format!("http://{}", refused.local_addr().expect("address"));
+    drop(refused);
+    let relay = start_relay(
+        &[
+            "--exporter",
+            "otlp",
+            "--otlp-protocol",
+            "grpc",
+            "--otlp-endpoint",
+            &upstream,
+            "--drain-timeout",
+            "1s",
+        ],
+        &[],
+    );
+    let exporter = otlp_grpc::GrpcExporter::new(
+        otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc")).expect("config"),
+    )
+    .expect("exporter");
+    for seed in 0..3 {
+        exporter
+            .export(&otlp_core::ExportRequest::<otlp_core::Traces>::new(
+                otlp_testkit::realistic::traces(100, seed),
+            ))
+            .await
+            .expect("accepted by the relay's queue");
+    }
+    let stopping = Instant::now();
+    let report = stop(relay);
+    assert!(stopping.elapsed() < Duration::from_secs(1 + 5), "{report}");
+    let (received, dropped) = books(&report);
+    assert_eq!((received, dropped), (300, 300), "{report}");
+    assert!(report.contains(" 0 sent,"), "{report}");
+}
