@@ -287,6 +287,15 @@ impl AnyExportRequest {
             AnyExportRequest::Logs(r) => r.item_count(),
         }
     }
+
+    /// The size of the protobuf encoding in bytes (see [`ExportRequest::encoded_len`]).
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            AnyExportRequest::Traces(r) => r.encoded_len(),
+            AnyExportRequest::Metrics(r) => r.encoded_len(),
+            AnyExportRequest::Logs(r) => r.encoded_len(),
+        }
+    }
 }
 
 impl From<ExportRequest<Traces>> for AnyExportRequest {

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod budget;
 pub mod listener;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -25,6 +25,8 @@ pub struct Admin {
     pub exported: Arc<PipelineMetrics>,
     /// The file exporter's counters.
     pub file: Arc<Counters>,
+    /// The receivers' shared memory budget, if any.
+    pub budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
 impl Admin {
@@ -80,6 +82,13 @@ impl Admin {
             "Times the file exporter rotated its output.",
             self.file.rotations.load(Ordering::Relaxed),
         );
+        if let Some(budget) = &self.budget {
+            counter(
+                "otlp_relay_receiver_memory_refusals_total",
+                "Requests refused (with a retry hint) because the memory budget was used up.",
+                budget.refused(),
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP otlp_relay_items_dropped_total Items dropped, by reason.\n# TYPE otlp_relay_items_dropped_total counter"
@@ -96,6 +105,18 @@ impl Admin {
             let _ = writeln!(
                 out,
                 "otlp_relay_items_dropped_total{{reason=\"{label}\"}} {value}"
+            );
+        }
+        if let Some(budget) = &self.budget {
+            let _ = writeln!(
+                out,
+                "# HELP otlp_relay_receiver_memory_bytes Bytes of requests the receivers hold now.\n# TYPE otlp_relay_receiver_memory_bytes gauge\notlp_relay_receiver_memory_bytes {}",
+                budget.in_use()
+            );
+            let _ = writeln!(
+                out,
+                "# HELP otlp_relay_receiver_memory_limit_bytes The receivers' shared memory budget.\n# TYPE otlp_relay_receiver_memory_limit_bytes gauge\notlp_relay_receiver_memory_limit_bytes {}",
+                budget.limit()
             );
         }
         let _ = writeln!(

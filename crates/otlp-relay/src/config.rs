@@ -27,15 +27,29 @@ pub struct Config {
 }
 
 /// The receivers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Receivers {
+    /// Bytes of requests all receivers together may hold while the pipeline takes them
+    /// (beyond it, requests are refused with a retry hint); 0: no shared limit.
+    pub memory_budget_bytes: u64,
     /// OTLP/gRPC.
     pub grpc: GrpcReceiver,
     /// OTLP/HTTP (and OTLP over WebSocket on the same port).
     pub http: HttpReceiver,
     /// OTLP over WebSocket on a listener of its own.
     pub websocket: WebSocketReceiver,
+}
+
+impl Default for Receivers {
+    fn default() -> Self {
+        Self {
+            memory_budget_bytes: 256 << 20,
+            grpc: GrpcReceiver::default(),
+            http: HttpReceiver::default(),
+            websocket: WebSocketReceiver::default(),
+        }
+    }
 }
 
 /// `[receivers.grpc]`.

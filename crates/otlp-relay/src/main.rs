@@ -13,8 +13,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use otlp_core::SignalKind;
-use otlp_grpc::GrpcReceiver;
-use otlp_http::HttpReceiver;
+use otlp_grpc::{GrpcReceiver, ReceiverConfig};
+use otlp_http::{HttpReceiver, HttpReceiverConfig};
+use otlp_net::budget::MemoryBudget;
 use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
 use otlp_relay::pipeline::{Exporter, Pipelines};
 use otlp_relay::sink::{Counters, JsonLines, Output, RotatingFile};
@@ -230,13 +231,24 @@ async fn run(options: Options) -> Result<(), String> {
     let pipelines = Pipelines::new(exporters(&config, &counters).await?, &config.pipeline);
     let sink = pipelines.entry();
     let receivers = &config.receivers;
+    let budget = (receivers.memory_budget_bytes > 0).then(|| {
+        MemoryBudget::new(usize::try_from(receivers.memory_budget_bytes).unwrap_or(usize::MAX))
+    });
 
     // Bind everything before serving anything: a bad address never leaves a half-started
     // relay behind.
     let grpc = bind(
         "receivers.grpc.listen",
         receivers.grpc.listen,
-        async |address| GrpcReceiver::new(sink.clone()).bind(address).await,
+        async |address| {
+            GrpcReceiver::new(sink.clone())
+                .with_config(ReceiverConfig {
+                    memory_budget: budget.clone(),
+                    ..ReceiverConfig::default()
+                })
+                .bind(address)
+                .await
+        },
     )
     .await?;
     let ws_path = receivers.http.websocket_path.clone();
@@ -244,10 +256,14 @@ async fn run(options: Options) -> Result<(), String> {
         "receivers.http.listen",
         receivers.http.listen,
         async |address| {
-            let mut receiver = HttpReceiver::new(sink.clone());
+            let mut receiver = HttpReceiver::new(sink.clone()).with_config(HttpReceiverConfig {
+                memory_budget: budget.clone(),
+                ..HttpReceiverConfig::default()
+            });
             if !ws_path.is_empty() {
                 let ws_config = WsReceiverConfig {
                     path: ws_path.clone(),
+                    memory_budget: budget.clone(),
                     ..WsReceiverConfig::default()
                 };
                 let (handler, _) = WsReceiver::new(sink.clone())
@@ -265,6 +281,7 @@ async fn run(options: Options) -> Result<(), String> {
         async |address| {
             let ws_config = WsReceiverConfig {
                 path: receivers.websocket.path.clone(),
+                memory_budget: budget.clone(),
                 ..WsReceiverConfig::default()
             };
             WsReceiver::new(sink.clone())
@@ -283,6 +300,7 @@ async fn run(options: Options) -> Result<(), String> {
         queued: pipelines.queued.clone(),
         exported: pipelines.exported.clone(),
         file: counters.clone(),
+        budget: budget.clone(),
     });
     let mut listening = Vec::new();
     let admin_task = match admin_listener {

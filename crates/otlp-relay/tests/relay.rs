@@ -85,6 +85,14 @@ async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
         exposition.contains("otlp_relay_items_dropped_total{reason=\"queue_full\"} 0"),
         "{exposition}"
     );
+    assert!(
+        exposition.contains("otlp_relay_receiver_memory_limit_bytes 268435456"),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("otlp_relay_receiver_memory_refusals_total 0"),
+        "{exposition}"
+    );
 
     let stopped = Command::new("kill")
         .args(["-TERM", &relay.id().to_string()])

@@ -118,3 +118,70 @@ where
         Box::pin(std::future::ready(result))
     }
 }
+
+/// A service that holds every request it is handed until the test opens the gate (a
+/// downstream that is slow to answer), then accepts them all.
+///
+/// ```
+/// use otlp_testkit::recording::Gate;
+/// let gate = Gate::default();
+/// assert_eq!(gate.entered(), 0);
+/// gate.open();
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    state: Arc<Mutex<GateState>>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: bool,
+    entered: usize,
+    waiting: Vec<std::task::Waker>,
+}
+
+impl Gate {
+    /// Lets every held and future request through.
+    pub fn open(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.open = true;
+            for waker in state.waiting.drain(..) {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Requests handed to the service so far.
+    pub fn entered(&self) -> usize {
+        self.state.lock().map(|s| s.entered).unwrap_or(0)
+    }
+}
+
+impl Service<AnyExportRequest> for Gate {
+    type Response = ExportOutcome;
+    type Error = ExportError;
+    type Future = BoxExportFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ExportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: AnyExportRequest) -> Self::Future {
+        let items = request.item_count();
+        if let Ok(mut state) = self.state.lock() {
+            state.entered += 1;
+        }
+        let state = self.state.clone();
+        Box::pin(std::future::poll_fn(move |cx| {
+            let Ok(mut state) = state.lock() else {
+                return Poll::Ready(Err(ExportError::internal("gate poisoned")));
+            };
+            if state.open {
+                Poll::Ready(Ok(ExportOutcome::success(items)))
+            } else {
+                state.waiting.push(cx.waker().clone());
+                Poll::Pending
+            }
+        }))
+    }
+}

@@ -57,6 +57,11 @@ pub struct WsReceiverConfig {
     pub dedup_capacity: usize,
     /// Validate protobuf payloads only (the default) or decode them.
     pub decode: DecodeMode,
+    /// Bytes of batches held while the service works on them, shared with other receivers
+    /// that clone the same budget; `None`: bounded only by the message limits times the
+    /// per-connection concurrency and connection limits. A batch that does not fit is
+    /// acknowledged with a retryable UNAVAILABLE code and a retry hint.
+    pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
 impl Default for WsReceiverConfig {
@@ -74,6 +79,7 @@ impl Default for WsReceiverConfig {
             listener: ListenerLimits::default(),
             dedup_capacity: 65_536,
             decode: DecodeMode::Validate,
+            memory_budget: None,
         }
     }
 }
@@ -505,6 +511,8 @@ where
 {
     let items = request.item_count();
     let export = async {
+        let _held =
+            otlp_net::budget::reserve(shared.config.memory_budget.as_ref(), request.encoded_len())?;
         let mut service = shared.service.clone();
         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
         let result: Result<ExportOutcome, ExportError> = service.call(request).await;

@@ -95,6 +95,11 @@ pub struct ReceiverConfig {
     pub dedup_capacity: usize,
     /// Validate only (the default) or decode fully.
     pub decode: DecodeMode,
+    /// Bytes of requests held while the service works on them, shared with other
+    /// receivers that clone the same budget; `None`: bounded only by the per-request limits
+    /// times the concurrency limits. A request that does not fit is answered UNAVAILABLE
+    /// with a retry hint.
+    pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
 impl Default for ReceiverConfig {
@@ -109,6 +114,7 @@ impl Default for ReceiverConfig {
             stream_concurrency: 32,
             dedup_capacity: 65_536,
             decode: DecodeMode::Validate,
+            memory_budget: None,
         }
     }
 }
@@ -306,6 +312,10 @@ where
         let items = request.item_count();
         let mut service = self.service.clone();
         let result = async {
+            let _held = otlp_net::budget::reserve(
+                self.config.memory_budget.as_ref(),
+                request.encoded_len(),
+            )?;
             std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
             service.call(request).await
         }

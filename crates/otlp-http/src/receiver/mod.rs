@@ -90,6 +90,11 @@ pub struct HttpReceiverConfig {
     pub cors: Cors,
     /// Validate protobuf bodies only (the default) or decode them.
     pub decode: DecodeMode,
+    /// Bytes of requests held while the service works on them, shared with other
+    /// receivers that clone the same budget; `None`: bounded only by the per-request limits
+    /// times the connection and stream limits. A request that does not fit is answered 503
+    /// with `Retry-After`.
+    pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
 impl Default for HttpReceiverConfig {
@@ -107,6 +112,7 @@ impl Default for HttpReceiverConfig {
             max_header_bytes: 16 * 1024,
             cors: Cors::default(),
             decode: DecodeMode::Validate,
+            memory_budget: None,
         }
     }
 }
@@ -187,6 +193,10 @@ where
         let items = request.item_count() as u64;
         let mut service = self.service.clone();
         let result = async {
+            let _held = otlp_net::budget::reserve(
+                self.config.memory_budget.as_ref(),
+                request.encoded_len(),
+            )?;
             std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
             service.call(request).await
         }
