@@ -226,7 +226,8 @@ impl Default for FileExporter {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OtlpExporter {
-    /// `grpc`, `grpc-stream`, `http/protobuf`, `http/json` or `websocket`.
+    /// `grpc`, `grpc-stream`, `http/protobuf`, `http/json`, `http/msgpack`, `http/cbor`,
+    /// `websocket` or `websocket/json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
     /// The upstream's URL.

@@ -72,7 +72,9 @@ USAGE:
     otlp-loadgen [OPTIONS]
 
 OPTIONS:
-    --protocol P        grpc (default), grpc-stream, http/protobuf, http/json or websocket
+    --protocol P        grpc (default), grpc-stream (bidirectional stream), http/protobuf,
+                        http/json, http/msgpack, http/cbor, websocket (protobuf) or
+                        websocket/json
     --endpoint URL      where to send (default: localhost on the protocol's port:
                         http://localhost:4317, http://localhost:4318,
                         ws://localhost:4318/v1/stream)

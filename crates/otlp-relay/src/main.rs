@@ -43,8 +43,8 @@ OPTIONS:
     --output PATH        the file exporter's output: a file (appended, rotated when
                          exporter.file.rotate_bytes is set), or `-` for standard output
     --otlp-protocol P    the otlp exporter's protocol: grpc, grpc-stream, http/protobuf,
-                         http/json or websocket (default: OTEL_EXPORTER_OTLP_PROTOCOL, else
-                         http/protobuf)
+                         http/json, http/msgpack, http/cbor, websocket or websocket/json
+                         (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf)
     --otlp-endpoint URL  the otlp exporter's endpoint (default: OTEL_EXPORTER_OTLP_ENDPOINT,
                          else localhost on the protocol's port)
     --drain-timeout DUR  how long a stop may take to export what is queued (default 10s)

@@ -106,7 +106,7 @@ pub fn build(
     let endpoint = endpoint.map(|(_, v)| v).unwrap_or_else(|| {
         match protocol.as_str() {
             "grpc" | "grpc-stream" => "http://localhost:4317",
-            "websocket" => "ws://localhost:4318/v1/stream",
+            "websocket" | "websocket/json" => "ws://localhost:4318/v1/stream",
             _ => "http://localhost:4318",
         }
         .to_string()
@@ -200,7 +200,7 @@ pub fn build(
             }
             Ok(Exporter::Grpc(exporter))
         }
-        "http/protobuf" | "http/json" => {
+        "http/protobuf" | "http/json" | "http/msgpack" | "http/cbor" => {
             let mut config = if endpoint_is_full_url {
                 let mut config = otlp_http::HttpExporterConfig::new("http://localhost:4318")
                     .map_err(|e| e.to_string())?;
@@ -213,9 +213,12 @@ pub fn build(
             } else {
                 otlp_http::HttpExporterConfig::new(&endpoint).map_err(|e| e.to_string())?
             };
-            if protocol == "http/json" {
-                config = config.with_codec(otlp_codec::Json::default());
-            }
+            config = match protocol.as_str() {
+                "http/json" => config.with_codec(otlp_codec::Json::default()),
+                "http/msgpack" => config.with_codec(otlp_codec::MessagePack::default()),
+                "http/cbor" => config.with_codec(otlp_codec::Cbor::default()),
+                _ => config,
+            };
             config.headers = header_map()?;
             config.timeout = timeout;
             config.compression = compression;
@@ -224,16 +227,20 @@ pub fn build(
                 otlp_http::HttpExporter::new(config).map_err(|e| e.to_string())?,
             )))
         }
-        "websocket" => {
+        "websocket" | "websocket/json" => {
             let mut config = otlp_websocket::WsExporterConfig::new(endpoint);
             config.headers = header_map()?;
-            if let Some(algorithm) = compression {
-                config.encoding = otlp_websocket::Encoding::Protobuf(Some(algorithm));
-            }
+            config.encoding = if protocol == "websocket/json" {
+                // Text messages carry no per-message compression.
+                otlp_websocket::Encoding::Json
+            } else {
+                otlp_websocket::Encoding::Protobuf(compression)
+            };
             Ok(Exporter::WebSocket(otlp_websocket::WsExporter::new(config)))
         }
         other => Err(format!(
-            "unknown OTLP protocol {other:?} (grpc, grpc-stream, http/protobuf, http/json, websocket)"
+            "unknown OTLP protocol {other:?} (grpc, grpc-stream, http/protobuf, http/json, \
+             http/msgpack, http/cbor, websocket, websocket/json)"
         )),
     }
 }

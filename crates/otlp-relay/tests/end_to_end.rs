@@ -9,13 +9,15 @@ mod common;
 use common::{item_sets, loadgen, read_lines, start_relay, stop, temp_file};
 
 /// (first hop, its compression, second hop, its compression): every transport appears
-/// once on each hop.
-const CHAINS: [(&str, &str, &str, &str); 5] = [
+/// once on each hop, and so does every codec of HTTP and WebSocket.
+const CHAINS: [(&str, &str, &str, &str); 7] = [
     ("grpc", "gzip", "websocket", "zstd"),
     ("grpc-stream", "zstd", "http/json", "gzip"),
     ("http/protobuf", "gzip", "grpc", "zstd"),
     ("http/json", "zstd", "grpc-stream", "gzip"),
     ("websocket", "gzip", "http/protobuf", "lz4"),
+    ("http/msgpack", "gzip", "websocket/json", "none"),
+    ("websocket/json", "none", "http/cbor", "zstd"),
 ];
 
 #[test]

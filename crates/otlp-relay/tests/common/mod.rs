@@ -60,7 +60,7 @@ impl Relay {
     pub(crate) fn endpoint(&self, protocol: &str) -> String {
         match protocol {
             "grpc" | "grpc-stream" => format!("http://{}", self.grpc),
-            "websocket" => format!("ws://{}/v1/stream", self.http),
+            "websocket" | "websocket/json" => format!("ws://{}/v1/stream", self.http),
             _ => format!("http://{}", self.http),
         }
     }
