@@ -52,18 +52,57 @@ impl Default for Receivers {
     }
 }
 
+/// `tls = { cert = "...", key = "...", client_ca = "..." }` of a receiver: serve TLS with
+/// this certificate chain and key (PEM files); with `client_ca`, require client
+/// certificates signed by it (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverTls {
+    /// PEM certificate chain.
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+    /// PEM CA certificates that client certificates must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<String>,
+}
+
+impl ReceiverTls {
+    /// Reads the files into rustls settings; errors name `key` (the setting) and the file.
+    pub fn load(&self, key: &str) -> Result<otlp_net::tls::ServerTls, String> {
+        let read = |field: &str, path: &str| {
+            std::fs::read(path).map_err(|e| format!("{key}.{field} {path:?}: {e}"))
+        };
+        let mut tls = otlp_net::tls::ServerTls::from_pem(
+            &read("cert", &self.cert)?,
+            &read("key", &self.key)?,
+        )
+        .map_err(|e| format!("{key}: {e}"))?;
+        if let Some(ca) = &self.client_ca {
+            tls = tls
+                .require_client_certificates(&read("client_ca", ca)?)
+                .map_err(|e| format!("{key}.client_ca: {e}"))?;
+        }
+        Ok(tls)
+    }
+}
+
 /// `[receivers.grpc]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcReceiver {
     /// The listening address, or off.
     pub listen: Listen,
+    /// TLS, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ReceiverTls>,
 }
 
 impl Default for GrpcReceiver {
     fn default() -> Self {
         Self {
             listen: Listen::on([0, 0, 0, 0], 4317),
+            tls: None,
         }
     }
 }
@@ -76,6 +115,9 @@ pub struct HttpReceiver {
     pub listen: Listen,
     /// The path where an HTTP/1.1 upgrade opens an OTLP WebSocket stream; empty: none.
     pub websocket_path: String,
+    /// TLS, if set (the WebSocket path is then `wss://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ReceiverTls>,
 }
 
 impl Default for HttpReceiver {
@@ -83,6 +125,7 @@ impl Default for HttpReceiver {
         Self {
             listen: Listen::on([0, 0, 0, 0], 4318),
             websocket_path: "/v1/stream".to_string(),
+            tls: None,
         }
     }
 }

@@ -231,6 +231,19 @@ async fn run(options: Options) -> Result<(), String> {
     let pipelines = Pipelines::new(exporters(&config, &counters).await?, &config.pipeline);
     let sink = pipelines.entry();
     let receivers = &config.receivers;
+    // Certificates are read before anything binds: a bad file starts nothing.
+    let grpc_tls = receivers
+        .grpc
+        .tls
+        .as_ref()
+        .map(|tls| tls.load("receivers.grpc.tls"))
+        .transpose()?;
+    let http_tls = receivers
+        .http
+        .tls
+        .as_ref()
+        .map(|tls| tls.load("receivers.http.tls"))
+        .transpose()?;
     let budget = (receivers.memory_budget_bytes > 0).then(|| {
         MemoryBudget::new(usize::try_from(receivers.memory_budget_bytes).unwrap_or(usize::MAX))
     });
@@ -241,13 +254,14 @@ async fn run(options: Options) -> Result<(), String> {
         "receivers.grpc.listen",
         receivers.grpc.listen,
         async |address| {
-            GrpcReceiver::new(sink.clone())
-                .with_config(ReceiverConfig {
-                    memory_budget: budget.clone(),
-                    ..ReceiverConfig::default()
-                })
-                .bind(address)
-                .await
+            let mut receiver = GrpcReceiver::new(sink.clone()).with_config(ReceiverConfig {
+                memory_budget: budget.clone(),
+                ..ReceiverConfig::default()
+            });
+            if let Some(tls) = grpc_tls.clone() {
+                receiver = receiver.with_tls(tls);
+            }
+            receiver.bind(address).await
         },
     )
     .await?;
@@ -260,6 +274,9 @@ async fn run(options: Options) -> Result<(), String> {
                 memory_budget: budget.clone(),
                 ..HttpReceiverConfig::default()
             });
+            if let Some(tls) = http_tls.clone() {
+                receiver = receiver.with_tls(tls);
+            }
             if !ws_path.is_empty() {
                 let ws_config = WsReceiverConfig {
                     path: ws_path.clone(),

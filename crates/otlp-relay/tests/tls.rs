@@ -1,0 +1,139 @@
+//! The relay's receivers over TLS, configured in its file: gRPC with mutual TLS, HTTP with
+//! TLS; a missing certificate file names its setting and starts nothing.
+
+use std::process::Command;
+
+use otlp_core::{ExportRequest, Traces};
+use otlp_testkit::realistic;
+
+mod common;
+use common::{read_lines, start_relay, stop, temp_file};
+
+struct Pki {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn pki() -> Pki {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf = |name: &str| {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("signed");
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca_cert.pem(),
+        server: leaf("localhost"),
+        client: leaf("client"),
+    }
+}
+
+fn write(name: &str, text: &str) -> String {
+    let path = temp_file(name);
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receivers_serve_tls_and_mutual_tls_from_the_configuration_file() {
+    let pki = pki();
+    let ca = write("ca.pem", &pki.ca);
+    let cert = write("server.pem", &pki.server.0);
+    let key = write("server-key.pem", &pki.server.1);
+    let output = temp_file("tls.jsonl");
+    let config = write(
+        "tls.toml",
+        &format!(
+            "[receivers.grpc]\ntls = {{ cert = {cert:?}, key = {key:?}, client_ca = {ca:?} }}\n\
+             [receivers.http]\ntls = {{ cert = {cert:?}, key = {key:?} }}\n\
+             [exporter.file]\npath = {:?}\n",
+            output.display().to_string()
+        ),
+    );
+    let relay = start_relay(&["--config", &config], &[]);
+    let grpc_url = format!(
+        "https://localhost:{}",
+        relay.grpc.rsplit(':').next().expect("port")
+    );
+    let http_url = format!(
+        "https://localhost:{}",
+        relay.http.rsplit(':').next().expect("port")
+    );
+    let client_tls = otlp_net::tls::ClientTls::with_ca_pem(pki.ca.as_bytes()).expect("ca");
+
+    let traces = realistic::traces(7, 1);
+    let anonymous = otlp_grpc::GrpcExporter::new(
+        otlp_grpc::ExporterConfig::new(&grpc_url)
+            .expect("config")
+            .with_tls(client_tls.clone()),
+    )
+    .expect("exporter");
+    assert!(
+        anonymous
+            .export(&ExportRequest::<Traces>::new(traces.clone()))
+            .await
+            .is_err(),
+        "gRPC without a client certificate is refused"
+    );
+    let identified = client_tls
+        .clone()
+        .with_client_certificate(pki.client.0.as_bytes(), pki.client.1.as_bytes())
+        .expect("identity");
+    otlp_grpc::GrpcExporter::new(
+        otlp_grpc::ExporterConfig::new(&grpc_url)
+            .expect("config")
+            .with_tls(identified),
+    )
+    .expect("exporter")
+    .export(&ExportRequest::<Traces>::new(traces.clone()))
+    .await
+    .expect("mutual TLS");
+    otlp_http::HttpExporter::new(
+        otlp_http::HttpExporterConfig::new(&http_url)
+            .expect("config")
+            .with_tls(client_tls),
+    )
+    .expect("exporter")
+    .export(&ExportRequest::<Traces>::new(traces.clone()))
+    .await
+    .expect("HTTPS");
+    let report = stop(relay);
+    assert!(report.contains("14 items in, 14 sent"), "{report}");
+    let lines = read_lines(&output);
+    assert_eq!(otlp_testkit::items(lines.traces).len(), 14);
+    for path in [ca, cert, key, config, output.display().to_string()] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
+fn a_missing_certificate_names_its_setting_and_nothing_starts() {
+    let config = write(
+        "missing-cert.toml",
+        "[receivers.grpc]\nlisten = \"127.0.0.1:0\"\ntls = { cert = \"/nonexistent/server.pem\", key = \"/nonexistent/key.pem\" }\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_otlp-relay"))
+        .args([
+            "--config",
+            &config,
+            "--http-listen",
+            "off",
+            "--admin-listen",
+            "off",
+        ])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("receivers.grpc.tls.cert"), "{stderr}");
+    assert!(!stderr.contains("listening"), "{stderr}");
+    let _ = std::fs::remove_file(config);
+}
