@@ -230,6 +230,7 @@ pub fn build(
         "websocket" | "websocket/json" => {
             let mut config = otlp_websocket::WsExporterConfig::new(endpoint);
             config.headers = header_map()?;
+            config.tls = client_tls()?;
             config.encoding = if protocol == "websocket/json" {
                 // Text messages carry no per-message compression.
                 otlp_websocket::Encoding::Json

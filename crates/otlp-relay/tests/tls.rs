@@ -1,5 +1,5 @@
 //! The relay's receivers over TLS, configured in its file: gRPC with mutual TLS, HTTP with
-//! TLS; a missing certificate file names its setting and starts nothing.
+//! TLS and its WebSocket path as wss://; a missing certificate file names its setting and starts nothing.
 
 use std::process::Command;
 
@@ -99,16 +99,27 @@ async fn receivers_serve_tls_and_mutual_tls_from_the_configuration_file() {
     otlp_http::HttpExporter::new(
         otlp_http::HttpExporterConfig::new(&http_url)
             .expect("config")
-            .with_tls(client_tls),
+            .with_tls(client_tls.clone()),
     )
     .expect("exporter")
     .export(&ExportRequest::<Traces>::new(traces.clone()))
     .await
     .expect("HTTPS");
+    // The WebSocket path of the HTTP port is wss:// now.
+    let ws_url = format!(
+        "wss://localhost:{}/v1/stream",
+        relay.http.rsplit(':').next().expect("port")
+    );
+    otlp_websocket::WsExporter::new(
+        otlp_websocket::WsExporterConfig::new(ws_url).with_tls(client_tls),
+    )
+    .export(ExportRequest::<Traces>::new(traces.clone()).into())
+    .await
+    .expect("wss");
     let report = stop(relay);
-    assert!(report.contains("14 items in, 14 sent"), "{report}");
+    assert!(report.contains("21 items in, 21 sent"), "{report}");
     let lines = read_lines(&output);
-    assert_eq!(otlp_testkit::items(lines.traces).len(), 14);
+    assert_eq!(otlp_testkit::items(lines.traces).len(), 21);
     for path in [ca, cert, key, config, output.display().to_string()] {
         let _ = std::fs::remove_file(path);
     }

@@ -14,14 +14,15 @@ use otlp_core::{
     AnyExportRequest, BoxExportFuture, ErrorKind, ExportError, ExportOutcome, ExportRequest,
     RetryClass, Signal,
 };
+use otlp_net::upgrade::UpgradedIo;
 use otlp_stream::envelope::{BatchIds, with_id};
 use otlp_stream::{AckEvent, Sender, SenderConfig};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tower_service::Service;
 
 use crate::wire::Encoding;
@@ -41,8 +42,11 @@ pub struct WsExporterConfig {
     pub reconnect_initial: Duration,
     /// Longest wait between reconnection attempts.
     pub reconnect_max: Duration,
-    /// Longest a connection attempt (TCP and handshake) may take.
+    /// Longest a connection attempt (TCP, TLS and handshake) may take.
     pub connect_timeout: Duration,
+    /// TLS settings for `wss://` URLs (trusted CAs, client certificate).
+    #[cfg(feature = "tls")]
+    pub tls: Option<otlp_net::tls::ClientTls>,
 }
 
 impl WsExporterConfig {
@@ -56,12 +60,21 @@ impl WsExporterConfig {
             reconnect_initial: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
     /// Speaks `encoding`.
     pub fn with_encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
+        self
+    }
+
+    /// Uses `tls` for `wss://` URLs.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: otlp_net::tls::ClientTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 }
@@ -145,7 +158,7 @@ where
     }
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocketStream<Box<dyn UpgradedIo>>;
 
 struct Driver {
     sender: Sender<AnyExportRequest>,
@@ -261,22 +274,79 @@ impl Driver {
                 .headers_mut()
                 .insert(header::SEC_WEBSOCKET_PROTOCOL, value);
         }
-        let connecting = tokio_tungstenite::connect_async(request);
+        let connecting = async {
+            let stream = self.open_stream(request.uri()).await?;
+            tokio_tungstenite::client_async(request, stream)
+                .await
+                .map_err(handshake_outcome)
+        };
         match tokio::time::timeout(self.config.connect_timeout, connecting).await {
             Ok(Ok((socket, _))) => Ok(socket),
-            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
-                let status = response.status().as_u16();
-                let error = ExportError::from_http(status, None, "the handshake was refused");
-                if error.retry_class() == RetryClass::Permanent {
-                    Err(Outcome::Refused(error))
-                } else {
-                    Err(Outcome::Broken)
-                }
-            }
-            _ => Err(Outcome::Broken),
+            Ok(Err(outcome)) => Err(outcome),
+            Err(_) => Err(Outcome::Broken),
         }
     }
 
+    /// TCP to the URL's host, then TLS for `wss://`. A connection that fails is retried
+    /// (`Broken`); TLS settings that cannot work are refused for good.
+    async fn open_stream(&self, uri: &http::Uri) -> Result<Box<dyn UpgradedIo>, Outcome> {
+        let secure = uri.scheme_str() == Some("wss");
+        let host = uri.host().unwrap_or("localhost");
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        // Brackets of an IPv6 literal are not part of the address.
+        let address = (host.trim_start_matches('[').trim_end_matches(']'), port);
+        let tcp = TcpStream::connect(address)
+            .await
+            .map_err(|_| Outcome::Broken)?;
+        let _ = tcp.set_nodelay(true);
+        if !secure {
+            return Ok(Box::new(tcp));
+        }
+        #[cfg(feature = "tls")]
+        {
+            // No system trust store is read: wss:// names its CAs in the settings.
+            let Some(tls) = self.config.tls.clone() else {
+                return Err(Outcome::Refused(ExportError::new(
+                    ErrorKind::FailedPrecondition,
+                    "a wss:// URL needs TLS settings (WsExporterConfig::with_tls)",
+                )));
+            };
+            let config = tls
+                .rustls_config(&[b"http/1.1"])
+                .map_err(Outcome::Refused)?;
+            let name = tls.server_name(host).map_err(Outcome::Refused)?;
+            let stream = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|_| Outcome::Broken)?;
+            Ok(Box::new(stream))
+        }
+        #[cfg(not(feature = "tls"))]
+        Err(Outcome::Refused(ExportError::new(
+            ErrorKind::FailedPrecondition,
+            "wss:// needs the `tls` feature of otlp-websocket",
+        )))
+    }
+}
+
+/// What a failed handshake means for the batches: a permanent refusal fails them, anything
+/// else is retried on a new connection.
+fn handshake_outcome(error: tokio_tungstenite::tungstenite::Error) -> Outcome {
+    match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            let status = response.status().as_u16();
+            let error = ExportError::from_http(status, None, "the handshake was refused");
+            if error.retry_class() == RetryClass::Permanent {
+                Outcome::Refused(error)
+            } else {
+                Outcome::Broken
+            }
+        }
+        _ => Outcome::Broken,
+    }
+}
+
+impl Driver {
     async fn write_due(&mut self, socket: &mut Socket) -> bool {
         while let Some(transmit) = self.sender.poll_transmit(self.now()) {
             let counter = if transmit.resend {
