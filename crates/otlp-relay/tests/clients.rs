@@ -1,7 +1,8 @@
 //! Clients no one here wrote, sending to the relay binary: the official OpenTelemetry
 //! Python SDK exporters (gRPC, HTTP/protobuf, HTTP/JSON; spans, metrics and logs) and the
-//! official Rust `opentelemetry-otlp` span exporter (gRPC, HTTP/protobuf, HTTP/JSON). The
-//! relay's file must show what they sent intact: ids, names, timestamps, attributes.
+//! official Rust `opentelemetry-otlp` exporters (spans over gRPC, HTTP/protobuf and
+//! HTTP/JSON; metrics and logs through the Rust SDK over gRPC). The relay's file must show
+//! what they sent intact: ids, names, timestamps, attributes, values.
 
 use std::time::{Duration, SystemTime};
 
@@ -216,6 +217,121 @@ async fn the_official_rust_exporter_sends_spans_intact_over_each_protocol() {
             assert_eq!(found.kind, 3, "SPAN_KIND_CLIENT");
             assert_eq!(int_attribute(&found.attributes, "index"), Some(i as i64));
         }
+    }
+    let _ = std::fs::remove_file(&output);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_rust_sdk_sends_metrics_and_logs_intact_over_grpc() {
+    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+    use opentelemetry::metrics::MeterProvider as _;
+
+    let output = temp_file("rust-sdk.jsonl");
+    let relay = start_relay(&["--output", &output.display().to_string()], &[]);
+    // Built inside the runtime: the SDK's exporter threads use its reactor.
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(relay.endpoint("grpc"))
+        .build()
+        .expect("metric exporter");
+    let logs = opentelemetry_otlp::LogExporter::builder()
+        .with_tonic()
+        .with_endpoint(relay.endpoint("grpc"))
+        .build()
+        .expect("log exporter");
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("rust-sdk-interop")
+        .build();
+    let timestamp = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_987_654_321);
+    tokio::task::spawn_blocking(move || {
+        let meters = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_periodic_exporter(metrics)
+            .with_resource(resource.clone())
+            .build();
+        let counter = meters
+            .meter("relay-interop")
+            .u64_counter("rust.requests")
+            .build();
+        counter.add(7, &[KeyValue::new("route", "/a")]);
+        counter.add(5, &[KeyValue::new("route", "/b")]);
+        meters.force_flush().expect("metrics flushed");
+        meters.shutdown().expect("metrics shut down");
+
+        let loggers = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .with_simple_exporter(logs)
+            .with_resource(resource)
+            .build();
+        let logger = loggers.logger("relay-interop");
+        for i in 0..3_i64 {
+            let mut record = logger.create_log_record();
+            record.set_body(format!("rust log {i}").into());
+            record.set_timestamp(timestamp + Duration::from_nanos(i as u64));
+            record.set_severity_number(Severity::Warn);
+            record.set_severity_text("WARN");
+            record.add_attribute("index", i);
+            logger.emit(record);
+        }
+        loggers.shutdown().expect("logs shut down");
+    })
+    .await
+    .expect("SDK thread");
+    let report = stop(relay);
+    assert!(report.contains("0 dropped"), "{report}");
+    let lines = read_lines(&output);
+
+    let points: Vec<_> = lines
+        .metrics
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == "rust.requests")
+        .filter_map(|m| match &m.data {
+            Some(otlp_model::metrics::metric::Data::Sum(sum)) => Some(&sum.data_points),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let value_of = |route: &str| {
+        points.iter().find_map(|p| {
+            let matches = p.attributes.iter().any(|kv| {
+                kv.key == "route"
+                    && kv.value.as_ref().and_then(|v| v.value.as_ref())
+                        == Some(&any_value::Value::StringValue(route.to_string()))
+            });
+            match (matches, p.value) {
+                (true, Some(otlp_model::metrics::number_data_point::Value::AsInt(v))) => Some(v),
+                _ => None,
+            }
+        })
+    };
+    assert_eq!(
+        (value_of("/a"), value_of("/b")),
+        (Some(7), Some(5)),
+        "{points:?}"
+    );
+
+    let records: Vec<_> = lines
+        .logs
+        .iter()
+        .flat_map(|r| &r.resource_logs)
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .collect();
+    assert_eq!(records.len(), 3);
+    for i in 0..3_u64 {
+        let body = format!("rust log {i}");
+        let found = records
+            .iter()
+            .find(|r| {
+                r.body.as_ref().and_then(|b| b.value.as_ref())
+                    == Some(&any_value::Value::StringValue(body.clone()))
+            })
+            .unwrap_or_else(|| panic!("{body:?} not in the file"));
+        assert_eq!(found.time_unix_nano, 1_700_000_000_987_654_321 + i);
+        assert_eq!(found.severity_number, 13, "SEVERITY_NUMBER_WARN");
+        assert_eq!(found.severity_text, "WARN");
+        assert_eq!(int_attribute(&found.attributes, "index"), Some(i as i64));
     }
     let _ = std::fs::remove_file(&output);
 }
