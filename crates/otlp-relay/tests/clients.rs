@@ -14,6 +14,8 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
 use otlp_model::common::{KeyValue as OtlpKeyValue, any_value};
 use otlp_model::encode_hex;
+use otlp_model::logs::LogRecord;
+use otlp_model::metrics::NumberDataPoint;
 use otlp_model::trace::Span;
 use otlp_testkit::interop;
 
@@ -33,6 +35,48 @@ fn int_attribute(attributes: &[OtlpKeyValue], key: &str) -> Option<i64> {
             _ => None,
         }
     })
+}
+
+fn log_records(lines: &Lines) -> Vec<&LogRecord> {
+    lines
+        .logs
+        .iter()
+        .flat_map(|r| &r.resource_logs)
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .collect()
+}
+
+fn log_with_body<'a>(records: &[&'a LogRecord], body: &str) -> Option<&'a LogRecord> {
+    records.iter().copied().find(|r| {
+        r.body.as_ref().and_then(|b| b.value.as_ref())
+            == Some(&any_value::Value::StringValue(body.to_string()))
+    })
+}
+
+/// The data points of every sum named `name`, one list per metric.
+fn sum_points<'a>(lines: &'a Lines, name: &str) -> Vec<Vec<&'a NumberDataPoint>> {
+    lines
+        .metrics
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == name)
+        .filter_map(|m| match &m.data {
+            Some(otlp_model::metrics::metric::Data::Sum(sum)) => {
+                Some(sum.data_points.iter().collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn int_value(point: &NumberDataPoint) -> Option<i64> {
+    match point.value {
+        Some(otlp_model::metrics::number_data_point::Value::AsInt(v)) => Some(v),
+        _ => None,
+    }
 }
 
 fn spans(lines: &Lines) -> Vec<&Span> {
@@ -86,21 +130,10 @@ fn the_official_python_exporters_send_all_signals_intact() {
                 "{protocol}"
             );
         }
-        let records: Vec<_> = lines
-            .logs
-            .iter()
-            .flat_map(|r| &r.resource_logs)
-            .flat_map(|r| &r.scope_logs)
-            .flat_map(|s| &s.log_records)
-            .collect();
+        let records = log_records(&lines);
         for log in sent["logs"].as_array().expect("logs") {
             let body = log["body"].as_str().expect("body");
-            let found = records
-                .iter()
-                .find(|r| {
-                    r.body.as_ref().and_then(|b| b.value.as_ref())
-                        == Some(&any_value::Value::StringValue(body.to_string()))
-                })
+            let found = log_with_body(&records, body)
                 .unwrap_or_else(|| panic!("{protocol}: log {body:?} not in the file"));
             assert_eq!(found.time_unix_nano, log["time"].as_u64().expect("time"));
             assert_eq!(found.severity_text, "WARN");
@@ -111,25 +144,9 @@ fn the_official_python_exporters_send_all_signals_intact() {
         }
         for metric in sent["metrics"].as_array().expect("metrics") {
             let name = metric["name"].as_str().expect("name");
-            let sums: Vec<i64> = lines
-                .metrics
+            let sums: Vec<i64> = sum_points(&lines, name)
                 .iter()
-                .flat_map(|r| &r.resource_metrics)
-                .flat_map(|r| &r.scope_metrics)
-                .flat_map(|s| &s.metrics)
-                .filter(|m| m.name == name)
-                .filter_map(|m| match &m.data {
-                    Some(otlp_model::metrics::metric::Data::Sum(sum)) => Some(
-                        sum.data_points
-                            .iter()
-                            .map(|p| match p.value {
-                                Some(otlp_model::metrics::number_data_point::Value::AsInt(v)) => v,
-                                _ => 0,
-                            })
-                            .sum(),
-                    ),
-                    _ => None,
-                })
+                .map(|points| points.iter().filter_map(|p| int_value(p)).sum())
                 .collect();
             assert!(
                 sums.contains(&metric["sum"].as_i64().expect("sum")),
@@ -279,17 +296,8 @@ async fn the_official_rust_sdk_sends_metrics_and_logs_intact_over_grpc() {
     assert!(report.contains("0 dropped"), "{report}");
     let lines = read_lines(&output);
 
-    let points: Vec<_> = lines
-        .metrics
-        .iter()
-        .flat_map(|r| &r.resource_metrics)
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .filter(|m| m.name == "rust.requests")
-        .filter_map(|m| match &m.data {
-            Some(otlp_model::metrics::metric::Data::Sum(sum)) => Some(&sum.data_points),
-            _ => None,
-        })
+    let points: Vec<&NumberDataPoint> = sum_points(&lines, "rust.requests")
+        .into_iter()
         .flatten()
         .collect();
     let value_of = |route: &str| {
@@ -299,10 +307,7 @@ async fn the_official_rust_sdk_sends_metrics_and_logs_intact_over_grpc() {
                     && kv.value.as_ref().and_then(|v| v.value.as_ref())
                         == Some(&any_value::Value::StringValue(route.to_string()))
             });
-            match (matches, p.value) {
-                (true, Some(otlp_model::metrics::number_data_point::Value::AsInt(v))) => Some(v),
-                _ => None,
-            }
+            if matches { int_value(p) } else { None }
         })
     };
     assert_eq!(
@@ -311,23 +316,12 @@ async fn the_official_rust_sdk_sends_metrics_and_logs_intact_over_grpc() {
         "{points:?}"
     );
 
-    let records: Vec<_> = lines
-        .logs
-        .iter()
-        .flat_map(|r| &r.resource_logs)
-        .flat_map(|r| &r.scope_logs)
-        .flat_map(|s| &s.log_records)
-        .collect();
+    let records = log_records(&lines);
     assert_eq!(records.len(), 3);
     for i in 0..3_u64 {
         let body = format!("rust log {i}");
-        let found = records
-            .iter()
-            .find(|r| {
-                r.body.as_ref().and_then(|b| b.value.as_ref())
-                    == Some(&any_value::Value::StringValue(body.clone()))
-            })
-            .unwrap_or_else(|| panic!("{body:?} not in the file"));
+        let found =
+            log_with_body(&records, &body).unwrap_or_else(|| panic!("{body:?} not in the file"));
         assert_eq!(found.time_unix_nano, 1_700_000_000_987_654_321 + i);
         assert_eq!(found.severity_number, 13, "SEVERITY_NUMBER_WARN");
         assert_eq!(found.severity_text, "WARN");
