@@ -31,22 +31,7 @@ pub fn encode_message(message: &str) -> String {
 /// Decodes a percent-encoded status message; malformed escapes are kept as they are, as the
 /// gRPC specification asks of receivers.
 pub fn decode_message(encoded: &str) -> String {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = encoded.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    otlp_net::percent_decode(encoded)
 }
 
 /// The trailers a server sends for `error`: the OTLP code for it, its message, and the

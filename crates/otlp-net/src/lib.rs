@@ -33,6 +33,31 @@ pub mod upgrade;
 #[cfg(doctest)]
 struct ReadmeDoctests;
 
+/// Decodes `%XX` escapes (gRPC status messages, `OTEL_EXPORTER_OTLP_HEADERS` values);
+/// a malformed escape is kept as it is, and invalid UTF-8 is replaced, never refused.
+///
+/// ```
+/// assert_eq!(otlp_net::percent_decode("a%20b%zz%E2%9C%93"), "a b%zz\u{2713}");
+/// ```
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = text.get(i + 1..i + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Copies the request headers a downstream service may want (tenant ids, custom metadata)
 /// into `to`, leaving out the protocols' own headers and credentials, which must not
 /// travel further.

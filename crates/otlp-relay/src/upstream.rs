@@ -24,29 +24,10 @@ pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
                 .ok_or_else(|| format!("OTEL_EXPORTER_OTLP_HEADERS: {pair:?} is not key=value"))?;
             Ok((
                 key.trim().to_ascii_lowercase(),
-                percent_decode(value.trim()),
+                otlp_net::percent_decode(value.trim()),
             ))
         })
         .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One setting: the configuration file's value, else `OTEL_EXPORTER_OTLP_<SIGNAL>_<suffix>`,
