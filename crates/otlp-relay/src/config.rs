@@ -33,6 +33,11 @@ pub struct Receivers {
     /// Bytes of requests all receivers together may hold while the pipeline takes them
     /// (beyond it, requests are refused with a retry hint); 0: no shared limit.
     pub memory_budget_bytes: u64,
+    /// Largest request any receiver takes, as sent and after decompression (gRPC message,
+    /// HTTP body, WebSocket message); larger ones are refused as too large.
+    pub max_request_bytes: u64,
+    /// Connections each listener serves at once; more wait in the listen backlog.
+    pub max_connections: usize,
     /// OTLP/gRPC.
     pub grpc: GrpcReceiver,
     /// OTLP/HTTP (and OTLP over WebSocket on the same port).
@@ -45,6 +50,8 @@ impl Default for Receivers {
     fn default() -> Self {
         Self {
             memory_budget_bytes: 256 << 20,
+            max_request_bytes: 64 << 20,
+            max_connections: 1024,
             grpc: GrpcReceiver::default(),
             http: HttpReceiver::default(),
             websocket: WebSocketReceiver::default(),
@@ -472,6 +479,24 @@ impl Config {
         if pipeline.concurrent_exports == 0 {
             return Err(("pipeline.concurrent_exports", "must be at least 1".into()));
         }
+        let receivers = &self.receivers;
+        if receivers.max_request_bytes == 0 {
+            return Err(("receivers.max_request_bytes", "must be at least 1".into()));
+        }
+        if receivers.memory_budget_bytes > 0
+            && receivers.max_request_bytes > receivers.memory_budget_bytes
+        {
+            return Err((
+                "receivers.max_request_bytes",
+                format!(
+                    "{} is more than memory_budget_bytes ({}): such a request could never be taken",
+                    receivers.max_request_bytes, receivers.memory_budget_bytes
+                ),
+            ));
+        }
+        if receivers.max_connections == 0 {
+            return Err(("receivers.max_connections", "must be at least 1".into()));
+        }
         let http_path = &self.receivers.http.websocket_path;
         if !http_path.is_empty() && !http_path.starts_with('/') {
             return Err((
@@ -609,6 +634,10 @@ mod tests {
         let range = error("[pipeline]\nqueue_items = 10\nbatch_items = 100\n");
         assert_eq!(range.line, Some(2), "{range}");
         assert!(range.message.starts_with("pipeline.queue_items"), "{range}");
+
+        let budget = error("[receivers]\nmemory_budget_bytes = 1000\nmax_request_bytes = 2000\n");
+        assert_eq!(budget.line, Some(3), "{budget}");
+        assert!(budget.message.contains("never be taken"), "{budget}");
 
         let clash = error("[admin]\nlisten = \"0.0.0.0:4317\"\n");
         assert!(clash.message.contains("receivers.grpc.listen"), "{clash}");

@@ -13,9 +13,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use otlp_core::SignalKind;
+use otlp_grpc::framing::FrameLimits;
 use otlp_grpc::{GrpcReceiver, ReceiverConfig};
 use otlp_http::{HttpReceiver, HttpReceiverConfig};
 use otlp_net::budget::MemoryBudget;
+use otlp_net::listener::ListenerLimits;
 use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
 use otlp_relay::pipeline::{Exporter, Pipelines};
 use otlp_relay::sink::{Counters, JsonLines, Output, RotatingFile};
@@ -244,6 +246,11 @@ async fn run(options: Options) -> Result<(), String> {
         .as_ref()
         .map(|tls| tls.load("receivers.http.tls"))
         .transpose()?;
+    let max_request = usize::try_from(receivers.max_request_bytes).unwrap_or(usize::MAX);
+    let listener = ListenerLimits {
+        max_connections: receivers.max_connections,
+        ..ListenerLimits::default()
+    };
     let budget = (receivers.memory_budget_bytes > 0).then(|| {
         MemoryBudget::new(usize::try_from(receivers.memory_budget_bytes).unwrap_or(usize::MAX))
     });
@@ -256,6 +263,11 @@ async fn run(options: Options) -> Result<(), String> {
         async |address| {
             let mut receiver = GrpcReceiver::new(sink.clone()).with_config(ReceiverConfig {
                 memory_budget: budget.clone(),
+                limits: FrameLimits {
+                    max_message_bytes: max_request,
+                    max_frame_bytes: max_request,
+                },
+                max_connections: receivers.max_connections,
                 ..ReceiverConfig::default()
             });
             if let Some(tls) = grpc_tls.clone() {
@@ -265,6 +277,17 @@ async fn run(options: Options) -> Result<(), String> {
         },
     )
     .await?;
+    let ws_defaults = {
+        let defaults = WsReceiverConfig::default();
+        WsReceiverConfig {
+            memory_budget: budget.clone(),
+            max_message_bytes: max_request,
+            max_frame_bytes: defaults.max_frame_bytes.min(max_request),
+            max_decompressed_bytes: max_request,
+            listener,
+            ..defaults
+        }
+    };
     let ws_path = receivers.http.websocket_path.clone();
     let http = bind(
         "receivers.http.listen",
@@ -272,6 +295,9 @@ async fn run(options: Options) -> Result<(), String> {
         async |address| {
             let mut receiver = HttpReceiver::new(sink.clone()).with_config(HttpReceiverConfig {
                 memory_budget: budget.clone(),
+                max_body_bytes: max_request,
+                max_decompressed_bytes: max_request,
+                listener,
                 ..HttpReceiverConfig::default()
             });
             if let Some(tls) = http_tls.clone() {
@@ -280,8 +306,7 @@ async fn run(options: Options) -> Result<(), String> {
             if !ws_path.is_empty() {
                 let ws_config = WsReceiverConfig {
                     path: ws_path.clone(),
-                    memory_budget: budget.clone(),
-                    ..WsReceiverConfig::default()
+                    ..ws_defaults.clone()
                 };
                 let (handler, _) = WsReceiver::new(sink.clone())
                     .with_config(ws_config)
@@ -298,8 +323,7 @@ async fn run(options: Options) -> Result<(), String> {
         async |address| {
             let ws_config = WsReceiverConfig {
                 path: receivers.websocket.path.clone(),
-                memory_budget: budget.clone(),
-                ..WsReceiverConfig::default()
+                ..ws_defaults.clone()
             };
             WsReceiver::new(sink.clone())
                 .with_config(ws_config)

@@ -262,3 +262,46 @@ async fn the_file_exporter_rotates_by_size_and_keeps_the_configured_number() {
         let _ = std::fs::remove_file(path);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_request_limit_applies_to_every_receiver() {
+    let config = common::temp_file("limits.toml");
+    std::fs::write(
+        &config,
+        "[receivers]\nmemory_budget_bytes = 1048576\nmax_request_bytes = 65536\n\n[exporter]\nkind = \"null\"\n",
+    )
+    .expect("write");
+    let relay = start_relay(&["--config", &config.display().to_string()], &[]);
+    let small = ExportRequest::<Traces>::new(realistic::traces(20, 1));
+    let large = ExportRequest::<Traces>::new(realistic::traces(400, 2));
+    assert!(small.encoded_len() < 65536 && large.encoded_len() > 65536);
+    let http = otlp_http::HttpExporter::new(
+        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
+    )
+    .expect("exporter");
+    let grpc = otlp_grpc::GrpcExporter::new(
+        otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc")).expect("config"),
+    )
+    .expect("exporter");
+    http.export(&small).await.expect("small over HTTP");
+    grpc.export(&small).await.expect("small over gRPC");
+    for (transport, error) in [
+        (
+            "HTTP",
+            http.export(&large).await.expect_err("large over HTTP"),
+        ),
+        (
+            "gRPC",
+            grpc.export(&large).await.expect_err("large over gRPC"),
+        ),
+    ] {
+        assert_eq!(
+            error.kind(),
+            otlp_core::ErrorKind::TooLarge,
+            "{transport}: {error}"
+        );
+    }
+    let report = stop(relay);
+    assert!(report.contains("40 items in"), "{report}");
+    let _ = std::fs::remove_file(config);
+}
