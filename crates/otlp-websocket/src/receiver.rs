@@ -89,6 +89,8 @@ impl Default for WsReceiverConfig {
 pub struct WsReceiverStats {
     /// Connections that completed the handshake.
     pub connections: AtomicU64,
+    /// Connections open now.
+    pub open_connections: AtomicU64,
     /// Handshakes refused (path, origin, auth, subprotocol).
     pub refused_handshakes: AtomicU64,
     /// Batches handed to the service.
@@ -226,6 +228,15 @@ where
                 .fetch_add(1, Ordering::Relaxed);
             Refusal { status, message }
         };
+        // Upgraded connections leave the HTTP listener's count, so the connection limit is
+        // kept here (handshakes in flight may pass it by their number).
+        let open = self.shared.stats.open_connections.load(Ordering::Relaxed);
+        if open >= self.shared.config.listener.max_connections as u64 {
+            return Err(refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{open} WebSocket connections are open, the most this receiver serves"),
+            ));
+        }
         if parts.headers.get(header::SEC_WEBSOCKET_VERSION) != Some(&HeaderValue::from_static("13"))
         {
             return Err(refused(
@@ -388,6 +399,15 @@ async fn serve_connection<Svc>(
     serve_socket(shared, ws, encoding, shutdown).await;
 }
 
+/// Counts a connection as open until dropped.
+struct OpenConnection<'a>(&'a WsReceiverStats);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves an open WebSocket: reads batches, processes a bounded number at a time, answers
 /// each with its acknowledgement, and closes with the code that says why it ended.
 async fn serve_socket<Svc, Io>(
@@ -403,6 +423,11 @@ async fn serve_socket<Svc, Io>(
     use futures_util::{SinkExt, StreamExt};
     let config = &shared.config;
     shared.stats.connections.fetch_add(1, Ordering::Relaxed);
+    shared
+        .stats
+        .open_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let _open = OpenConnection(&shared.stats);
     let (mut sink, mut stream) = ws.split();
     let mut in_flight: JoinSet<Result<otlp_model::stream::StreamAck, Message>> = JoinSet::new();
     let mut ping = tokio::time::interval(config.ping_interval);
