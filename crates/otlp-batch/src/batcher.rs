@@ -95,6 +95,10 @@ impl<R: SignalRequest> Batcher<R> {
     }
 
     /// [`Batcher::push`] for a request whose protobuf size the caller already knows.
+    ///
+    /// Costs time linear in the request's items whatever its shape: the pending batch and
+    /// the request are cut once by items, and only a part over the byte cap is cut again.
+    /// An item that alone exceeds `max_bytes` leaves as a batch of its own.
     pub fn push_sized(&mut self, request: R, bytes: usize, now: Duration) -> Vec<R> {
         let mut ready = Vec::new();
         let items = request.item_count();
@@ -102,43 +106,50 @@ impl<R: SignalRequest> Batcher<R> {
             return ready;
         }
         let room = self.config.max_items.saturating_sub(self.items);
-        if items <= room && self.bytes + bytes <= self.config.max_bytes {
+        if items <= room && self.bytes.saturating_add(bytes) <= self.config.max_bytes {
             self.add(request, items, bytes, now);
             if self.items == self.config.max_items {
                 ready.extend(self.flush());
             }
             return ready;
         }
-        if bytes > self.config.max_bytes && items > 1 {
-            // Too many bytes for one batch: halve until each part fits (or is one item).
-            let half = items.div_ceil(2);
-            for part in request.split(half) {
-                ready.extend(self.push(part, now));
-            }
-            return ready;
-        }
-        if self.bytes + bytes > self.config.max_bytes || room == 0 {
-            ready.extend(self.flush());
-            ready.extend(self.push(request, now));
-            return ready;
-        }
-        // Fill the pending batch with the first `room` items, then start new batches.
-        let mut parts = request.split(room).into_iter();
-        if let Some(first) = parts.next() {
-            let first_bytes = if self.config.max_bytes == usize::MAX {
-                0
+        // The pending batch and the request together, cut by items: every part but the
+        // last is full; the last stays pending unless it is full too. `append` moves group
+        // headers only, so the whole step is linear in the items.
+        let opened_at = self.opened_at.unwrap_or(now);
+        let total_items = self.items + items;
+        let mut combined = self.flush().unwrap_or_default();
+        SignalRequest::append(&mut combined, request);
+        let parts = if total_items > self.config.max_items {
+            combined.split(self.config.max_items)
+        } else {
+            vec![combined]
+        };
+        let single = parts.len() == 1;
+        let last = parts.len().saturating_sub(1);
+        for (index, part) in parts.into_iter().enumerate() {
+            let part_items = part.item_count();
+            let part_bytes = if self.sizes_matter() {
+                part.encoded_len()
             } else {
-                first.encoded_len()
+                0
             };
-            let first_items = first.item_count();
-            self.add(first, first_items, first_bytes, now);
-            ready.extend(self.flush());
+            if part_bytes > self.config.max_bytes {
+                split_by_bytes(
+                    part,
+                    part_items,
+                    part_bytes,
+                    self.config.max_bytes,
+                    &mut ready,
+                );
+            } else if index == last && part_items < self.config.max_items {
+                // Still room: it waits for more, from when its oldest item arrived.
+                let at = if single { opened_at } else { now };
+                self.add(part, part_items, part_bytes, at);
+            } else {
+                ready.push(part);
+            }
         }
-        let mut rest = R::default();
-        for part in parts {
-            SignalRequest::append(&mut rest, part);
-        }
-        ready.extend(self.push(rest, now));
         ready
     }
 
@@ -174,5 +185,40 @@ impl<R: SignalRequest> Batcher<R> {
         self.bytes = 0;
         self.opened_at = None;
         self.pending.take()
+    }
+}
+
+/// Cuts `request` (`items` items, `bytes` bytes encoded) into parts of at most `max_bytes`
+/// bytes each, or of one item where an item alone is larger, appending them to `out`.
+///
+/// The first cut aims at parts of the cap's size assuming items of the average size, so
+/// evenly sized items are cut once (linear time); a part that still exceeds the cap, an
+/// uneven one, is halved, which bounds the depth by the logarithm of the items.
+fn split_by_bytes<R: SignalRequest>(
+    request: R,
+    items: usize,
+    bytes: usize,
+    max_bytes: usize,
+    out: &mut Vec<R>,
+) {
+    if items <= 1 || bytes <= max_bytes {
+        out.push(request);
+        return;
+    }
+    let parts_wanted = bytes.div_ceil(max_bytes.max(1)).max(2);
+    let per_part = items.div_ceil(parts_wanted).max(1);
+    for part in request.split(per_part) {
+        let part_items = part.item_count();
+        let part_bytes = part.encoded_len();
+        if part_bytes > max_bytes && part_items > 1 {
+            let half = part_items.div_ceil(2);
+            for piece in part.split(half) {
+                let piece_items = piece.item_count();
+                let piece_bytes = piece.encoded_len();
+                split_by_bytes(piece, piece_items, piece_bytes, max_bytes, out);
+            }
+        } else {
+            out.push(part);
+        }
     }
 }

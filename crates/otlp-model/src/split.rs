@@ -28,8 +28,10 @@ pub(crate) trait Group: Sized {
 pub(crate) trait Item: Sized {
     /// How many OTLP items this counts as.
     fn weight(&self) -> usize;
-    /// Removes and returns the first `n` items; only called with `0 < n < weight()`.
-    fn split_front(&mut self, n: usize) -> Self;
+    /// Cuts the item into parts of `first`, then `max`, `max`, ... items (the last part
+    /// holds what is left), in one pass; only called with `0 < first < weight()` and
+    /// `first <= max`.
+    fn split_pieces(self, first: usize, max: usize) -> Vec<Self>;
     /// Appends `next` to `self` when they are two parts of one item, else hands it back.
     fn join(&mut self, next: Self) -> Result<(), Self> {
         Err(next)
@@ -68,8 +70,8 @@ impl Item for Span {
     fn weight(&self) -> usize {
         1
     }
-    fn split_front(&mut self, _n: usize) -> Self {
-        mem::take(self)
+    fn split_pieces(self, _first: usize, _max: usize) -> Vec<Self> {
+        vec![self]
     }
 }
 
@@ -77,8 +79,8 @@ impl Item for LogRecord {
     fn weight(&self) -> usize {
         1
     }
-    fn split_front(&mut self, _n: usize) -> Self {
-        mem::take(self)
+    fn split_pieces(self, _first: usize, _max: usize) -> Vec<Self> {
+        vec![self]
     }
 }
 
@@ -129,28 +131,33 @@ impl Item for Metric {
         data_point_count(self)
     }
 
-    fn split_front(&mut self, n: usize) -> Self {
-        let mut front = metric_header(self);
-        match (&mut self.data, &mut front.data) {
-            (Some(Data::Gauge(rest)), Some(Data::Gauge(head))) => {
-                head.data_points = rest.data_points.drain(..n).collect();
-            }
-            (Some(Data::Sum(rest)), Some(Data::Sum(head))) => {
-                head.data_points = rest.data_points.drain(..n).collect();
-            }
-            (Some(Data::Histogram(rest)), Some(Data::Histogram(head))) => {
-                head.data_points = rest.data_points.drain(..n).collect();
-            }
-            (Some(Data::ExponentialHistogram(rest)), Some(Data::ExponentialHistogram(head))) => {
-                head.data_points = rest.data_points.drain(..n).collect();
-            }
-            (Some(Data::Summary(rest)), Some(Data::Summary(head))) => {
-                head.data_points = rest.data_points.drain(..n).collect();
-            }
-            // A metric without data has weight 0 and is never split.
-            _ => {}
+    fn split_pieces(self, first: usize, max: usize) -> Vec<Self> {
+        let header = metric_header(&self);
+        // Each arm moves the points out once and cuts them in one pass: a metric with
+        // millions of points costs linear time, not a shift of the rest per part.
+        macro_rules! pieces {
+            ($variant:ident, $data:expr) => {
+                chunks($data.data_points, first, max)
+                    .into_iter()
+                    .map(|points| {
+                        let mut piece = header.clone();
+                        if let Some(Data::$variant(data)) = &mut piece.data {
+                            data.data_points = points;
+                        }
+                        piece
+                    })
+                    .collect()
+            };
         }
-        front
+        match self.data {
+            Some(Data::Gauge(data)) => pieces!(Gauge, data),
+            Some(Data::Sum(data)) => pieces!(Sum, data),
+            Some(Data::Histogram(data)) => pieces!(Histogram, data),
+            Some(Data::ExponentialHistogram(data)) => pieces!(ExponentialHistogram, data),
+            Some(Data::Summary(data)) => pieces!(Summary, data),
+            // A metric without data has weight 0 and is never split.
+            None => vec![header],
+        }
     }
 
     fn join(&mut self, mut next: Self) -> Result<(), Self> {
@@ -178,6 +185,21 @@ impl Item for Metric {
     }
 }
 
+/// `items` cut into vectors of `first`, then `max`, `max`, ... elements, in one pass.
+fn chunks<T>(items: Vec<T>, first: usize, max: usize) -> Vec<Vec<T>> {
+    let mut rest = items.into_iter();
+    let mut out = Vec::new();
+    let mut size = first.max(1);
+    loop {
+        let chunk: Vec<T> = rest.by_ref().take(size).collect();
+        if chunk.is_empty() {
+            return out;
+        }
+        out.push(chunk);
+        size = max.max(1);
+    }
+}
+
 /// Cuts resource groups into chunks of at most `max` items (`max` of 0 is taken as 1).
 ///
 /// Items keep their order; a group whose items span two chunks appears in both, with the
@@ -202,21 +224,20 @@ where
             let items = mem::take(scope.children());
             let scope_was_empty = items.is_empty();
             let mut open_scope = scope;
-            for mut item in items {
-                loop {
-                    let weight = item.weight();
-                    if weight <= chunker.room {
-                        chunker.room -= weight;
-                        open_scope.children().push(item);
-                        if chunker.room == 0 {
-                            chunker.flush(&mut open_resource, &mut open_scope);
-                        }
-                        break;
+            for item in items {
+                let weight = item.weight();
+                // weight > room >= 1: the item is a metric with more points than fit.
+                let pieces = if weight <= chunker.room {
+                    vec![item]
+                } else {
+                    item.split_pieces(chunker.room, chunker.max)
+                };
+                for piece in pieces {
+                    chunker.room -= piece.weight();
+                    open_scope.children().push(piece);
+                    if chunker.room == 0 {
+                        chunker.flush(&mut open_resource, &mut open_scope);
                     }
-                    // weight > room >= 1: the item is a metric with more points than fit.
-                    let head = item.split_front(chunker.room);
-                    open_scope.children().push(head);
-                    chunker.flush(&mut open_resource, &mut open_scope);
                 }
             }
             if scope_was_empty || !open_scope.children().is_empty() {

@@ -43,7 +43,10 @@ pub mod envelope;
 mod receiver;
 mod sender;
 
-pub use receiver::{Admission, DedupWindow, acknowledge, completed, received};
+pub use receiver::{
+    Admission, DedupWindow, IN_FLIGHT_RETRY_AFTER, MAX_BATCH_ID_BYTES, acknowledge, completed,
+    received,
+};
 pub use sender::{AckEvent, Sender, SenderConfig, Transmit};
 
 #[doc = include_str!("../README.md")]

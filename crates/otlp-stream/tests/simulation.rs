@@ -52,19 +52,22 @@ impl World {
         let Some((sequence, (id, items))) = self.to_receiver.pop_front() else {
             return;
         };
-        let result = match self.dedup.admit(&id.to_be_bytes()) {
+        let key = id.to_be_bytes();
+        let result = match self.dedup.admit(&key) {
             Admission::Duplicate => Ok(ExportOutcome::success(items)),
             Admission::Fresh => {
                 self.deliveries += 1;
-                if self.deliveries.is_multiple_of(3) {
-                    // Processing failed: forget the id so that the resend is processed.
-                    self.dedup.forget(&id.to_be_bytes());
-                    Err(ExportError::unavailable("downstream busy"))
-                } else {
+                let accepted = !self.deliveries.is_multiple_of(3);
+                // A refused batch leaves no entry, so that its resend is processed.
+                self.dedup.settle(&key, accepted);
+                if accepted {
                     *self.processed.entry(id).or_default() += 1;
                     Ok(ExportOutcome::success(items))
+                } else {
+                    Err(ExportError::unavailable("downstream busy"))
                 }
             }
+            other => panic!("one batch in flight at a time, ids of 8 bytes: {other:?}"),
         };
         self.to_sender.push_back(completed(sequence, &result));
     }
@@ -203,6 +206,7 @@ fn the_dedup_window_is_bounded() {
     let mut window = DedupWindow::new(3);
     for id in 0u8..5 {
         assert_eq!(window.admit(&[id]), Admission::Fresh);
+        window.settle(&[id], true);
     }
     // The two oldest were forgotten, the three newest are remembered.
     assert_eq!(window.admit(&[0]), Admission::Fresh);

@@ -1,0 +1,166 @@
+//! De-duplication on the bidirectional stream, over a real socket: a resend that arrives
+//! while its original is still being processed is not acknowledged as delivered; an
+//! original that fails leaves no entry, so its resend is processed; a panicking service is
+//! answered for the batch's own sequence number.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{RawClient, frame};
+use otlp_core::{AnyExportRequest, ExportError, ExportOutcome, GrpcCode};
+use otlp_grpc::GrpcReceiver;
+use otlp_grpc::protocol::EXPORT_BIDIRECTIONAL_PATH;
+use otlp_model::stream::{StreamAck, StreamBatch, stream_batch::Payload};
+use prost::Message;
+use tokio::sync::oneshot;
+
+/// What the service does with the next request it is handed.
+enum Behaviour {
+    Hold(oneshot::Receiver<Result<ExportOutcome, ExportError>>),
+    Accept,
+    Panic,
+}
+
+#[derive(Clone, Default)]
+struct Scripted {
+    script: Arc<Mutex<VecDeque<Behaviour>>>,
+    calls: Arc<Mutex<usize>>,
+}
+
+impl Scripted {
+    fn then(&self, behaviour: Behaviour) {
+        self.script.lock().expect("lock").push_back(behaviour);
+    }
+    fn calls(&self) -> usize {
+        *self.calls.lock().expect("lock")
+    }
+}
+
+impl tower_service::Service<AnyExportRequest> for Scripted {
+    type Response = ExportOutcome;
+    type Error = ExportError;
+    type Future = otlp_core::BoxExportFuture;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ExportError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: AnyExportRequest) -> Self::Future {
+        *self.calls.lock().expect("lock") += 1;
+        let items = request.item_count();
+        let next = self.script.lock().expect("lock").pop_front();
+        Box::pin(async move {
+            match next.unwrap_or(Behaviour::Accept) {
+                Behaviour::Hold(verdict) => verdict
+                    .await
+                    .unwrap_or_else(|_| Err(ExportError::internal("verdict dropped"))),
+                Behaviour::Accept => Ok(ExportOutcome::success(items)),
+                Behaviour::Panic => panic!("the service panics on purpose"),
+            }
+        })
+    }
+}
+
+fn batch(sequence: u64, id: &[u8]) -> bytes::Bytes {
+    let message = StreamBatch {
+        sequence,
+        batch_id: bytes::Bytes::copy_from_slice(id),
+        payload: Some(Payload::Traces(otlp_testkit::realistic::traces(
+            3, sequence,
+        ))),
+    };
+    frame(false, &message.encode_to_vec())
+}
+
+/// The acknowledgements in a stream's response data.
+fn acks(mut data: &[u8]) -> Vec<StreamAck> {
+    let mut out = Vec::new();
+    while data.len() >= 5 {
+        let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+        out.push(StreamAck::decode(&data[5..5 + len]).expect("an acknowledgement"));
+        data = &data[5 + len..];
+    }
+    out
+}
+
+async fn send(address: std::net::SocketAddr, sequence: u64, id: &[u8]) -> StreamAck {
+    let mut client = RawClient::connect(address).await;
+    let answer = client
+        .call(EXPORT_BIDIRECTIONAL_PATH, &[], batch(sequence, id))
+        .await;
+    assert_eq!(answer.grpc_status, Some(0), "{answer:?}");
+    let mut acks = acks(&answer.data);
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    acks.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_of_a_batch_in_flight_is_not_acknowledged_until_the_original_succeeds() {
+    let service = Scripted::default();
+    let running = GrpcReceiver::new(service.clone())
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let address = running.local_addr();
+    let id = b"0123456789abcdef";
+    let (verdict, held) = oneshot::channel();
+    service.then(Behaviour::Hold(held));
+    let original = tokio::spawn(async move { send(address, 1, id).await });
+    while service.calls() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // While the original is held: the resend is refused with a retryable code and a hint.
+    let resend = send(address, 1, id).await;
+    assert_eq!(resend.code, GrpcCode::Unavailable.as_i32(), "{resend:?}");
+    assert!(resend.retry_after_millis > 0);
+    assert_eq!(service.calls(), 1, "the resend was not processed");
+    // The original fails: its resend must be processed, not answered from memory.
+    verdict
+        .send(Err(ExportError::unavailable("downstream down")))
+        .expect("verdict");
+    let first = original.await.expect("task");
+    assert_eq!(first.code, GrpcCode::Unavailable.as_i32());
+    let again = send(address, 1, id).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        service.calls(),
+        2,
+        "the resend after a failure was processed"
+    );
+    // Accepted now: one more resend is a duplicate, acknowledged without processing.
+    let duplicate = send(address, 1, id).await;
+    assert_eq!(duplicate.code, 0);
+    assert_eq!(service.calls(), 2);
+    assert_eq!(
+        running
+            .stats()
+            .duplicate_batches
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_service_is_answered_for_the_batch_sequence() {
+    let service = Scripted::default();
+    service.then(Behaviour::Panic);
+    let running = GrpcReceiver::new(service.clone())
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let ack = send(running.local_addr(), 7, b"panics").await;
+    assert_eq!(ack.sequence, 7, "{ack:?}");
+    assert_eq!(ack.code, GrpcCode::Internal.as_i32());
+    // The id was not remembered: the resend is processed.
+    let ack = send(running.local_addr(), 7, b"panics").await;
+    assert_eq!((ack.sequence, ack.code), (7, 0));
+    assert_eq!(service.calls(), 2);
+    running.shutdown().await;
+}
