@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,14 +15,135 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// A accepted connection: plain TCP, or TLS over it.
+/// A accepted connection: plain TCP, or TLS over it; either way under an opening deadline
+/// ([`Opening`]).
 #[derive(Debug)]
 pub enum Connection {
     /// Plain TCP.
-    Plain(TcpStream),
+    Plain(Opening<TcpStream>),
     /// TLS (the handshake is done).
     #[cfg(feature = "tls")]
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::server::TlsStream<Opening<TcpStream>>>),
+}
+
+/// Bytes a peer must send within [`ListenerLimits::opening_timeout`]: an HTTP/2 client
+/// preface is 24 bytes, a TLS ClientHello and an HTTP/1.1 request line more.
+pub const OPENING_BYTES: usize = 24;
+
+/// Process-wide counts of what the accept loops ended or could not do, for operators'
+/// metrics ([`listener_counters`]).
+#[derive(Debug, Default)]
+pub struct ListenerCounters {
+    /// Connections closed because the peer sent fewer than [`OPENING_BYTES`] bytes within
+    /// the opening timeout (silent or slow peers holding a connection slot).
+    pub opening_timeouts: AtomicU64,
+    /// TLS handshakes that failed or did not finish within the handshake timeout.
+    pub tls_handshake_failures: AtomicU64,
+    /// Errors from `accept` (out of file descriptors and the like); each one pauses the
+    /// loop briefly instead of spinning.
+    pub accept_errors: AtomicU64,
+    /// Stops whose deadline passed with connections still open (which were then dropped).
+    pub aborted_at_stop: AtomicU64,
+}
+
+static COUNTERS: ListenerCounters = ListenerCounters {
+    opening_timeouts: AtomicU64::new(0),
+    tls_handshake_failures: AtomicU64::new(0),
+    accept_errors: AtomicU64::new(0),
+    aborted_at_stop: AtomicU64::new(0),
+};
+
+/// The process-wide [`ListenerCounters`] of every accept loop.
+pub fn listener_counters() -> &'static ListenerCounters {
+    &COUNTERS
+}
+
+/// An I/O stream whose peer must send [`OPENING_BYTES`] bytes before a deadline: until
+/// then a read that finds the deadline passed fails with `TimedOut`, so a peer that opens
+/// a connection and stays silent (or trickles its preface) cannot hold the slot. After the
+/// opening, the protocol's own timers apply.
+#[derive(Debug)]
+pub struct Opening<T> {
+    inner: T,
+    still_needed: usize,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> Opening<T> {
+    /// `inner`, which must deliver its first bytes within `timeout`.
+    pub fn new(inner: T, timeout: Duration) -> Self {
+        Self {
+            inner,
+            still_needed: OPENING_BYTES,
+            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+        }
+    }
+
+    /// The stream inside.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Opening<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let read = buf.filled().len() - before;
+            this.still_needed = this.still_needed.saturating_sub(read);
+            if this.still_needed == 0 || read == 0 {
+                this.deadline = None;
+            }
+            return polled;
+        }
+        if let Some(deadline) = &mut this.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            this.deadline = None;
+            COUNTERS.opening_timeouts.fetch_add(1, Ordering::Relaxed);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer did not open the connection in time",
+            )));
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Opening<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 impl Connection {
@@ -106,6 +228,9 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     /// Longest a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// Longest a peer may take to send its first [`OPENING_BYTES`] bytes (a preface, a
+    /// ClientHello, a request line) after connecting.
+    pub opening_timeout: Duration,
 }
 
 impl Default for ListenerLimits {
@@ -113,6 +238,7 @@ impl Default for ListenerLimits {
         Self {
             max_connections: 1024,
             handshake_timeout: Duration::from_secs(10),
+            opening_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -166,11 +292,13 @@ pub async fn accept_loop<F, Fut>(
             Ok((stream, _peer)) => stream,
             // Out of file descriptors and the like: wait instead of spinning.
             Err(_) => {
+                COUNTERS.accept_errors.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
+        let stream = Opening::new(stream, limits.opening_timeout);
         let serve = serve.clone();
         let tls = tls.clone();
         connections.spawn(async move {
@@ -178,10 +306,13 @@ pub async fn accept_loop<F, Fut>(
             #[cfg(feature = "tls")]
             if let Some(acceptor) = tls {
                 let handshake = acceptor.accept(stream);
-                if let Ok(Ok(stream)) =
-                    tokio::time::timeout(limits.handshake_timeout, handshake).await
-                {
-                    serve(Connection::Tls(Box::new(stream))).await;
+                match tokio::time::timeout(limits.handshake_timeout, handshake).await {
+                    Ok(Ok(stream)) => serve(Connection::Tls(Box::new(stream))).await,
+                    _ => {
+                        COUNTERS
+                            .tls_handshake_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 return;
             }
@@ -245,6 +376,21 @@ impl<S: Send + Sync + 'static> Running<S> {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+    }
+
+    /// [`Running::shutdown`] within `deadline`: connections still open when it passes
+    /// (silent peers, streams that do not end, services that do not answer) are dropped
+    /// and counted in [`ListenerCounters::aborted_at_stop`]. Returns whether every
+    /// connection finished by itself.
+    pub async fn shutdown_within(mut self, deadline: Duration) -> bool {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(deadline, &mut self.task).await.is_ok() {
+            return true;
+        }
+        COUNTERS.aborted_at_stop.fetch_add(1, Ordering::Relaxed);
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        false
     }
 
     /// Stops at once, dropping every connection mid-call, as a crash would (for fault

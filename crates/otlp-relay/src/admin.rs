@@ -147,22 +147,36 @@ impl Admin {
     }
 }
 
+/// Connections the admin listener serves at once (scrapers and health checks need few).
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// Longest a client may take to send a request's headers to the admin listener.
+pub const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the admin endpoints on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
+    // The accept loop the receivers use: a bounded number of connections, the opening
+    // deadline, and a pause instead of a spin on accept errors. The admin task is aborted
+    // at the end of a stop, so its shutdown signal never fires.
+    let (_never, shutdown) = tokio::sync::watch::channel(false);
+    let limits = otlp_net::listener::ListenerLimits {
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        ..Default::default()
+    };
+    otlp_net::listener::accept_loop(listener, limits, None, shutdown, move |connection| {
         let admin = admin.clone();
-        tokio::spawn(async move {
+        async move {
             let service =
                 hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
                     let response = admin.answer(request.uri().path());
                     async move { Ok::<_, Infallible>(response) }
                 });
             let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(connection), service)
                 .await;
-        });
-    }
+        }
+    })
+    .await;
 }

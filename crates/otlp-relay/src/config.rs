@@ -38,6 +38,18 @@ pub struct Receivers {
     pub max_request_bytes: u64,
     /// Connections each listener serves at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Bearer tokens a client must present (`Authorization: Bearer TOKEN`) to every
+    /// receiver, the WebSocket path included; with none here and no file, receivers do not
+    /// authenticate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bearer_tokens: Vec<String>,
+    /// A file of further bearer tokens, one per line (blank lines and `#` comments
+    /// ignored), read at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bearer_tokens_file: Option<String>,
+    /// Browser origins allowed to send (CORS on HTTP, the `Origin` check on WebSocket);
+    /// `"*"` allows any. Empty: no browser page may send, other clients are unaffected.
+    pub allowed_origins: Vec<String>,
     /// OTLP/gRPC.
     pub grpc: GrpcReceiver,
     /// OTLP/HTTP (and OTLP over WebSocket on the same port).
@@ -52,10 +64,53 @@ impl Default for Receivers {
             memory_budget_bytes: 256 << 20,
             max_request_bytes: 64 << 20,
             max_connections: 1024,
+            bearer_tokens: Vec::new(),
+            bearer_tokens_file: None,
+            allowed_origins: Vec::new(),
             grpc: GrpcReceiver::default(),
             http: HttpReceiver::default(),
             websocket: WebSocketReceiver::default(),
         }
+    }
+}
+
+impl Receivers {
+    /// The bearer tokens of the configuration and its token file; `None` when there are
+    /// none (no authentication). A file that cannot be read, or that holds no token, is an
+    /// error naming the setting.
+    pub fn bearer_auth(&self) -> Result<Option<otlp_net::auth::BearerToken>, String> {
+        let mut tokens = self.bearer_tokens.clone();
+        if let Some(path) = &self.bearer_tokens_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("receivers.bearer_tokens_file {path:?}: {e}"))?;
+            let before = tokens.len();
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                    .map(str::to_string),
+            );
+            if tokens.len() == before {
+                return Err(format!(
+                    "receivers.bearer_tokens_file {path:?}: holds no token"
+                ));
+            }
+        }
+        if let Some(bad) = tokens
+            .iter()
+            .find(|t| t.is_empty() || t.contains(char::is_whitespace))
+        {
+            return Err(format!(
+                "receivers.bearer_tokens: {:?} is not a token (empty or with spaces)",
+                bad.chars().take(4).collect::<String>()
+            ));
+        }
+        let mut tokens = tokens.into_iter();
+        Ok(tokens.next().map(|first| {
+            tokens.fold(otlp_net::auth::BearerToken::new(first), |auth, token| {
+                auth.or(token)
+            })
+        }))
     }
 }
 
@@ -108,7 +163,7 @@ pub struct GrpcReceiver {
 impl Default for GrpcReceiver {
     fn default() -> Self {
         Self {
-            listen: Listen::on([0, 0, 0, 0], 4317),
+            listen: Listen::on([127, 0, 0, 1], 4317),
             tls: None,
         }
     }
@@ -130,7 +185,7 @@ pub struct HttpReceiver {
 impl Default for HttpReceiver {
     fn default() -> Self {
         Self {
-            listen: Listen::on([0, 0, 0, 0], 4318),
+            listen: Listen::on([127, 0, 0, 1], 4318),
             websocket_path: "/v1/stream".to_string(),
             tls: None,
         }
@@ -168,7 +223,7 @@ pub struct Admin {
 impl Default for Admin {
     fn default() -> Self {
         Self {
-            listen: Listen::on([0, 0, 0, 0], 13133),
+            listen: Listen::on([127, 0, 0, 1], 13133),
         }
     }
 }

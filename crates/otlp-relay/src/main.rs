@@ -15,7 +15,7 @@ use std::time::Duration;
 use otlp_core::SignalKind;
 use otlp_grpc::framing::FrameLimits;
 use otlp_grpc::{GrpcReceiver, ReceiverConfig};
-use otlp_http::{HttpReceiver, HttpReceiverConfig};
+use otlp_http::{Cors, HttpReceiver, HttpReceiverConfig};
 use otlp_net::budget::MemoryBudget;
 use otlp_net::listener::ListenerLimits;
 use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
@@ -34,12 +34,12 @@ OPTIONS:
     --config FILE        a TOML configuration read over the embedded defaults (see
                          --print-config and relay.example.toml); the flags below override it
     --print-config       print the configuration in effect (defaults, file, flags) and exit
-    --grpc-listen ADDR   OTLP/gRPC listener (default 0.0.0.0:4317; `off` to disable)
+    --grpc-listen ADDR   OTLP/gRPC listener (default 127.0.0.1:4317; `off` to disable)
     --http-listen ADDR   OTLP/HTTP listener: /v1/traces, /v1/metrics, /v1/logs, and OTLP over
-                         WebSocket at /v1/stream (default 0.0.0.0:4318; `off` to disable)
+                         WebSocket at /v1/stream (default 127.0.0.1:4318; `off` to disable)
     --ws-listen ADDR     a WebSocket listener of its own, path /v1/stream (default off)
     --admin-listen ADDR  GET /health (200 serving, 503 stopping) and GET /metrics
-                         (Prometheus text) (default 0.0.0.0:13133; `off` to disable)
+                         (Prometheus text) (default 127.0.0.1:13133; `off` to disable)
     --exporter KIND      where received telemetry goes: `file` (OTLP/JSON lines, the
                          default), `otlp` (upstream; see below) or `null` (discard)
     --output PATH        the file exporter's output: a file (appended, rotated when
@@ -251,6 +251,7 @@ async fn run(options: Options) -> Result<(), String> {
         max_connections: receivers.max_connections,
         ..ListenerLimits::default()
     };
+    let auth = receivers.bearer_auth()?;
     let budget = (receivers.memory_budget_bytes > 0).then(|| {
         MemoryBudget::new(usize::try_from(receivers.memory_budget_bytes).unwrap_or(usize::MAX))
     });
@@ -273,6 +274,9 @@ async fn run(options: Options) -> Result<(), String> {
             if let Some(tls) = grpc_tls.clone() {
                 receiver = receiver.with_tls(tls);
             }
+            if let Some(auth) = auth.clone() {
+                receiver = receiver.with_auth(auth);
+            }
             receiver.bind(address).await
         },
     )
@@ -285,6 +289,7 @@ async fn run(options: Options) -> Result<(), String> {
             max_frame_bytes: defaults.max_frame_bytes.min(max_request),
             max_decompressed_bytes: max_request,
             listener,
+            allowed_origins: receivers.allowed_origins.clone(),
             ..defaults
         }
     };
@@ -298,10 +303,14 @@ async fn run(options: Options) -> Result<(), String> {
                 max_body_bytes: max_request,
                 max_decompressed_bytes: max_request,
                 listener,
+                cors: Cors::allow_origins(receivers.allowed_origins.iter().cloned()),
                 ..HttpReceiverConfig::default()
             });
             if let Some(tls) = http_tls.clone() {
                 receiver = receiver.with_tls(tls);
+            }
+            if let Some(auth) = auth.clone() {
+                receiver = receiver.with_auth(auth);
             }
             if !ws_path.is_empty() {
                 let ws_config = WsReceiverConfig {
@@ -325,10 +334,11 @@ async fn run(options: Options) -> Result<(), String> {
                 path: receivers.websocket.path.clone(),
                 ..ws_defaults.clone()
             };
-            WsReceiver::new(sink.clone())
-                .with_config(ws_config)
-                .bind(address)
-                .await
+            let mut receiver = WsReceiver::new(sink.clone()).with_config(ws_config);
+            if let Some(auth) = auth.clone() {
+                receiver = receiver.with_auth(auth);
+            }
+            receiver.bind(address).await
         },
     )
     .await?;
@@ -402,29 +412,62 @@ async fn run(options: Options) -> Result<(), String> {
     };
     wait_for_stop().await;
     admin.stopping.store(true, Ordering::Relaxed);
-    eprintln!("\notlp-relay: stopping: letting open requests finish");
-    if let Some(r) = grpc {
-        r.shutdown().await;
-    }
-    if let Some(r) = http {
-        r.shutdown().await;
-    }
-    if let Some(r) = ws {
-        r.shutdown().await;
-    }
-    let left = pipelines.shutdown(config.pipeline.drain_timeout.0).await;
+    eprintln!(
+        "\notlp-relay: stopping: letting open requests finish (a second signal stops at once)"
+    );
+    // One deadline for the whole stop: the receivers stop together and whatever time they
+    // leave is the pipelines' to drain in.
+    let deadline = tokio::time::Instant::now() + config.pipeline.drain_timeout.0;
+    let stopping = async {
+        let remaining = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::join!(
+            async {
+                if let Some(r) = grpc {
+                    r.shutdown_within(remaining()).await;
+                }
+            },
+            async {
+                if let Some(r) = http {
+                    r.shutdown_within(remaining()).await;
+                }
+            },
+            async {
+                if let Some(r) = ws {
+                    r.shutdown_within(remaining()).await;
+                }
+            },
+        );
+        pipelines.shutdown(remaining()).await
+    };
+    let left = tokio::select! {
+        left = stopping => Some(left),
+        () = wait_for_stop() => None,
+    };
     summary.abort();
     if let Some(task) = admin_task {
         task.abort();
     }
-    eprintln!(
-        "otlp-relay: stopped; {}; {left} items not sent by the drain deadline",
-        summary_line(
-            &counters,
-            &pipelines.queued.snapshot(),
-            &pipelines.exported.snapshot()
-        )
-    );
+    let queued = pipelines.queued.snapshot();
+    let exported = pipelines.exported.snapshot();
+    match left {
+        Some(left) => eprintln!(
+            "otlp-relay: stopped; {}; {left} items not sent by the drain deadline",
+            summary_line(&counters, &queued, &exported)
+        ),
+        None => {
+            // Stopped by a second signal: what was neither sent nor dropped yet is
+            // abandoned, and said so, so the books still balance.
+            let dropped: u64 = queued.dropped.iter().chain(&exported.dropped).sum();
+            let abandoned = queued
+                .received
+                .saturating_sub(exported.sent)
+                .saturating_sub(dropped);
+            eprintln!(
+                "otlp-relay: stopped at once by a second signal; {}; {abandoned} items abandoned",
+                summary_line(&counters, &queued, &exported)
+            );
+        }
+    }
     Ok(())
 }
 

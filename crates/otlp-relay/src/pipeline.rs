@@ -160,16 +160,22 @@ impl Pipelines {
         )
     }
 
-    /// Drains queues then batches within `deadline`; returns the items left behind (counted
-    /// as dropped in the metrics).
+    /// Drains queues then batches, every signal at once, all within `deadline`; returns the
+    /// items left behind (counted as dropped in the metrics).
     pub async fn shutdown(&self, deadline: Duration) -> usize {
-        let mut dropped = 0;
-        dropped += self.queues.0.shutdown(deadline).await.dropped_items;
-        dropped += self.queues.1.shutdown(deadline).await.dropped_items;
-        dropped += self.queues.2.shutdown(deadline).await.dropped_items;
-        dropped += self.batches.0.shutdown(deadline).await;
-        dropped += self.batches.1.shutdown(deadline).await;
-        dropped += self.batches.2.shutdown(deadline).await;
-        dropped
+        let until = tokio::time::Instant::now() + deadline;
+        let remaining = || until.saturating_duration_since(tokio::time::Instant::now());
+        let (traces, metrics, logs) = tokio::join!(
+            self.queues.0.shutdown(remaining()),
+            self.queues.1.shutdown(remaining()),
+            self.queues.2.shutdown(remaining()),
+        );
+        let queued = traces.dropped_items + metrics.dropped_items + logs.dropped_items;
+        let (traces, metrics, logs) = tokio::join!(
+            self.batches.0.shutdown(remaining()),
+            self.batches.1.shutdown(remaining()),
+            self.batches.2.shutdown(remaining()),
+        );
+        queued + traces + metrics + logs
     }
 }

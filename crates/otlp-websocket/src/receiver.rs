@@ -49,7 +49,9 @@ pub struct WsReceiverConfig {
     pub idle_timeout: Duration,
     /// Batches of one connection processed at once.
     pub concurrency: usize,
-    /// Browser origins allowed to connect; empty allows any (and requests without one).
+    /// Browser origins allowed to connect (`"*"`: any). A handshake that carries an
+    /// `Origin` not listed is refused with 403, so the default (empty) admits no browser
+    /// page; clients that send no `Origin` (SDKs, agents) are always admitted.
     pub allowed_origins: Vec<String>,
     /// Connections and TLS handshake deadline.
     pub listener: ListenerLimits,
@@ -315,8 +317,10 @@ fn check_handshake<Svc>(
     if request.uri().path() != config.path {
         return Err(refusal(StatusCode::NOT_FOUND, "no WebSocket endpoint here"));
     }
-    if !config.allowed_origins.is_empty()
-        && let Some(origin) = request.headers().get(header::ORIGIN)
+    // A browser always sends its page's origin; a page of any site could otherwise make
+    // its visitors' browsers send telemetry here (cross-site WebSocket hijacking). Clients
+    // that are not browsers send no Origin and are not affected.
+    if let Some(origin) = request.headers().get(header::ORIGIN)
         && !config.allowed_origins.iter().any(|allowed| {
             allowed == "*" || origin.as_bytes().eq_ignore_ascii_case(allowed.as_bytes())
         })

@@ -270,6 +270,26 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ExportErro
     Ok(out.freeze())
 }
 
+/// Where the upgrade path leaves the protocol that takes a connection over, for the
+/// connection's own task to run once hyper hands the connection back.
+#[derive(Clone, Default)]
+pub(crate) struct UpgradedConnection(
+    Arc<std::sync::Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>>,
+);
+
+impl UpgradedConnection {
+    fn put(&self, serving: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(serving);
+        }
+    }
+
+    /// The upgraded protocol's future, if a request upgraded the connection.
+    pub(crate) fn take(&self) -> Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
 /// A request for the upgrade path: refused with the handler's answer, or switched over to
 /// the handler once hyper hands the connection back.
 fn upgrade<Svc>(
@@ -295,7 +315,21 @@ fn upgrade<Svc>(
         return response;
     }
     let on_upgrade = hyper::upgrade::on(&mut request);
+    let slot = request.extensions_mut().remove::<UpgradedConnection>();
     let (parts, _) = request.into_parts();
+    // The receiver's authentication covers the upgrade path too: a protocol on this port
+    // is not a way around it.
+    if let Some(auth) = &shared.auth
+        && let Err(error) = auth.authenticate(&parts)
+    {
+        shared
+            .stats
+            .refused_requests
+            .fetch_add(1, Ordering::Relaxed);
+        let status =
+            StatusCode::from_u16(error.http_status().0).unwrap_or(StatusCode::UNAUTHORIZED);
+        return text(status, error.message());
+    }
     let headers = match handler.accept(&parts) {
         Ok(headers) => headers,
         Err(refusal) => {
@@ -307,12 +341,18 @@ fn upgrade<Svc>(
         }
     };
     let shutdown = shared.shutdown.clone();
-    tokio::spawn(async move {
+    let serving = Box::pin(async move {
         if let Ok(upgraded) = on_upgrade.await {
             let io = hyper_util::rt::TokioIo::new(upgraded);
             handler.serve(Box::new(io), parts, shutdown).await;
         }
     });
+    match slot {
+        Some(slot) => slot.put(serving),
+        None => {
+            tokio::spawn(serving);
+        }
+    }
     let mut response = plain(StatusCode::SWITCHING_PROTOCOLS);
     *response.headers_mut() = headers;
     response

@@ -354,8 +354,11 @@ async fn serve_connection<Svc>(
         .keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
     let handler = shared.clone();
-    let service = hyper::service::service_fn(move |request| {
+    let upgraded = handler::UpgradedConnection::default();
+    let slot = upgraded.clone();
+    let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
         let shared = handler.clone();
+        request.extensions_mut().insert(slot.clone());
         async move { Ok::<_, Infallible>(handler::handle(&shared, request).await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -366,6 +369,11 @@ async fn serve_connection<Svc>(
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
+    }
+    // An upgraded connection goes on in this task, so the listener's stop waits for it
+    // (within its deadline) and drops it with the rest when that passes.
+    if let Some(serving) = upgraded.take() {
+        serving.await;
     }
 }
 

@@ -53,9 +53,20 @@ pub(crate) struct Relay {
     pub(crate) stderr: BufReader<std::process::ChildStderr>,
     pub(crate) grpc: String,
     pub(crate) http: String,
+    pub(crate) banner: String,
 }
 
 impl Relay {
+    /// The address after the `nth` (from 0) occurrence of `label` in the banner.
+    pub(crate) fn banner_address(&self, label: &str, nth: usize) -> String {
+        let (start, _) = self
+            .banner
+            .match_indices(label)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("{label:?} #{nth} in the banner {:?}", self.banner));
+        address_after(&self.banner[start..], label).to_string()
+    }
+
     /// The endpoint of `protocol` (as the loadgen and the relay's otlp exporter name it).
     pub(crate) fn endpoint(&self, protocol: &str) -> String {
         match protocol {
@@ -92,6 +103,7 @@ pub(crate) fn start_relay(extra: &[&str], env: &[(&str, &str)]) -> Relay {
         guard,
         grpc: address_after(&banner, "gRPC ").to_string(),
         http: address_after(&banner, "HTTP ").to_string(),
+        banner,
         child,
         stderr,
     }

@@ -1,0 +1,380 @@
+//! The relay binary against hostile clients and impatient operators: a record larger than
+//! a batch's byte cap arrives intact; silent connections neither hold a stop nor a slot
+//! for ever; a second signal stops at once with balanced books; bearer tokens guard every
+//! receiver (the WebSocket path included); browser origins are refused unless allowed; and
+//! the listeners bind to loopback unless told otherwise.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use otlp_core::{ExportRequest, Logs, Traces};
+use otlp_model::collector::logs::ExportLogsServiceRequest;
+use otlp_model::common::{AnyValue, any_value};
+use otlp_model::logs::{LogRecord, ResourceLogs, ScopeLogs};
+use otlp_testkit::realistic;
+
+mod common;
+use common::{read_lines, start_relay, stop, temp_file};
+
+fn big_log(bytes: usize) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: 42,
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(
+                            (0..bytes)
+                                .map(|i| char::from(b'a' + (i % 26) as u8))
+                                .collect(),
+                        )),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// The numbers in the relay's last line: items in, sent, dropped, and abandoned if a
+/// second signal stopped it.
+fn books(report: &str) -> (u64, u64, u64, u64) {
+    let number_before = |label: &str| -> u64 {
+        report
+            .rfind(label)
+            .and_then(|end| report[..end].rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        number_before(" items in,"),
+        number_before(" sent,"),
+        number_before(" dropped,"),
+        number_before(" items abandoned"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_record_of_5_mib_arrives_intact() {
+    let output = temp_file("big-record.jsonl");
+    let relay = start_relay(&["--output", &output.display().to_string()], &[]);
+    let record = big_log(5 << 20);
+    otlp_http::HttpExporter::new(
+        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
+    )
+    .expect("exporter")
+    .export(&ExportRequest::<Logs>::new(record.clone()))
+    .await
+    .expect("accepted");
+    // Another request behind it still goes through: the pipeline is not held.
+    otlp_http::HttpExporter::new(
+        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
+    )
+    .expect("exporter")
+    .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
+    .await
+    .expect("accepted");
+    let report = stop(relay);
+    let lines = read_lines(&output);
+    assert_eq!(lines.logs, vec![record], "{report}");
+    assert_eq!(lines.traces.len(), 1);
+    let _ = std::fs::remove_file(&output);
+}
+
+/// Opens `count` TCP connections to `address` that never send a byte.
+fn silent(address: &str, count: usize) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| TcpStream::connect(address).expect("connect"))
+        .collect()
+}
+
+/// Whether the peer has closed `stream` (a read sees end of file or a reset).
+fn closed(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(1)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_while_good_clients_are_served() {
+    let relay = start_relay(
+        &[
+            "--exporter",
+            "null",
+            "--ws-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let ws = relay.banner_address("WebSocket ", 1);
+    let admin = relay.banner_address("admin ", 0);
+    let mut held = Vec::new();
+    for address in [&relay.grpc, &relay.http, &ws, &admin] {
+        held.extend(silent(address, 300));
+    }
+    // Good clients are served meanwhile, on every transport.
+    let started = Instant::now();
+    otlp_grpc::GrpcExporter::new(
+        otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc")).expect("config"),
+    )
+    .expect("exporter")
+    .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
+    .await
+    .expect("gRPC served beside silent connections");
+    otlp_http::HttpExporter::new(
+        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
+    )
+    .expect("exporter")
+    .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
+    .await
+    .expect("HTTP served beside silent connections");
+    // Every silent connection is closed within 30 s.
+    loop {
+        held.retain_mut(|stream| !closed(stream));
+        if held.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} silent connections still open after 30 s, to {:?}",
+            held.len(),
+            held.iter()
+                .map(|s| s.peer_addr().map(|a| a.port()).unwrap_or(0))
+                .collect::<std::collections::BTreeSet<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "1200 silent connections closed within {:?}",
+        started.elapsed()
+    );
+    stop(relay);
+}
+
+#[test]
+fn a_stop_with_silent_connections_open_finishes_within_the_drain_timeout() {
+    let relay = start_relay(
+        &[
+            "--exporter",
+            "null",
+            "--ws-listen",
+            "127.0.0.1:0",
+            "--drain-timeout",
+            "3s",
+        ],
+        &[],
+    );
+    let ws = relay.banner_address("WebSocket ", 1);
+    let mut held = Vec::new();
+    for address in [&relay.grpc, &relay.http, &ws] {
+        held.extend(silent(address, 20));
+        // And one that has started an HTTP/1.1 request it never finishes.
+        let mut slow = TcpStream::connect(address).expect("connect");
+        slow.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+            .expect("write");
+        held.push(slow);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
+    let report = stop(relay);
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 2),
+        "the stop took {took:?}: {report}"
+    );
+    let (received, sent, dropped, _) = books(&report);
+    assert_eq!(received, sent + dropped, "{report}");
+}
+
+#[test]
+fn a_second_signal_stops_at_once_and_the_books_balance() {
+    // An upstream that accepts connections and never answers: the drain would wait for
+    // the whole drain timeout.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let upstream = format!("http://{}", black_hole.local_addr().expect("address"));
+    let mut relay = start_relay(
+        &[
+            "--exporter",
+            "otlp",
+            "--otlp-protocol",
+            "http/protobuf",
+            "--otlp-endpoint",
+            &upstream,
+            "--drain-timeout",
+            "60s",
+        ],
+        &[],
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        otlp_http::HttpExporter::new(
+            otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
+        )
+        .expect("exporter")
+        .export(&ExportRequest::<Traces>::new(realistic::traces(20, 1)))
+        .await
+        .expect("queued");
+    });
+    let pid = relay.child.id().to_string();
+    let signal = || {
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+    };
+    signal();
+    std::thread::sleep(Duration::from_millis(500));
+    let stopping = Instant::now();
+    signal();
+    let status = relay.child.wait().expect("exit");
+    relay.guard.disarm();
+    let took = stopping.elapsed();
+    let mut report = String::new();
+    let _ = relay.stderr.read_to_string(&mut report);
+    assert!(took < Duration::from_secs(5), "took {took:?}: {report}");
+    assert!(status.success(), "{status}: {report}");
+    assert!(report.contains("second signal"), "{report}");
+    let (received, sent, dropped, abandoned) = books(&report);
+    assert_eq!(received, 20, "{report}");
+    assert_eq!(received, sent + dropped + abandoned, "{report}");
+    drop(black_hole);
+}
+
+/// The status line of an HTTP/1.1 request written by hand.
+fn status_of(address: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.write_all(request.as_bytes()).expect("write");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).unwrap_or(0);
+    String::from_utf8_lossy(&head[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn upgrade(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: otlp-stream.v1.protobuf\r\n{extra}\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_guard_every_receiver_and_browser_origins_need_allowing() {
+    let tokens = temp_file("tokens");
+    std::fs::write(&tokens, "# rotated monthly\nsecond-token\n").expect("tokens");
+    let config = temp_file("auth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[receivers]\nbearer_tokens = [\"first-token\"]\nbearer_tokens_file = {:?}\n\
+             allowed_origins = [\"https://app.example\"]\n",
+            tokens.display().to_string()
+        ),
+    )
+    .expect("config");
+    let relay = start_relay(
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--exporter",
+            "null",
+        ],
+        &[],
+    );
+    let bearer = |token: &str| {
+        (
+            http::HeaderName::from_static("authorization"),
+            http::HeaderValue::from_str(&format!("Bearer {token}")).expect("value"),
+        )
+    };
+    let send = |endpoint: String, token: &str| {
+        let mut config = otlp_http::HttpExporterConfig::new(&endpoint).expect("config");
+        if !token.is_empty() {
+            let (name, value) = bearer(token);
+            config = config.with_header(name, value);
+        }
+        async move {
+            otlp_http::HttpExporter::new(config)
+                .expect("exporter")
+                .export(&ExportRequest::<Traces>::new(realistic::traces(1, 1)))
+                .await
+        }
+    };
+    let refused = send(relay.endpoint("http/protobuf"), "")
+        .await
+        .expect_err("no token");
+    assert_eq!(
+        refused.kind(),
+        otlp_core::ErrorKind::Unauthenticated,
+        "{refused}"
+    );
+    send(relay.endpoint("http/protobuf"), "second-token")
+        .await
+        .expect("a token from the file");
+    let grpc = |token: &str| {
+        let mut config = otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc")).expect("config");
+        if !token.is_empty() {
+            let (name, value) = bearer(token);
+            config = config.with_header(name, value);
+        }
+        async move {
+            otlp_grpc::GrpcExporter::new(config)
+                .expect("exporter")
+                .export(&ExportRequest::<Traces>::new(realistic::traces(1, 1)))
+                .await
+        }
+    };
+    assert!(grpc("").await.is_err(), "gRPC without a token");
+    grpc("first-token").await.expect("gRPC with a token");
+    // The WebSocket path on the HTTP port: no token, 401; with one, switched.
+    assert!(
+        status_of(&relay.http, &upgrade("/v1/stream", "")).contains(" 401"),
+        "the WebSocket path is authenticated"
+    );
+    let authorized = "Authorization: Bearer first-token\r\n";
+    assert!(status_of(&relay.http, &upgrade("/v1/stream", authorized)).contains(" 101"));
+    // A browser page of another site is refused; the allowed one is switched.
+    let foreign = format!("{authorized}Origin: https://evil.example\r\n");
+    assert!(status_of(&relay.http, &upgrade("/v1/stream", &foreign)).contains(" 403"));
+    let allowed = format!("{authorized}Origin: https://app.example\r\n");
+    assert!(status_of(&relay.http, &upgrade("/v1/stream", &allowed)).contains(" 101"));
+    stop(relay);
+    let _ = std::fs::remove_file(&tokens);
+    let _ = std::fs::remove_file(&config);
+}
+
+#[test]
+fn listeners_bind_to_loopback_unless_configured() {
+    let output = Command::new(env!("CARGO_BIN_EXE_otlp-relay"))
+        .arg("--print-config")
+        .output()
+        .expect("print-config");
+    let text = String::from_utf8_lossy(&output.stdout);
+    for port in [4317, 4318, 13133] {
+        assert!(
+            text.contains(&format!("listen = \"127.0.0.1:{port}\"")),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("0.0.0.0"), "{text}");
+}
