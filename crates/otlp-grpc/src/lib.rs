@@ -46,7 +46,8 @@ pub use client::{
     StreamExporterConfig, StreamStats,
 };
 pub use server::{
-    DecodeMode, GrpcReceiver, Http2Settings, ReceiverConfig, ReceiverStats, RunningReceiver,
+    DecodeMode, GrpcReceiver, Http2Settings, MAX_HEALTH_WATCHES, ReceiverConfig, ReceiverStats,
+    RunningReceiver,
 };
 
 #[doc = include_str!("../README.md")]

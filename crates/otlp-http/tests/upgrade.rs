@@ -37,14 +37,21 @@ impl UpgradeHandler for Echo {
         &self,
         mut io: Box<dyn UpgradedIo>,
         _request: http::request::Parts,
-        _shutdown: watch::Receiver<bool>,
+        mut shutdown: watch::Receiver<bool>,
     ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
             let mut buffer = [0u8; 64];
-            while let Ok(n) = io.read(&mut buffer).await {
-                if n == 0 || io.write_all(&buffer[..n]).await.is_err() {
-                    break;
+            // The receiver's stop waits for upgraded connections: the handler ends its own.
+            let echo = async {
+                while let Ok(n) = io.read(&mut buffer).await {
+                    if n == 0 || io.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
                 }
+            };
+            tokio::select! {
+                () = echo => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
             }
         })
     }

@@ -58,48 +58,62 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Copies the request headers a downstream service may want (tenant ids, custom metadata)
-/// into `to`, leaving out the protocols' own headers and credentials, which must not
-/// travel further.
+/// Copies the request headers named in `keys` (tenant ids, routing metadata an operator
+/// chose) into `to`; nothing else travels with a request. The protocols' own headers and
+/// credentials are never copied, even when listed. Receivers forward no header unless
+/// configured to: headers would otherwise ride in every queued request, unseen by the
+/// memory accounting, and batching merges requests without them.
 ///
 /// ```
-/// use http::{HeaderMap, HeaderValue};
+/// use http::{HeaderMap, HeaderName, HeaderValue};
 /// let mut from = HeaderMap::new();
 /// from.insert("authorization", HeaderValue::from_static("Bearer secret"));
 /// from.insert("x-tenant", HeaderValue::from_static("acme"));
+/// from.insert("x-debug", HeaderValue::from_static("1"));
+/// let keys = [HeaderName::from_static("x-tenant"), HeaderName::from_static("authorization")];
 /// let mut to = HeaderMap::new();
-/// otlp_net::forward_metadata(&from, &mut to);
+/// otlp_net::forward_metadata(&from, &keys, &mut to);
 /// assert_eq!(to.len(), 1);
 /// assert_eq!(to["x-tenant"], "acme");
 /// ```
-pub fn forward_metadata(from: &http::HeaderMap, to: &mut http::HeaderMap) {
-    for (name, value) in from {
-        let text = name.as_str();
-        let reserved = text.starts_with("grpc-")
-            || text.starts_with("access-control-")
-            || text.starts_with("sec-")
-            || matches!(
-                text,
-                "content-type"
-                    | "content-length"
-                    | "content-encoding"
-                    | "transfer-encoding"
-                    | "te"
-                    | "host"
-                    | "connection"
-                    | "keep-alive"
-                    | "upgrade"
-                    | "user-agent"
-                    | "accept"
-                    | "accept-encoding"
-                    | "origin"
-                    | "referer"
-                    | "authorization"
-                    | "proxy-authorization"
-                    | "cookie"
-            );
-        if !reserved {
-            to.append(name.clone(), value.clone());
+pub fn forward_metadata(
+    from: &http::HeaderMap,
+    keys: &[http::HeaderName],
+    to: &mut http::HeaderMap,
+) {
+    for key in keys {
+        if is_reserved(key.as_str()) {
+            continue;
+        }
+        for value in from.get_all(key) {
+            to.append(key.clone(), value.clone());
         }
     }
+}
+
+/// Headers that belong to the protocols or carry credentials: never forwarded.
+fn is_reserved(name: &str) -> bool {
+    name.starts_with("grpc-")
+        || name.starts_with("access-control-")
+        || name.starts_with("sec-")
+        || matches!(
+            name,
+            "content-type"
+                | "content-length"
+                | "content-encoding"
+                | "transfer-encoding"
+                | "te"
+                | "host"
+                | "connection"
+                | "keep-alive"
+                | "upgrade"
+                | "user-agent"
+                | "accept"
+                | "accept-encoding"
+                | "origin"
+                | "referer"
+                | "authorization"
+                | "proxy-authorization"
+                | "cookie"
+        )
 }

@@ -176,7 +176,10 @@ pub fn build(
             if protocol == "grpc-stream" {
                 return Ok(Exporter::GrpcStream(otlp_grpc::StreamExporter::new(
                     exporter,
-                    otlp_grpc::StreamExporterConfig::default(),
+                    otlp_grpc::StreamExporterConfig {
+                        call_timeout: Some(timeout),
+                        ..Default::default()
+                    },
                 )));
             }
             Ok(Exporter::Grpc(exporter))
@@ -210,6 +213,7 @@ pub fn build(
         }
         "websocket" | "websocket/json" => {
             let mut config = otlp_websocket::WsExporterConfig::new(endpoint);
+            config.call_timeout = timeout;
             config.headers = header_map()?;
             config.tls = client_tls()?;
             config.encoding = if protocol == "websocket/json" {

@@ -44,6 +44,11 @@ pub struct WsExporterConfig {
     pub reconnect_max: Duration,
     /// Longest a connection attempt (TCP, TLS and handshake) may take.
     pub connect_timeout: Duration,
+    /// Longest one call waits, for room in the window and then for its acknowledgement
+    /// (past it the call fails as a retryable timeout; the batch may still be delivered
+    /// later), and longest a write to the socket may block before the connection is
+    /// taken for broken and reopened. A silent upstream cannot hold every caller.
+    pub call_timeout: Duration,
     /// TLS settings for `wss://` URLs (trusted CAs, client certificate).
     #[cfg(feature = "tls")]
     pub tls: Option<otlp_net::tls::ClientTls>,
@@ -60,6 +65,7 @@ impl WsExporterConfig {
             reconnect_initial: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            call_timeout: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -102,6 +108,7 @@ type Reply = oneshot::Sender<Result<ExportOutcome, ExportError>>;
 pub struct WsExporter {
     commands: mpsc::Sender<(AnyExportRequest, Reply)>,
     stats: Arc<WsExporterStats>,
+    call_timeout: Duration,
 }
 
 impl WsExporter {
@@ -109,6 +116,7 @@ impl WsExporter {
     pub fn new(config: WsExporterConfig) -> Self {
         let (commands, receiver) = mpsc::channel(config.sender.window.max(1));
         let stats = Arc::new(WsExporterStats::default());
+        let call_timeout = config.call_timeout;
         let driver = Driver {
             sender: Sender::new(config.sender),
             replies: HashMap::new(),
@@ -120,7 +128,11 @@ impl WsExporter {
             ids: BatchIds::new(),
         };
         tokio::spawn(driver.run());
-        Self { commands, stats }
+        Self {
+            commands,
+            stats,
+            call_timeout,
+        }
     }
 
     /// Its counters.
@@ -131,12 +143,21 @@ impl WsExporter {
     /// Sends one request and waits for its acknowledgement.
     pub async fn export(&self, request: AnyExportRequest) -> Result<ExportOutcome, ExportError> {
         let stopped = || ExportError::new(ErrorKind::Cancelled, "the WebSocket exporter stopped");
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send((request, reply))
+        let call = async {
+            let (reply, answer) = oneshot::channel();
+            self.commands
+                .send((request, reply))
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        };
+        tokio::time::timeout(self.call_timeout, call)
             .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+            .unwrap_or_else(|_| {
+                Err(ExportError::timeout(
+                    "no acknowledgement over the WebSocket within the call timeout",
+                ))
+            })
     }
 }
 
@@ -347,7 +368,16 @@ fn handshake_outcome(error: tokio_tungstenite::tungstenite::Error) -> Outcome {
 }
 
 impl Driver {
+    /// Writes what the sender has due; false when the connection broke or a write blocked
+    /// for longer than the call timeout (a peer that stopped reading).
     async fn write_due(&mut self, socket: &mut Socket) -> bool {
+        let limit = self.config.call_timeout;
+        tokio::time::timeout(limit, self.write_due_now(socket))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn write_due_now(&mut self, socket: &mut Socket) -> bool {
         while let Some(transmit) = self.sender.poll_transmit(self.now()) {
             let counter = if transmit.resend {
                 &self.stats.batches_resent

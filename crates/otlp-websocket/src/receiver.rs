@@ -45,7 +45,8 @@ pub struct WsReceiverConfig {
     pub max_decompressed_bytes: usize,
     /// Ping interval.
     pub ping_interval: Duration,
-    /// Nothing received for this long closes the connection (4000).
+    /// No batch received for this long closes the connection (4000); pings and pongs do
+    /// not count. Also the longest one write (an acknowledgement, a ping) may block.
     pub idle_timeout: Duration,
     /// Batches of one connection processed at once.
     pub concurrency: usize,
@@ -403,6 +404,9 @@ async fn serve_connection<Svc>(
     serve_socket(shared, ws, encoding, shutdown).await;
 }
 
+/// Longest the closing handshake may take before the connection is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Counts a connection as open until dropped.
 struct OpenConnection<'a>(&'a WsReceiverStats);
 
@@ -442,7 +446,11 @@ async fn serve_socket<Svc, Io>(
     loop {
         tokio::select! {
             message = stream.next(), if reading && in_flight.len() < config.concurrency.max(1) => {
-                last_heard = Instant::now();
+                // Only data counts as activity: a peer whose library answers pings by
+                // itself, and sends nothing else, is idle.
+                if matches!(message, Some(Ok(Message::Binary(_) | Message::Text(_)))) {
+                    last_heard = Instant::now();
+                }
                 match message {
                     None => reading = false,
                     Some(Err(error)) => {
@@ -473,7 +481,10 @@ async fn serve_socket<Svc, Io>(
                     }
                     Err(_) => completed(0, &Err(ExportError::internal("batch processing panicked"))),
                 };
-                if sink.send(encoding.ack_message(&ack)).await.is_err() {
+                // A peer that stops reading its acknowledgements cannot hold the
+                // connection: the write has the idle timeout to complete.
+                let sent = tokio::time::timeout(config.idle_timeout, sink.send(encoding.ack_message(&ack))).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
             }
@@ -481,7 +492,10 @@ async fn serve_socket<Svc, Io>(
                 if last_heard.elapsed() > config.idle_timeout {
                     reading = false;
                     ending = Some(close(CloseCode::from(4000), "idle"));
-                } else if sink.send(Message::Ping(Default::default())).await.is_err() {
+                } else if !matches!(
+                    tokio::time::timeout(config.idle_timeout, sink.send(Message::Ping(Default::default()))).await,
+                    Ok(Ok(()))
+                ) {
                     return;
                 }
             }
@@ -492,10 +506,13 @@ async fn serve_socket<Svc, Io>(
             else => break,
         }
     }
-    let _ = sink
-        .send(ending.unwrap_or_else(|| close(CloseCode::Normal, "done")))
-        .await;
-    let _ = sink.close().await;
+    let closing = async {
+        let _ = sink
+            .send(ending.unwrap_or_else(|| close(CloseCode::Normal, "done")))
+            .await;
+        let _ = sink.close().await;
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
 }
 
 /// One received message: its acknowledgement, or the close message that ends the

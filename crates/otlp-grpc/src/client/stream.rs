@@ -37,6 +37,11 @@ pub struct StreamExporterConfig {
     pub reconnect_max: Duration,
     /// Use unary `Export` calls when the server lacks the streaming service.
     pub fallback_to_unary: bool,
+    /// Longest one call waits, for room in the window and then for its acknowledgement;
+    /// past it the call fails as a retryable timeout (the batch may still be delivered
+    /// and acknowledged later), so a silent upstream cannot hold every caller. `None`:
+    /// unbounded (a batch survives any number of reconnects).
+    pub call_timeout: Option<Duration>,
 }
 
 impl Default for StreamExporterConfig {
@@ -46,6 +51,7 @@ impl Default for StreamExporterConfig {
             reconnect_initial: Duration::from_millis(50),
             reconnect_max: Duration::from_secs(5),
             fallback_to_unary: true,
+            call_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -74,12 +80,12 @@ type Reply = oneshot::Sender<Result<ExportOutcome, ExportError>>;
 /// its batch is acknowledged (or refused for good); at most `window` batches are
 /// unacknowledged at once, and further calls wait (backpressure).
 ///
-/// Calls are not bounded in time by the exporter (a batch survives any number of
-/// reconnects); wrap it in a timeout layer to bound them.
+/// Calls are bounded by [`StreamExporterConfig::call_timeout`] (10 s by default).
 #[derive(Debug, Clone)]
 pub struct StreamExporter {
     commands: mpsc::Sender<(AnyExportRequest, Reply)>,
     stats: Arc<StreamStats>,
+    call_timeout: Option<Duration>,
 }
 
 impl StreamExporter {
@@ -100,7 +106,11 @@ impl StreamExporter {
             on_stream: Vec::new(),
         };
         tokio::spawn(driver.run());
-        Self { commands, stats }
+        Self {
+            commands,
+            stats,
+            call_timeout: config.call_timeout,
+        }
     }
 
     /// The exporter's counters.
@@ -110,14 +120,23 @@ impl StreamExporter {
 
     /// Sends one request and waits for its acknowledgement.
     pub async fn export(&self, request: AnyExportRequest) -> Result<ExportOutcome, ExportError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send((request, reply))
-            .await
-            .map_err(|_| ExportError::new(ErrorKind::Cancelled, "the stream exporter stopped"))?;
-        answer
-            .await
-            .map_err(|_| ExportError::new(ErrorKind::Cancelled, "the stream exporter stopped"))?
+        let call = async {
+            let (reply, answer) = oneshot::channel();
+            self.commands.send((request, reply)).await.map_err(|_| {
+                ExportError::new(ErrorKind::Cancelled, "the stream exporter stopped")
+            })?;
+            answer.await.map_err(|_| {
+                ExportError::new(ErrorKind::Cancelled, "the stream exporter stopped")
+            })?
+        };
+        match self.call_timeout {
+            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(ExportError::timeout(
+                    "no acknowledgement from the stream within the call timeout",
+                ))
+            }),
+            None => call.await,
+        }
     }
 }
 

@@ -139,7 +139,11 @@ where
         .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
     let mut request = otlp_codec::validate::protobuf_request::<S>(shared.config.decode, message)
         .map_err(|e| refused(shared, e))?;
-    otlp_net::forward_metadata(&parts.headers, request.headers_mut());
+    otlp_net::forward_metadata(
+        &parts.headers,
+        &shared.config.forward_headers,
+        request.headers_mut(),
+    );
     let outcome = shared.export(request.into()).await?;
     let response: S::Response = outcome.to_response();
     Ok(grpc_response(
@@ -282,9 +286,19 @@ where
     // Watch: the current status now, NOT_SERVING when the receiver begins to shut down,
     // then the end of the stream.
     const SERVICE_UNKNOWN: i32 = 3;
+    let Ok(permit) = shared.health_watches.clone().try_acquire_owned() else {
+        return refuse(
+            shared,
+            &ExportError::new(
+                ErrorKind::Throttled,
+                "too many health Watch streams are open",
+            ),
+        );
+    };
     let (sender, response_body) = GrpcBody::channel(2);
     let mut shutdown = shared.shutdown.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         let first = status.unwrap_or(SERVICE_UNKNOWN);
         if !sender
             .data(frame_message(&HealthCheckResponse { status: first }))

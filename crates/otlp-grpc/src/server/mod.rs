@@ -91,6 +91,10 @@ pub struct ReceiverConfig {
     pub handshake_timeout: Duration,
     /// Batches of one bidirectional stream processed at once.
     pub stream_concurrency: usize,
+    /// Request headers copied into each `ExportRequest` for the service (tenant ids and
+    /// the like; see `otlp_net::forward_metadata`). Empty (the default): none. Batching
+    /// merges requests and does not carry headers on.
+    pub forward_headers: Vec<http::HeaderName>,
     /// Batch ids remembered to recognise resent batches (across streams).
     pub dedup_capacity: usize,
     /// Validate only (the default) or decode fully.
@@ -113,6 +117,7 @@ impl Default for ReceiverConfig {
             handshake_timeout: Duration::from_secs(10),
             stream_concurrency: 32,
             dedup_capacity: 65_536,
+            forward_headers: Vec::new(),
             decode: DecodeMode::Validate,
             memory_budget: None,
         }
@@ -272,6 +277,7 @@ where
         };
         let shared = Arc::new(Shared {
             dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
+            health_watches: Arc::new(tokio::sync::Semaphore::new(MAX_HEALTH_WATCHES)),
             accept_encoding: HeaderValue::from_str(&accept_encoding)
                 .unwrap_or(HeaderValue::from_static("identity")),
             service: self.service,
@@ -297,6 +303,8 @@ pub(crate) struct Shared<Svc> {
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
     pub(crate) accept_encoding: HeaderValue,
     pub(crate) dedup: std::sync::Mutex<DedupWindow>,
+    /// Health `Watch` streams open at once, across connections (each holds a task).
+    pub(crate) health_watches: Arc<tokio::sync::Semaphore>,
     pub(crate) stats: Arc<ReceiverStats>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -363,6 +371,10 @@ where
         }
     }
 }
+
+/// Health `Watch` streams a receiver keeps open at once; more are refused with
+/// RESOURCE_EXHAUSTED.
+pub const MAX_HEALTH_WATCHES: usize = 256;
 
 /// A receiver serving in the background (see [`otlp_net::listener::Running`]).
 pub type RunningReceiver = otlp_net::listener::Running<ReceiverStats>;

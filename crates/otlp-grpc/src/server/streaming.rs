@@ -137,8 +137,15 @@ where
                         }
                         Err(_) => completed(0, &Err(ExportError::internal("batch processing panicked"))),
                     };
-                    if !sender.data(frame_message(&ack)).await {
-                        // The client reset the stream: nobody is left to acknowledge.
+                    // A client that stops reading its acknowledgements cannot hold the
+                    // stream: a write has the request timeout to find room.
+                    let written = tokio::time::timeout(
+                        shared.config.request_timeout,
+                        sender.data(frame_message(&ack)),
+                    )
+                    .await;
+                    if !matches!(written, Ok(true)) {
+                        // Reset, or not reading: nobody is left to acknowledge.
                         return;
                     }
                 }

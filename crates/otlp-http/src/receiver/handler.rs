@@ -196,7 +196,11 @@ where
         })?;
         ExportRequest::<S>::new(message)
     };
-    otlp_net::forward_metadata(&parts.headers, request.headers_mut());
+    otlp_net::forward_metadata(
+        &parts.headers,
+        &shared.config.forward_headers,
+        request.headers_mut(),
+    );
     let outcome = shared
         .export(request.into())
         .await

@@ -76,6 +76,10 @@ pub struct HttpReceiverConfig {
     pub max_body_bytes: usize,
     /// Largest body after decompression (413).
     pub max_decompressed_bytes: usize,
+    /// Request headers copied into each `ExportRequest` for the service (tenant ids and
+    /// the like; see `otlp_net::forward_metadata`). Empty (the default): none. Batching
+    /// merges requests and does not carry headers on.
+    pub forward_headers: Vec<http::HeaderName>,
     /// Longest wait for a request's headers (HTTP/1.1): a slow client is disconnected.
     pub header_read_timeout: Duration,
     /// Longest wait for a request's body (408).
@@ -106,6 +110,7 @@ impl Default for HttpReceiverConfig {
             max_body_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
             max_decompressed_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
             header_read_timeout: Duration::from_secs(10),
+            forward_headers: Vec::new(),
             body_read_timeout: Duration::from_secs(30),
             listener: ListenerLimits::default(),
             max_concurrent_streams: 256,
