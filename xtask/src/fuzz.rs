@@ -13,6 +13,9 @@ const TARGETS: &[&str] = &[
     "decode_msgpack",
     "decode_cbor",
     "decompress",
+    "grpc_framing",
+    "stream_envelope",
+    "websocket_message",
 ];
 
 /// Instrumentation flags libFuzzer needs, as cargo-fuzz passes them with `--sanitizer none`.

@@ -209,7 +209,15 @@ async fn a_refused_encoding_is_reported_as_such_and_identity_still_works() {
 #[tokio::test]
 async fn bearer_tokens_guard_the_receiver_and_metadata_is_forwarded() {
     let (record, service) = recording(accept_all);
+    // The operator lists the metadata to forward; credentials never travel, even listed.
     let running = GrpcReceiver::new(service)
+        .with_config(otlp_grpc::ReceiverConfig {
+            forward_headers: vec![
+                http::HeaderName::from_static("x-tenant"),
+                http::header::AUTHORIZATION,
+            ],
+            ..Default::default()
+        })
         .with_auth(BearerToken::new("s3cret"))
         .bind("127.0.0.1:0".parse().expect("address"))
         .await

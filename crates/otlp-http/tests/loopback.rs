@@ -121,7 +121,15 @@ async fn partial_success_and_throttling_reach_the_exporter_in_every_codec() {
 #[tokio::test]
 async fn bearer_tokens_are_checked_and_metadata_forwarded() {
     let (record, service) = recording(accept_all);
+    // The operator lists the metadata to forward; credentials never travel, even listed.
     let running = HttpReceiver::new(service)
+        .with_config(otlp_http::HttpReceiverConfig {
+            forward_headers: vec![
+                http::HeaderName::from_static("x-tenant"),
+                http::header::AUTHORIZATION,
+            ],
+            ..Default::default()
+        })
         .with_auth(BearerToken::new("s3cret"))
         .bind("127.0.0.1:0".parse().expect("address"))
         .await

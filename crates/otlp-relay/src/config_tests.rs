@@ -76,7 +76,7 @@ fn errors_name_the_key_and_the_line() {
     assert_eq!(budget.line, Some(3), "{budget}");
     assert!(budget.message.contains("never be taken"), "{budget}");
 
-    let clash = error("[admin]\nlisten = \"0.0.0.0:4317\"\n");
+    let clash = error("[admin]\nlisten = \"127.0.0.1:4317\"\n");
     assert!(clash.message.contains("receivers.grpc.listen"), "{clash}");
     assert_eq!(clash.line, Some(2));
 
