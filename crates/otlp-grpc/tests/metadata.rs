@@ -46,8 +46,7 @@ async fn headers_seen(config: ReceiverConfig) -> http::HeaderMap {
         .await
         .expect("accepted");
     running.shutdown().await;
-    let headers = seen.lock().expect("lock").clone();
-    headers
+    seen.lock().expect("lock").clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

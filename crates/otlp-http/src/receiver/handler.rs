@@ -277,19 +277,20 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ExportErro
 /// Where the upgrade path leaves the protocol that takes a connection over, for the
 /// connection's own task to run once hyper hands the connection back.
 #[derive(Clone, Default)]
-pub(crate) struct UpgradedConnection(
-    Arc<std::sync::Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>>,
-);
+pub(crate) struct UpgradedConnection(Arc<std::sync::Mutex<Option<Serving>>>);
+
+/// What an upgrade handler runs on the connection it took over.
+pub(crate) type Serving = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl UpgradedConnection {
-    fn put(&self, serving: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
+    fn put(&self, serving: Serving) {
         if let Ok(mut slot) = self.0.lock() {
             *slot = Some(serving);
         }
     }
 
     /// The upgraded protocol's future, if a request upgraded the connection.
-    pub(crate) fn take(&self) -> Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>> {
+    pub(crate) fn take(&self) -> Option<Serving> {
         self.0.lock().ok().and_then(|mut slot| slot.take())
     }
 }
