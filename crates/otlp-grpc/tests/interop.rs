@@ -116,7 +116,12 @@ print(result.name)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_exporter_sends_to_our_receiver() {
-    let (record, running) = start_recording_receiver(ReceiverConfig::default()).await;
+    let (record, running) = start_recording_receiver(ReceiverConfig {
+        // The metadata the client sends is forwarded when listed.
+        forward_headers: vec![http::HeaderName::from_static("x-sender")],
+        ..ReceiverConfig::default()
+    })
+    .await;
     let address = running.local_addr().to_string();
     for compression in ["none", "gzip"] {
         let address = address.clone();

@@ -107,7 +107,12 @@ exporter.shutdown()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_exporter_sends_to_our_receiver() {
-    let (record, running) = start(HttpReceiverConfig::default()).await;
+    let (record, running) = start(HttpReceiverConfig {
+        // The metadata the client sends is forwarded when listed.
+        forward_headers: vec![http::HeaderName::from_static("x-sender")],
+        ..HttpReceiverConfig::default()
+    })
+    .await;
     let url = format!("{}/v1/traces", endpoint(&running));
     for compression in ["none", "gzip"] {
         let url = url.clone();
@@ -173,7 +178,12 @@ async fn the_official_node_exporters_send_json_and_protobuf() {
         eprintln!("SKIPPED: no OTLP_INTEROP_NODE_MODULES; `cargo xtask ci` installs the exporters");
         return;
     };
-    let (record, running) = start(HttpReceiverConfig::default()).await;
+    let (record, running) = start(HttpReceiverConfig {
+        // The metadata the client sends is forwarded when listed.
+        forward_headers: vec![http::HeaderName::from_static("x-sender")],
+        ..HttpReceiverConfig::default()
+    })
+    .await;
     let url = format!("{}/v1/traces", endpoint(&running));
     for format in ["json", "proto"] {
         let url = url.clone();
