@@ -45,7 +45,7 @@ pub struct HttpExporterConfig {
     pub http2_prior_knowledge: bool,
     /// Idle pooled connections kept per host.
     pub pool_max_idle_per_host: usize,
-    /// TLS settings for `https` endpoints.
+    /// TLS settings for `https` endpoints; `None`: the system's trust roots.
     #[cfg(feature = "tls")]
     pub tls: Option<otlp_net::tls::ClientTls>,
 }
@@ -179,8 +179,19 @@ impl HttpExporter {
             .http2_only(config.http2_prior_knowledge)
             .http2_initial_stream_window_size(2 * 1024 * 1024)
             .http2_initial_connection_window_size(8 * 1024 * 1024);
+        // An https URL, the base or any signal's, is only ever reached over TLS: with the
+        // configured CA, else the system's trust roots. The plain client below is built
+        // only when no URL is https, so headers never leave in plaintext for one.
+        let any_https = std::iter::once(&config.endpoint)
+            .chain(config.signal_urls.iter().flatten())
+            .any(|url| url.scheme_str() == Some("https"));
         #[cfg(feature = "tls")]
-        if let Some(tls) = &config.tls {
+        let system_roots = match (&config.tls, any_https) {
+            (None, true) => Some(otlp_net::tls::ClientTls::system_roots()?),
+            _ => None,
+        };
+        #[cfg(feature = "tls")]
+        if let Some(tls) = config.tls.as_ref().or(system_roots.as_ref()) {
             // hyper-rustls sets ALPN itself (h2, http/1.1) from the enabled versions.
             let rustls = tls.rustls_config(&[])?;
             let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -194,8 +205,10 @@ impl HttpExporter {
                 config: Arc::new(config),
             });
         }
-        if config.endpoint.scheme_str() == Some("https") {
-            return Err(config_error("an https endpoint needs TLS settings".into()));
+        if any_https {
+            return Err(config_error(
+                "an https endpoint needs the `tls` feature of otlp-http".into(),
+            ));
         }
         Ok(Self {
             client: HttpClient::Plain(builder.build(connector)),

@@ -122,7 +122,32 @@ impl std::fmt::Debug for ClientTls {
 }
 
 impl ClientTls {
-    /// Trusts the CAs in `ca_pem`.
+    /// Trusts the operating system's CAs (read by `rustls-native-certs` from the platform
+    /// store: `/etc/ssl/certs` and the like, or `SSL_CERT_FILE`/`SSL_CERT_DIR`): what an
+    /// `https://` endpoint gets when no CA is configured. Certificates the store holds but
+    /// rustls cannot parse are skipped; a store with none usable is an error.
+    pub fn system_roots() -> Result<Self, ExportError> {
+        let found = rustls_native_certs::load_native_certs();
+        let mut store = RootCertStore::empty();
+        let (added, _ignored) = store.add_parsable_certificates(found.certs);
+        if added == 0 {
+            let why = found
+                .errors
+                .first()
+                .map_or_else(|| "no certificates found".to_string(), ToString::to_string);
+            return Err(ExportError::new(
+                ErrorKind::FailedPrecondition,
+                format!("no usable system trust roots ({why}); configure a CA certificate"),
+            ));
+        }
+        Ok(Self {
+            roots: Arc::new(store),
+            identity: None,
+            server_name: None,
+        })
+    }
+
+    /// Trusts the CAs in `ca_pem` (and no others: a configured CA replaces the system's).
     pub fn with_ca_pem(ca_pem: &[u8]) -> Result<Self, ExportError> {
         Ok(Self {
             roots: Arc::new(roots(ca_pem, "CA")?),

@@ -15,6 +15,7 @@
 //! assert_eq!(request.item_count(), 100);
 //! ```
 
+pub mod eavesdrop;
 pub mod interop;
 pub mod memory;
 pub mod realistic;

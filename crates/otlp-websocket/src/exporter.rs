@@ -325,12 +325,10 @@ impl Driver {
         }
         #[cfg(feature = "tls")]
         {
-            // No system trust store is read: wss:// names its CAs in the settings.
-            let Some(tls) = self.config.tls.clone() else {
-                return Err(Outcome::Refused(ExportError::new(
-                    ErrorKind::FailedPrecondition,
-                    "a wss:// URL needs TLS settings (WsExporterConfig::with_tls)",
-                )));
+            // No CA configured: the system's trust roots.
+            let tls = match self.config.tls.clone() {
+                Some(tls) => tls,
+                None => otlp_net::tls::ClientTls::system_roots().map_err(Outcome::Refused)?,
             };
             let config = tls
                 .rustls_config(&[b"http/1.1"])

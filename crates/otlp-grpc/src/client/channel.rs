@@ -99,8 +99,13 @@ impl Channel {
                 tokio_rustls::TlsConnector::from(tls.rustls_config(&[b"h2"])?),
                 tls.server_name(&host)?,
             )),
+            // No CA configured: the system's trust roots, never plaintext.
             (true, None) => {
-                return Err(config_error("an https endpoint needs TLS settings"));
+                let tls = crate::tls::ClientTls::system_roots()?;
+                Some((
+                    tokio_rustls::TlsConnector::from(tls.rustls_config(&[b"h2"])?),
+                    tls.server_name(&host)?,
+                ))
             }
         };
         #[cfg(not(feature = "tls"))]
