@@ -34,8 +34,8 @@ pub use stream::{StreamExporter, StreamExporterConfig, StreamStats};
 /// How an exporter connects and calls.
 #[derive(Clone)]
 pub struct ExporterConfig {
-    /// `http://host:port` or `https://host:port` (https needs the `tls` feature and
-    /// [`ExporterConfig::tls`]).
+    /// `http://host:port` or `https://host:port` (https needs the `tls` feature; it
+    /// trusts [`ExporterConfig::tls`]'s CAs, else the system's).
     pub endpoint: http::Uri,
     /// Metadata sent with every call (for example `authorization`).
     pub headers: HeaderMap,
@@ -54,7 +54,7 @@ pub struct ExporterConfig {
     pub max_response_bytes: usize,
     /// HTTP/2 settings of the connection.
     pub http2: ClientHttp2Settings,
-    /// TLS settings for `https` endpoints.
+    /// TLS settings for `https` endpoints; `None`: the system's trust roots.
     #[cfg(feature = "tls")]
     pub tls: Option<crate::tls::ClientTls>,
 }
