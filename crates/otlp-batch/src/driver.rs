@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use otlp_core::{ExportError, ExportOutcome, ExportRequest, Signal};
+use otlp_core::{ExportError, ExportOutcome, ExportRequest, Holds, Signal};
 use otlp_reliability::metrics::{DropReason, PipelineMetrics};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
@@ -252,6 +252,7 @@ impl<Svc> Driver<Svc> {
     fn dispatch<S>(
         &self,
         batch: S::Request,
+        holds: Holds,
         feedback: &mpsc::UnboundedSender<(usize, Duration)>,
     ) -> impl Future<Output = ()> + Send + 'static
     where
@@ -286,7 +287,8 @@ impl<Svc> Driver<Svc> {
                 // service that cannot even become ready drops the batch here.
                 match poll_fn(|cx| inner.poll_ready(cx)).await {
                     Ok(()) => {
-                        let _ = inner.call(ExportRequest::new(batch)).await;
+                        let request = ExportRequest::new(batch).with_holds(holds);
+                        let _ = inner.call(request).await;
                     }
                     Err(_) => metrics.add_dropped(DropReason::Permanent, items),
                 }
@@ -332,6 +334,22 @@ async fn run<S, Svc, P>(
     let epoch = Instant::now();
     // Export latencies come back to the strategy (adaptive batching uses them).
     let (feedback, mut latencies) = mpsc::unbounded_channel::<(usize, Duration)>();
+    // The holds (memory reservations) of the requests taken since the strategy last had
+    // nothing pending. Every batch sent meanwhile carries a copy and the driver keeps one
+    // until nothing is pending, so a reservation is released only once every item of its
+    // request has left the batcher and every export carrying them has finished: never
+    // early, at worst a linger late.
+    let mut held = Holds::default();
+    macro_rules! send_all {
+        ($batches:expr) => {
+            for batch in $batches {
+                driver.dispatch::<S>(batch, held.clone(), &feedback).await;
+            }
+            if batcher.deadline().is_none() {
+                held = Holds::default();
+            }
+        };
+    }
     loop {
         let deadline = batcher.deadline();
         let command = tokio::select! {
@@ -341,14 +359,13 @@ async fn run<S, Svc, P>(
                 continue;
             }
             () = sleep_until_deadline(epoch, deadline) => {
-                for batch in batcher.expire(epoch.elapsed()) {
-                    driver.dispatch::<S>(batch, &feedback).await;
-                }
+                send_all!(batcher.expire(epoch.elapsed()));
                 continue;
             }
         };
         match command {
-            Some(Command::Export(request)) => {
+            Some(Command::Export(mut request)) => {
+                held.append(request.take_holds());
                 // A size computed upstream (the queue's) is reused, not recomputed.
                 let bytes = if batcher.sizes_matter() {
                     request.encoded_len()
@@ -358,31 +375,29 @@ async fn run<S, Svc, P>(
                 let Some(message) = driver.message(request) else {
                     continue;
                 };
-                for batch in batcher.push_sized(message, bytes, epoch.elapsed()) {
-                    driver.dispatch::<S>(batch, &feedback).await;
-                }
+                send_all!(batcher.push_sized(message, bytes, epoch.elapsed()));
                 driver.discard(DropReason::QueueFull, batcher.take_dropped());
             }
             Some(Command::Flush(done)) => {
-                for batch in batcher.flush_all() {
-                    driver.dispatch::<S>(batch, &feedback).await;
-                }
+                send_all!(batcher.flush_all());
                 let _ = done.send(());
             }
             Some(Command::Shutdown(done)) => {
                 commands.close();
                 // Requests already in the channel are part of the drain.
-                while let Ok(Command::Export(request)) = commands.try_recv() {
+                while let Ok(Command::Export(mut request)) = commands.try_recv() {
+                    held.append(request.take_holds());
                     if let Some(message) = driver.message(request) {
-                        for batch in batcher.push(message, epoch.elapsed()) {
-                            driver.dispatch::<S>(batch, &feedback).await;
-                        }
+                        send_all!(batcher.push(message, epoch.elapsed()));
                     }
                 }
                 driver.discard(DropReason::QueueFull, batcher.take_dropped());
+                // The last batches carry every hold; the driver lets go of its copy.
+                let holds = std::mem::take(&mut held);
                 for batch in batcher.flush_all() {
-                    driver.dispatch::<S>(batch, &feedback).await;
+                    driver.dispatch::<S>(batch, holds.clone(), &feedback).await;
                 }
+                drop(holds);
                 // Every export has finished once every permit is free again. The caller
                 // bounds this wait with its deadline.
                 let _ = driver.exports.acquire_many(driver.permits).await;

@@ -424,3 +424,54 @@ fn a_metric_with_a_million_points_is_cut_in_one_pass() {
     }
     assert_eq!(next, 1_000_000);
 }
+
+/// Counts live guards; a request's hold is one.
+struct Guard(Arc<AtomicUsize>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A request's holds (its memory reservation) outlive it inside the batcher: they are
+/// released only after every batch carrying its items has been exported.
+#[tokio::test(start_paused = true)]
+async fn holds_live_until_the_batches_carrying_the_items_are_exported() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let live = Arc::new(AtomicUsize::new(0));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let exporter = service_fn(move |batch: ExportRequest<Traces>| {
+        let mut released = released.clone();
+        async move {
+            let _ = released.wait_for(|go| *go).await;
+            Ok::<_, ExportError>(ExportOutcome::success(batch.item_count()))
+        }
+    });
+    let config = BatchLayerConfig {
+        batch: BatchConfig {
+            max_items: 100,
+            linger: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let batching = BatchLayer::new(config, metrics.clone()).layer(exporter);
+    for first in [0, 250] {
+        live.fetch_add(1, Ordering::SeqCst);
+        let request = ExportRequest::new(numbered(first, 250)).hold(Guard(live.clone()));
+        batching
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("handed over");
+    }
+    // Past the linger: every batch is out, but the exports are held.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(live.load(Ordering::SeqCst), 2, "released before export");
+    release.send(true).expect("release");
+    let undelivered = batching.shutdown(Duration::from_secs(60)).await;
+    assert_eq!(undelivered, 0);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "kept after export");
+    assert_eq!(metrics.snapshot().sent, 500);
+}

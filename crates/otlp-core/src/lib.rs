@@ -48,7 +48,7 @@ mod status;
 
 pub use error::{ErrorKind, ExportError, PeerStatus, RetryClass};
 pub use outcome::ExportOutcome;
-pub use request::{AnyExportRequest, BatchId, ExportRequest};
+pub use request::{AnyExportRequest, BatchId, ExportRequest, Holds};
 pub use service::{AnyExportService, BoxExportFuture, ExportService, PerSignal};
 pub use signal::{Logs, Metrics, Signal, SignalKind, Traces};
 pub use status::{

@@ -54,6 +54,38 @@ pub struct ExportRequest<S: Signal> {
     compression_allowed: bool,
     /// The protobuf size, computed at most once (sizing walks the whole message).
     encoded_len: OnceLock<usize>,
+    /// What must live as long as the request does (memory reservations).
+    holds: Holds,
+}
+
+/// Values kept alive with a request and its clones, and dropped with the last of them: a
+/// receiver's memory reservation rides with the request through queue, batching and
+/// retry, so the bytes stay counted until the data has left the process. Layers that
+/// turn requests into new ones (batching, splitting) move the holds across.
+#[derive(Clone, Default)]
+pub struct Holds(Vec<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl Holds {
+    /// Keeps `value` alive with these holds.
+    pub fn push(&mut self, value: impl std::any::Any + Send + Sync) {
+        self.0.push(Arc::new(value));
+    }
+
+    /// Takes over every value of `other`.
+    pub fn append(&mut self, other: Holds) {
+        self.0.extend(other.0);
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Holds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Holds({})", self.0.len())
+    }
 }
 
 enum Payload<S: Signal> {
@@ -80,6 +112,7 @@ impl<S: Signal> Clone for ExportRequest<S> {
             batch_id: self.batch_id,
             compression_allowed: self.compression_allowed,
             encoded_len: self.encoded_len.clone(),
+            holds: self.holds.clone(),
         }
     }
 }
@@ -111,6 +144,7 @@ impl<S: Signal> ExportRequest<S> {
             batch_id: None,
             compression_allowed: true,
             encoded_len: OnceLock::new(),
+            holds: Holds::default(),
         }
     }
 
@@ -134,6 +168,7 @@ impl<S: Signal> ExportRequest<S> {
             batch_id: None,
             compression_allowed: true,
             encoded_len: OnceLock::new(),
+            holds: Holds::default(),
         }
     }
 
@@ -225,6 +260,33 @@ impl<S: Signal> ExportRequest<S> {
         self.compression_allowed
     }
 
+    /// Keeps `value` alive as long as this request or a clone of it (see [`Holds`]).
+    pub fn hold(mut self, value: impl std::any::Any + Send + Sync) -> Self {
+        self.holds.push(value);
+        self
+    }
+
+    /// Takes the request's holds (to move them to the requests made from it).
+    pub fn take_holds(&mut self) -> Holds {
+        std::mem::take(&mut self.holds)
+    }
+
+    /// Adds `holds` to the request's.
+    pub fn with_holds(mut self, holds: Holds) -> Self {
+        self.holds.append(holds);
+        self
+    }
+
+    /// An estimate of the memory the request takes once decoded, which is what a layer
+    /// that decodes it (batching) will hold: three times the encoding (owned strings,
+    /// vectors and their headers) plus the fixed size of each item's struct. Two million
+    /// empty spans are a 4 MB encoding and hundreds of MiB decoded; this says so.
+    pub fn decoded_size_estimate(&self) -> usize {
+        self.encoded_len()
+            .saturating_mul(3)
+            .saturating_add(self.items.saturating_mul(S::ITEM_BYTES))
+    }
+
     /// Marks the request to be sent uncompressed.
     pub fn without_compression(mut self) -> Self {
         self.compression_allowed = false;
@@ -239,6 +301,7 @@ impl<S: Signal> ExportRequest<S> {
         }
         let headers = self.headers.clone();
         let compression_allowed = self.compression_allowed;
+        let holds = self.holds.clone();
         let parts = self.into_message()?.split(max_items);
         Ok(parts
             .into_iter()
@@ -246,6 +309,7 @@ impl<S: Signal> ExportRequest<S> {
                 let mut request = Self::new(part);
                 request.headers = headers.clone();
                 request.compression_allowed = compression_allowed;
+                request.holds = holds.clone();
                 request
             })
             .collect())
@@ -294,6 +358,24 @@ impl AnyExportRequest {
             AnyExportRequest::Traces(r) => r.encoded_len(),
             AnyExportRequest::Metrics(r) => r.encoded_len(),
             AnyExportRequest::Logs(r) => r.encoded_len(),
+        }
+    }
+
+    /// See [`ExportRequest::decoded_size_estimate`].
+    pub fn decoded_size_estimate(&self) -> usize {
+        match self {
+            AnyExportRequest::Traces(r) => r.decoded_size_estimate(),
+            AnyExportRequest::Metrics(r) => r.decoded_size_estimate(),
+            AnyExportRequest::Logs(r) => r.decoded_size_estimate(),
+        }
+    }
+
+    /// See [`ExportRequest::hold`].
+    pub fn hold(self, value: impl std::any::Any + Send + Sync) -> Self {
+        match self {
+            AnyExportRequest::Traces(r) => AnyExportRequest::Traces(r.hold(value)),
+            AnyExportRequest::Metrics(r) => AnyExportRequest::Metrics(r.hold(value)),
+            AnyExportRequest::Logs(r) => AnyExportRequest::Logs(r.hold(value)),
         }
     }
 }

@@ -35,6 +35,9 @@ pub trait Signal: Send + Sync + Sized + 'static {
     const GRPC_EXPORT_PATH: &'static str;
     /// What one item is called, plural, for messages ("spans", "data points", "log records").
     const ITEMS: &'static str;
+    /// The fixed in-memory size of one decoded item (its struct, before what it owns), for
+    /// estimating what a decoded request takes.
+    const ITEM_BYTES: usize;
 }
 
 /// Traces: items are spans.
@@ -58,6 +61,7 @@ impl Signal for Traces {
     const GRPC_EXPORT_PATH: &'static str =
         "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const ITEMS: &'static str = "spans";
+    const ITEM_BYTES: usize = std::mem::size_of::<otlp_model::trace::Span>();
 }
 
 impl Signal for Metrics {
@@ -69,6 +73,16 @@ impl Signal for Metrics {
     const GRPC_EXPORT_PATH: &'static str =
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const ITEMS: &'static str = "data points";
+    // The largest kind of data point, so that the estimate is never low.
+    const ITEM_BYTES: usize = {
+        let histogram = std::mem::size_of::<otlp_model::metrics::HistogramDataPoint>();
+        let exponential = std::mem::size_of::<otlp_model::metrics::ExponentialHistogramDataPoint>();
+        if histogram > exponential {
+            histogram
+        } else {
+            exponential
+        }
+    };
 }
 
 impl Signal for Logs {
@@ -80,6 +94,7 @@ impl Signal for Logs {
     const GRPC_EXPORT_PATH: &'static str =
         "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     const ITEMS: &'static str = "log records";
+    const ITEM_BYTES: usize = std::mem::size_of::<otlp_model::logs::LogRecord>();
 }
 
 /// A signal as a runtime value, for routing and configuration.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use otlp_core::ExportError;
+use otlp_core::{AnyExportRequest, ExportError};
 
 /// How long a refused client is asked to wait before sending again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -75,11 +75,21 @@ impl MemoryBudget {
     }
 
     /// Holds `bytes` until the reservation is dropped, or refuses (and counts the refusal)
-    /// when they would take the budget past its limit. A request larger than the whole
-    /// budget is always refused: raise the budget, or lower the per-request limits.
+    /// when they would take the budget past its limit: retryably with a hint while it is
+    /// only full, as too large when `bytes` exceed the whole limit (it could never fit).
     pub fn reserve(&self, bytes: usize) -> Result<Reservation, ExportError> {
         let state = &self.state;
         let mut current = state.in_use.load(Ordering::Acquire);
+        if bytes > state.limit {
+            state.refused.fetch_add(1, Ordering::Relaxed);
+            // It could never fit: too large (413 / RESOURCE_EXHAUSTED), which senders of
+            // this library answer by splitting the request.
+            return Err(ExportError::too_large(format!(
+                "this request needs about {bytes} bytes once decoded, more than the \
+                 receiver's whole memory budget of {} bytes; send it in smaller parts",
+                state.limit
+            )));
+        }
         loop {
             let wanted = current.saturating_add(bytes);
             if wanted > state.limit {
@@ -128,6 +138,35 @@ impl MemoryBudget {
     pub fn refused(&self) -> u64 {
         self.state.refused.load(Ordering::Relaxed)
     }
+}
+
+/// Admits a request against `budget`: reserves what it will take once decoded
+/// ([`AnyExportRequest::decoded_size_estimate`]) and attaches the reservation to the
+/// request, so the bytes stay counted while the request, its clones and the batches made
+/// from it are queued, batched, exported or waiting to be retried, and are released when
+/// the last of them is gone. Without a budget the request passes unchanged.
+///
+/// ```
+/// use otlp_core::{AnyExportRequest, ExportRequest, Traces};
+/// use otlp_net::budget::{MemoryBudget, admit};
+/// let budget = MemoryBudget::new(1 << 20);
+/// let request = AnyExportRequest::from(ExportRequest::<Traces>::new(
+///     otlp_testkit::realistic::traces(10, 1),
+/// ));
+/// let admitted = admit(Some(&budget), request).unwrap();
+/// assert!(budget.in_use() >= admitted.decoded_size_estimate());
+/// drop(admitted);
+/// assert_eq!(budget.in_use(), 0);
+/// ```
+pub fn admit(
+    budget: Option<&MemoryBudget>,
+    request: AnyExportRequest,
+) -> Result<AnyExportRequest, ExportError> {
+    let Some(budget) = budget else {
+        return Ok(request);
+    };
+    let reservation = budget.reserve(request.decoded_size_estimate())?;
+    Ok(request.hold(reservation))
 }
 
 /// Reserves `bytes` from `budget` if there is one (receivers without a budget hold what

@@ -13,7 +13,8 @@ use otlp_testkit::recording::Gate;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_past_the_shared_budget_wait_their_turn_on_every_transport() {
     let request = ExportRequest::<Traces>::new(realistic::traces(200, 1));
-    let size = request.encoded_len();
+    // What one request reserves: its decoded size, estimated.
+    let size = request.decoded_size_estimate();
     let budget = MemoryBudget::new(size * 3 / 2);
     let gate = Gate::default();
     let loopback = "127.0.0.1:0".parse().expect("address");

@@ -172,7 +172,11 @@ impl Service<AnyExportRequest> for Gate {
             state.entered += 1;
         }
         let state = self.state.clone();
+        // The request is held until the gate opens, as a downstream still working on it
+        // would (and with it whatever it holds, such as a memory reservation).
+        let held = request;
         Box::pin(std::future::poll_fn(move |cx| {
+            let _ = &held;
             let Ok(mut state) = state.lock() else {
                 return Poll::Ready(Err(ExportError::internal("gate poisoned")));
             };

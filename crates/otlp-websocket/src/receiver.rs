@@ -60,10 +60,13 @@ pub struct WsReceiverConfig {
     pub dedup_capacity: usize,
     /// Validate protobuf payloads only (the default) or decode them.
     pub decode: DecodeMode,
-    /// Bytes of batches held while the service works on them, shared with other receivers
-    /// that clone the same budget; `None`: bounded only by the message limits times the
-    /// per-connection concurrency and connection limits. A batch that does not fit is
-    /// acknowledged with a retryable UNAVAILABLE code and a retry hint.
+    /// The memory budget requests are admitted against, shared with other receivers and
+    /// with the pipeline behind them: each request reserves its decoded-size estimate,
+    /// and the reservation travels with it (queue, batching, retry) until its data has
+    /// left the process. `None`: bounded only by the per-request and connection limits.
+    /// A request that does not fit now is refused retryably with a hint (UNAVAILABLE +
+    /// RetryInfo, 503 + Retry-After, a retryable stream acknowledgement); one larger than
+    /// the whole budget as too large.
     pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
@@ -557,8 +560,8 @@ where
 {
     let items = request.item_count();
     let export = async {
-        let _held =
-            otlp_net::budget::reserve(shared.config.memory_budget.as_ref(), request.encoded_len())?;
+        // The reservation rides with the request until the data has left the process.
+        let request = otlp_net::budget::admit(shared.config.memory_budget.as_ref(), request)?;
         let mut service = shared.service.clone();
         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
         let result: Result<ExportOutcome, ExportError> = service.call(request).await;

@@ -94,10 +94,13 @@ pub struct HttpReceiverConfig {
     pub cors: Cors,
     /// Validate protobuf bodies only (the default) or decode them.
     pub decode: DecodeMode,
-    /// Bytes of requests held while the service works on them, shared with other
-    /// receivers that clone the same budget; `None`: bounded only by the per-request limits
-    /// times the connection and stream limits. A request that does not fit is answered 503
-    /// with `Retry-After`.
+    /// The memory budget requests are admitted against, shared with other receivers and
+    /// with the pipeline behind them: each request reserves its decoded-size estimate,
+    /// and the reservation travels with it (queue, batching, retry) until its data has
+    /// left the process. `None`: bounded only by the per-request and connection limits.
+    /// A request that does not fit now is refused retryably with a hint (UNAVAILABLE +
+    /// RetryInfo, 503 + Retry-After, a retryable stream acknowledgement); one larger than
+    /// the whole budget as too large.
     pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
@@ -198,10 +201,8 @@ where
         let items = request.item_count() as u64;
         let mut service = self.service.clone();
         let result = async {
-            let _held = otlp_net::budget::reserve(
-                self.config.memory_budget.as_ref(),
-                request.encoded_len(),
-            )?;
+            // The reservation rides with the request until the data has left the process.
+            let request = otlp_net::budget::admit(self.config.memory_budget.as_ref(), request)?;
             std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
             service.call(request).await
         }
