@@ -473,5 +473,5 @@ async fn holds_live_until_the_batches_carrying_the_items_are_exported() {
     let undelivered = batching.shutdown(Duration::from_secs(60)).await;
     assert_eq!(undelivered, 0);
     assert_eq!(live.load(Ordering::SeqCst), 0, "kept after export");
-    assert_eq!(metrics.snapshot().sent, 500);
+    assert_eq!(metrics.snapshot().received, 500);
 }
