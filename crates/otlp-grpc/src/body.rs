@@ -135,6 +135,7 @@ pub(crate) async fn next_frame<B>(
     body: &mut B,
     decoder: &mut FrameDecoder,
     trailers: &mut Option<HeaderMap>,
+    intake: &mut otlp_net::budget::Intake,
 ) -> Result<Option<Frame>, ExportError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -157,7 +158,10 @@ where
                 ));
             }
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => decoder.push(&data),
+                Ok(data) => {
+                    intake.cover(decoder.buffered() + data.len())?;
+                    decoder.push(&data);
+                }
                 Err(frame) => {
                     if let Ok(received) = frame.into_trailers() {
                         trailers.get_or_insert_with(HeaderMap::new).extend(received);
@@ -175,19 +179,25 @@ pub(crate) async fn read_unary<B>(
     decoder: &mut FrameDecoder,
     encoding: Option<&dyn Compression>,
     trailers: &mut Option<HeaderMap>,
+    intake: &mut otlp_net::budget::Intake,
 ) -> Result<Option<Bytes>, ExportError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let Some(frame) = next_frame(body, decoder, trailers).await? else {
+    let Some(frame) = next_frame(body, decoder, trailers, intake).await? else {
         return Ok(None);
     };
-    if next_frame(body, decoder, trailers).await?.is_some() {
+    if next_frame(body, decoder, trailers, intake).await?.is_some() {
         return Err(ExportError::new(
             ErrorKind::Unimplemented,
             "a unary call carried more than one message",
         ));
     }
-    decoder.message(frame, encoding).map(Some)
+    let compressed = frame.compressed.then_some(frame.payload.len());
+    let message = decoder.message(frame, encoding)?;
+    if let Some(compressed) = compressed {
+        intake.cover(compressed.saturating_add(message.len()))?;
+    }
+    Ok(Some(message))
 }

@@ -59,6 +59,111 @@ impl Reservation {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// Makes the reservation hold at least `total` bytes (it never shrinks), or refuses as
+    /// [`MemoryBudget::reserve`] does, keeping what it held.
+    pub fn grow_to(&mut self, total: usize) -> Result<(), ExportError> {
+        let Some(extra) = total.checked_sub(self.bytes).filter(|&extra| extra > 0) else {
+            return Ok(());
+        };
+        let state = &self.state;
+        if total > state.limit {
+            state.refused.fetch_add(1, Ordering::Relaxed);
+            // It could never fit: too large (413 / RESOURCE_EXHAUSTED), which senders of
+            // this library answer by splitting the request.
+            return Err(ExportError::too_large(format!(
+                "this request needs about {total} bytes (as read, decompressed or decoded), \
+                 more than the receiver's whole memory budget of {} bytes; send it in \
+                 smaller parts",
+                state.limit
+            )));
+        }
+        let mut current = state.in_use.load(Ordering::Acquire);
+        loop {
+            let wanted = current.saturating_add(extra);
+            if wanted > state.limit {
+                state.refused.fetch_add(1, Ordering::Relaxed);
+                return Err(ExportError::unavailable(format!(
+                    "the receiver is holding {current} bytes of requests and its memory budget \
+                     is {} bytes; this request ({total} bytes) must wait",
+                    state.limit
+                ))
+                .with_retry_after(RETRY_AFTER));
+            }
+            match state.in_use.compare_exchange_weak(
+                current,
+                wanted,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    state.peak.fetch_max(wanted, Ordering::Relaxed);
+                    self.bytes = total;
+                    return Ok(());
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+}
+
+/// The reservation of one request on its way in: it grows as the body arrives and is
+/// decompressed ([`Intake::cover`]), then becomes the request's own ([`Intake::admit`]),
+/// so the bytes are counted from the first one read until the data leaves the process.
+/// Without a budget it does nothing.
+///
+/// ```
+/// use otlp_core::{AnyExportRequest, ExportRequest, Traces};
+/// use otlp_net::budget::{Intake, MemoryBudget};
+/// let budget = MemoryBudget::new(1 << 20);
+/// let mut intake = Intake::new(Some(&budget));
+/// intake.cover(4096).unwrap(); // the body so far
+/// assert_eq!(budget.in_use(), 4096);
+/// let request = AnyExportRequest::from(ExportRequest::<Traces>::new(
+///     otlp_testkit::realistic::traces(10, 1),
+/// ));
+/// let admitted = intake.admit(request).unwrap();
+/// assert!(budget.in_use() >= admitted.decoded_size_estimate());
+/// drop(admitted);
+/// assert_eq!(budget.in_use(), 0);
+/// ```
+#[derive(Debug, Default)]
+pub struct Intake {
+    budget: Option<MemoryBudget>,
+    held: Option<Reservation>,
+}
+
+impl Intake {
+    /// An empty reservation against `budget` (none: nothing is counted).
+    pub fn new(budget: Option<&MemoryBudget>) -> Self {
+        Self {
+            budget: budget.cloned(),
+            held: None,
+        }
+    }
+
+    /// Makes the reservation cover `bytes` in total (it never shrinks); refused as
+    /// [`MemoryBudget::reserve`] refuses.
+    pub fn cover(&mut self, bytes: usize) -> Result<(), ExportError> {
+        match (&mut self.held, &self.budget) {
+            (Some(held), _) => held.grow_to(bytes),
+            (None, Some(budget)) => {
+                self.held = Some(budget.reserve(bytes)?);
+                Ok(())
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Grows the reservation to the request's decoded-size estimate and attaches it to the
+    /// request (see [`admit`]).
+    pub fn admit(mut self, request: AnyExportRequest) -> Result<AnyExportRequest, ExportError> {
+        self.cover(request.decoded_size_estimate())?;
+        Ok(match self.held {
+            Some(held) => request.hold(held),
+            None => request,
+        })
+    }
 }
 
 impl MemoryBudget {
@@ -78,45 +183,12 @@ impl MemoryBudget {
     /// when they would take the budget past its limit: retryably with a hint while it is
     /// only full, as too large when `bytes` exceed the whole limit (it could never fit).
     pub fn reserve(&self, bytes: usize) -> Result<Reservation, ExportError> {
-        let state = &self.state;
-        let mut current = state.in_use.load(Ordering::Acquire);
-        if bytes > state.limit {
-            state.refused.fetch_add(1, Ordering::Relaxed);
-            // It could never fit: too large (413 / RESOURCE_EXHAUSTED), which senders of
-            // this library answer by splitting the request.
-            return Err(ExportError::too_large(format!(
-                "this request needs about {bytes} bytes once decoded, more than the \
-                 receiver's whole memory budget of {} bytes; send it in smaller parts",
-                state.limit
-            )));
-        }
-        loop {
-            let wanted = current.saturating_add(bytes);
-            if wanted > state.limit {
-                state.refused.fetch_add(1, Ordering::Relaxed);
-                return Err(ExportError::unavailable(format!(
-                    "the receiver is holding {current} bytes of requests and its memory budget \
-                     is {} bytes; this request ({bytes} bytes) must wait",
-                    state.limit
-                ))
-                .with_retry_after(RETRY_AFTER));
-            }
-            match state.in_use.compare_exchange_weak(
-                current,
-                wanted,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    state.peak.fetch_max(wanted, Ordering::Relaxed);
-                    return Ok(Reservation {
-                        state: state.clone(),
-                        bytes,
-                    });
-                }
-                Err(actual) => current = actual,
-            }
-        }
+        let mut reservation = Reservation {
+            state: self.state.clone(),
+            bytes: 0,
+        };
+        reservation.grow_to(bytes)?;
+        Ok(reservation)
     }
 
     /// The limit, in bytes.
@@ -162,11 +234,7 @@ pub fn admit(
     budget: Option<&MemoryBudget>,
     request: AnyExportRequest,
 ) -> Result<AnyExportRequest, ExportError> {
-    let Some(budget) = budget else {
-        return Ok(request);
-    };
-    let reservation = budget.reserve(request.decoded_size_estimate())?;
-    Ok(request.hold(reservation))
+    Intake::new(budget).admit(request)
 }
 
 /// Reserves `bytes` from `budget` if there is one (receivers without a budget hold what

@@ -12,6 +12,11 @@ use serde::de::{self, Deserializer};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
+/// How many times its encoded size a request may take once decoded (the receivers reserve
+/// `ExportRequest::decoded_size_estimate`, about 4.2 times for realistic spans), for
+/// checking that the largest request fits the memory budget.
+const DECODED_FACTOR: u64 = 5;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,7 +66,7 @@ pub struct Receivers {
 impl Default for Receivers {
     fn default() -> Self {
         Self {
-            memory_budget_bytes: 256 << 20,
+            memory_budget_bytes: 512 << 20,
             max_request_bytes: 64 << 20,
             max_connections: 1024,
             bearer_tokens: Vec::new(),
@@ -539,12 +544,15 @@ impl Config {
             return Err(("receivers.max_request_bytes", "must be at least 1".into()));
         }
         if receivers.memory_budget_bytes > 0
-            && receivers.max_request_bytes > receivers.memory_budget_bytes
+            && receivers.max_request_bytes.saturating_mul(DECODED_FACTOR)
+                > receivers.memory_budget_bytes
         {
             return Err((
                 "receivers.max_request_bytes",
                 format!(
-                    "{} is more than memory_budget_bytes ({}): such a request could never be taken",
+                    "{} is more than a fifth of memory_budget_bytes ({}): a request takes up to \
+                     about five times its size once decoded, so one of that size could never \
+                     be taken",
                     receivers.max_request_bytes, receivers.memory_budget_bytes
                 ),
             ));

@@ -378,3 +378,154 @@ fn listeners_bind_to_loopback_unless_configured() {
     }
     assert!(!text.contains("0.0.0.0"), "{text}");
 }
+
+/// The relay's peak resident memory, from `/proc`.
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_60_mib_requests_past_a_stalled_upstream_stays_within_the_budget() {
+    const BUDGET: u64 = 512 << 20;
+    // Stated in the relay's README: what the process may take beyond its budget (the
+    // runtime, buffers not yet counted, allocator slack), as measured here.
+    const OVERHEAD: u64 = 128 << 20;
+    // An upstream that accepts connections and never reads or answers.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let upstream = format!("http://{}", black_hole.local_addr().expect("address"));
+    let holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = black_hole.accept() {
+            held.push(stream);
+            if held.len() > 64 {
+                break;
+            }
+        }
+    });
+    let relay = start_relay(
+        &[
+            "--exporter",
+            "otlp",
+            "--otlp-protocol",
+            "http/protobuf",
+            "--otlp-endpoint",
+            &upstream,
+            "--ws-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let pid = relay.child.id();
+    let ws = relay.banner_address("WebSocket ", 1);
+    // About 60 MiB of realistic spans, encoded once and sent as they are.
+    let bytes = ExportRequest::<Traces>::new(realistic::traces(135_000, 1)).to_protobuf();
+    assert!(
+        bytes.len() > 58 << 20 && bytes.len() < 64 << 20,
+        "{}",
+        bytes.len()
+    );
+    let request = ExportRequest::<Traces>::from_encoded(bytes, 135_000);
+
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut flooders = Vec::new();
+    for lane in 0..2 {
+        let shared = request.clone();
+        let request = shared.clone();
+        let grpc = otlp_grpc::GrpcExporter::new(
+            otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc"))
+                .expect("config")
+                .with_timeout(Duration::from_secs(20)),
+        )
+        .expect("exporter");
+        flooders.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            while Instant::now() < until {
+                results.push(grpc.export(&request).await.map(|_| ()));
+            }
+            ("grpc", lane, results)
+        }));
+        let request = shared.clone();
+        let http = otlp_http::HttpExporter::new(
+            otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf"))
+                .expect("config")
+                .with_timeout(Duration::from_secs(20)),
+        )
+        .expect("exporter");
+        flooders.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            while Instant::now() < until {
+                results.push(http.export(&request).await.map(|_| ()));
+            }
+            ("http", lane, results)
+        }));
+        let request = shared;
+        let mut config = otlp_websocket::WsExporterConfig::new(format!("ws://{ws}/v1/stream"));
+        config.call_timeout = Duration::from_secs(20);
+        let websocket = otlp_websocket::WsExporter::new(config);
+        flooders.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            while Instant::now() < until {
+                results.push(websocket.export(request.clone().into()).await.map(|_| ()));
+                if results.last().is_some_and(Result::is_err) {
+                    // The stream sender resends refused batches by itself; pace the loop.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            ("websocket", lane, results)
+        }));
+    }
+    let mut accepted = 0;
+    let mut refused = 0;
+    for flooder in flooders {
+        let (transport, lane, results) = flooder.await.expect("flooder");
+        for result in results {
+            match result {
+                Ok(()) => accepted += 1,
+                Err(error) => {
+                    refused += 1;
+                    assert!(
+                        error.is_retryable(),
+                        "{transport} #{lane}: a refusal that is not retryable: {error}"
+                    );
+                }
+            }
+        }
+    }
+    let peak = peak_rss_bytes(pid);
+    eprintln!(
+        "flood of 60 MiB requests: {accepted} accepted, {refused} refused (all retryable); \
+         peak RSS {} MiB for a budget of {} MiB",
+        peak >> 20,
+        BUDGET >> 20
+    );
+    assert!(refused > 0, "the flood was refused at some point");
+    assert!(
+        peak < BUDGET + OVERHEAD,
+        "peak RSS {} MiB is over the budget ({} MiB) plus the stated overhead ({} MiB)",
+        peak >> 20,
+        BUDGET >> 20,
+        OVERHEAD >> 20
+    );
+    // Stop at once: the upstream will never take what is queued.
+    let mut relay = relay;
+    for _ in 0..2 {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _ = relay.child.wait();
+    relay.guard.disarm();
+    drop(holder);
+}

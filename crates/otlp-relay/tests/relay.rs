@@ -86,7 +86,7 @@ async fn the_relay_writes_what_it_receives_as_otlp_json_lines() {
         "{exposition}"
     );
     assert!(
-        exposition.contains("otlp_relay_receiver_memory_limit_bytes 268435456"),
+        exposition.contains("otlp_relay_receiver_memory_limit_bytes 536870912"),
         "{exposition}"
     );
     assert!(

@@ -407,6 +407,9 @@ async fn serve_connection<Svc>(
     serve_socket(shared, ws, encoding, shutdown).await;
 }
 
+/// How often a connection paused for the memory budget looks again.
+const BUDGET_POLL: Duration = Duration::from_millis(50);
+
 /// Longest the closing handshake may take before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -447,8 +450,15 @@ async fn serve_socket<Svc, Io>(
     let mut reading = true;
     let mut ending: Option<Message> = None;
     loop {
+        // The WebSocket library reads a whole message before we see it, so a connection
+        // reads the next one only while the budget could take a message of the largest
+        // size; otherwise the peer waits (TCP backpressure) and its call times out.
+        let room = config.memory_budget.as_ref().is_none_or(|budget| {
+            budget.limit().saturating_sub(budget.in_use()) >= config.max_message_bytes
+        });
         tokio::select! {
-            message = stream.next(), if reading && in_flight.len() < config.concurrency.max(1) => {
+            () = tokio::time::sleep(BUDGET_POLL), if reading && !room => {}
+            message = stream.next(), if reading && room && in_flight.len() < config.concurrency.max(1) => {
                 // Only data counts as activity: a peer whose library answers pings by
                 // itself, and sends nothing else, is idle.
                 if matches!(message, Some(Ok(Message::Binary(_) | Message::Text(_)))) {
@@ -518,6 +528,15 @@ async fn serve_socket<Svc, Io>(
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
 }
 
+/// The batch number of a protobuf message, when it can be read without decoding it (JSON
+/// messages are not looked into before they fit).
+fn peek_message_sequence(message: &Message) -> Option<u64> {
+    match message {
+        Message::Binary(bytes) => otlp_stream::envelope::peek_sequence(bytes),
+        _ => None,
+    }
+}
+
 /// One received message: its acknowledgement, or the close message that ends the
 /// connection when the message names no batch to refuse.
 async fn receive<Svc>(
@@ -530,8 +549,21 @@ where
     Svc::Future: Send,
 {
     let config = &shared.config;
+    // The message is counted against the memory budget as soon as it is read (the
+    // WebSocket library holds at most one per connection while reading it); a batch that
+    // does not fit is refused retryably, under its own number when it can be read.
+    let mut intake = otlp_net::budget::Intake::new(config.memory_budget.as_ref());
+    if let Err(error) = intake.cover(message.len()) {
+        shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+        return match peek_message_sequence(&message) {
+            Some(sequence) => Ok(completed(sequence, &Err(error))),
+            None => Err(close(CloseCode::Again, error.message())),
+        };
+    }
     match encoding.read_batch(message, config.decode, config.max_decompressed_bytes) {
-        Ok((sequence, id, request)) => Ok(process(shared.clone(), sequence, id, request).await),
+        Ok((sequence, id, request)) => {
+            Ok(process(shared.clone(), sequence, id, request, intake).await)
+        }
         Err((Some(sequence), error)) => {
             shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
             Ok(completed(sequence, &Err(error)))
@@ -553,6 +585,7 @@ async fn process<Svc>(
     sequence: u64,
     id: Option<Vec<u8>>,
     request: AnyExportRequest,
+    intake: otlp_net::budget::Intake,
 ) -> otlp_model::stream::StreamAck
 where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
@@ -561,7 +594,7 @@ where
     let items = request.item_count();
     let export = async {
         // The reservation rides with the request until the data has left the process.
-        let request = otlp_net::budget::admit(shared.config.memory_budget.as_ref(), request)?;
+        let request = intake.admit(request)?;
         let mut service = shared.service.clone();
         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
         let result: Result<ExportOutcome, ExportError> = service.call(request).await;

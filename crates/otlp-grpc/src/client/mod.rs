@@ -358,7 +358,14 @@ async fn read_unary_response(
     });
     let mut trailers = None;
     let mut message = None;
-    while let Some(frame) = next_frame(&mut body, &mut decoder, &mut trailers).await? {
+    while let Some(frame) = next_frame(
+        &mut body,
+        &mut decoder,
+        &mut trailers,
+        &mut otlp_net::budget::Intake::default(),
+    )
+    .await?
+    {
         if message.is_some() {
             return Err(ExportError::internal(
                 "a unary response carried two messages",

@@ -32,7 +32,14 @@ impl StagedExport {
         if self.finished {
             return None;
         }
-        match next_frame(&mut self.body, &mut self.decoder, &mut self.trailers).await {
+        match next_frame(
+            &mut self.body,
+            &mut self.decoder,
+            &mut self.trailers,
+            &mut otlp_net::budget::Intake::default(),
+        )
+        .await
+        {
             Ok(Some(frame)) => Some(
                 self.decoder
                     .message(frame, self.encoding.as_deref())

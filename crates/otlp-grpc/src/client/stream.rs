@@ -363,6 +363,8 @@ impl Driver {
                 .map(|at| self.epoch + at)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let room = self.sender.has_room() && body.is_some();
+            // Acknowledgements are not counted against a budget (there is none here).
+            let mut uncounted = otlp_net::budget::Intake::default();
             tokio::select! {
                 command = self.commands.recv(), if room && !self.closed => {
                     match command {
@@ -370,7 +372,7 @@ impl Driver {
                         None => self.closed = true,
                     }
                 }
-                frame = next_frame(&mut acks, &mut decoder, &mut trailers) => {
+                frame = next_frame(&mut acks, &mut decoder, &mut trailers, &mut uncounted) => {
                     match frame {
                         Ok(Some(frame)) => {
                             let Ok(message) = decoder.message(frame, encoding.as_deref()) else {

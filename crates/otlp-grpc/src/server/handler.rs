@@ -133,10 +133,18 @@ where
 {
     let mut decoder = FrameDecoder::new(shared.config.limits);
     let mut trailers = None;
-    let message = read_unary(&mut body, &mut decoder, encoding.as_deref(), &mut trailers)
-        .await
-        .map_err(|e| refused(shared, e))?
-        .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
+    // Counted against the memory budget from the first byte read.
+    let mut intake = otlp_net::budget::Intake::new(shared.config.memory_budget.as_ref());
+    let message = read_unary(
+        &mut body,
+        &mut decoder,
+        encoding.as_deref(),
+        &mut trailers,
+        &mut intake,
+    )
+    .await
+    .map_err(|e| refused(shared, e))?
+    .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
     let mut request = otlp_codec::validate::protobuf_request::<S>(shared.config.decode, message)
         .map_err(|e| refused(shared, e))?;
     otlp_net::forward_metadata(
@@ -144,7 +152,7 @@ where
         &shared.config.forward_headers,
         request.headers_mut(),
     );
-    let outcome = shared.export(request.into()).await?;
+    let outcome = shared.export(request.into(), intake).await?;
     let response: S::Response = outcome.to_response();
     Ok(grpc_response(
         shared,
@@ -258,7 +266,9 @@ where
         max_frame_bytes: 4096,
     });
     let mut trailers = None;
-    let request = match read_unary(&mut body, &mut decoder, None, &mut trailers).await {
+    let mut intake = otlp_net::budget::Intake::default();
+    let request = match read_unary(&mut body, &mut decoder, None, &mut trailers, &mut intake).await
+    {
         Ok(Some(bytes)) => HealthCheckRequest::decode(bytes),
         Ok(None) => Ok(HealthCheckRequest::default()),
         Err(error) => return refuse(shared, &error),

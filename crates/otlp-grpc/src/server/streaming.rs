@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use otlp_compression::Compression;
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
 use otlp_model::stream::StreamAck;
+use otlp_net::budget::Intake;
 use otlp_stream::envelope::{decode_batch, peek_sequence};
 use otlp_stream::{acknowledge, completed, received};
 use tokio::task::JoinSet;
@@ -49,7 +50,7 @@ where
         sequence,
         id.as_deref(),
         items,
-        shared.export(request),
+        shared.export(request, Intake::new(shared.config.memory_budget.as_ref())),
     )
     .await;
     if duplicate {
@@ -81,9 +82,12 @@ where
         let mut reading = true;
         let mut ending: Result<(), ExportError> = Ok(());
         let mut shutdown = shared.shutdown.clone();
+        let mut uncounted = Intake::default();
         loop {
             tokio::select! {
-                frame = next_frame(&mut body, &mut decoder, &mut trailers),
+                // Each batch is counted when admitted (its frame is bounded by the
+                // message limit, and the batches taken at once by the concurrency).
+                frame = next_frame(&mut body, &mut decoder, &mut trailers, &mut uncounted),
                     if reading && in_flight.len() < concurrency => {
                     match frame {
                         // Decompression, validation and the export run in the batch's own
@@ -173,10 +177,17 @@ where
 {
     let mut decoder = FrameDecoder::new(shared.config.limits);
     let mut trailers = None;
-    let message = read_unary(&mut body, &mut decoder, encoding.as_deref(), &mut trailers)
-        .await
-        .map_err(|e| refused(shared, e))?
-        .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
+    let mut intake = Intake::new(shared.config.memory_budget.as_ref());
+    let message = read_unary(
+        &mut body,
+        &mut decoder,
+        encoding.as_deref(),
+        &mut trailers,
+        &mut intake,
+    )
+    .await
+    .map_err(|e| refused(shared, e))?
+    .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
     let (sequence, id, request) =
         decode_batch(shared.config.decode, message).map_err(|e| refused(shared, e))?;
     let (sender, response_body) = GrpcBody::channel(2);

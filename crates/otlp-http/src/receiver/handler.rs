@@ -159,9 +159,11 @@ where
     if declared.is_some_and(|len| len > config.max_body_bytes as u64) {
         return Err(with_codec(too_large(config.max_body_bytes)));
     }
+    // Counted against the memory budget from the first byte read.
+    let mut intake = otlp_net::budget::Intake::new(config.memory_budget.as_ref());
     let raw = tokio::time::timeout(
         config.body_read_timeout,
-        read_body(body, config.max_body_bytes),
+        read_body(body, config.max_body_bytes, &mut intake),
     )
     .await
     .map_err(|_| Failure {
@@ -179,6 +181,9 @@ where
             algorithm
                 .decompress(&raw, config.max_decompressed_bytes, &mut out)
                 .map_err(|e| with_codec(ExportError::from(e)))?;
+            intake
+                .cover(raw.len().saturating_add(out.len()))
+                .map_err(with_codec)?;
             Bytes::from(out)
         }
     };
@@ -202,7 +207,7 @@ where
         request.headers_mut(),
     );
     let outcome = shared
-        .export(request.into())
+        .export(request.into(), intake)
         .await
         .map_err(|error| Failure {
             before_service: false,
@@ -249,7 +254,11 @@ fn content_encoding(
 }
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes.
-async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ExportError> {
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    intake: &mut otlp_net::budget::Intake,
+) -> Result<Bytes, ExportError> {
     // The declared length sizes the buffer only up to 1 MiB: a client that declares a large
     // body and sends nothing must not hold the whole allocation until the body timeout.
     let hint = body
@@ -268,7 +277,10 @@ async fn read_body(mut body: Incoming, limit: usize) -> Result<Bytes, ExportErro
             if out.len() + data.len() > limit {
                 return Err(too_large(limit));
             }
+            intake.cover(out.len() + data.len())?;
             out.extend_from_slice(&data);
+            // What the buffer really took, growth slack included.
+            intake.cover(out.capacity())?;
         }
     }
     Ok(out.freeze())

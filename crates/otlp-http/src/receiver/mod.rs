@@ -197,12 +197,13 @@ where
     pub(crate) async fn export(
         &self,
         request: AnyExportRequest,
+        intake: otlp_net::budget::Intake,
     ) -> Result<ExportOutcome, ExportError> {
         let items = request.item_count() as u64;
         let mut service = self.service.clone();
         let result = async {
             // The reservation rides with the request until the data has left the process.
-            let request = otlp_net::budget::admit(self.config.memory_budget.as_ref(), request)?;
+            let request = intake.admit(request)?;
             std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
             service.call(request).await
         }
