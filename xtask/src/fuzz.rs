@@ -16,6 +16,7 @@ const TARGETS: &[&str] = &[
     "grpc_framing",
     "stream_envelope",
     "websocket_message",
+    "http_receiver",
 ];
 
 /// Instrumentation flags libFuzzer needs, as cargo-fuzz passes them with `--sanitizer none`.

@@ -407,9 +407,6 @@ async fn serve_connection<Svc>(
     serve_socket(shared, ws, encoding, shutdown).await;
 }
 
-/// How often a connection paused for the memory budget looks again.
-const BUDGET_POLL: Duration = Duration::from_millis(50);
-
 /// Longest the closing handshake may take before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -450,15 +447,8 @@ async fn serve_socket<Svc, Io>(
     let mut reading = true;
     let mut ending: Option<Message> = None;
     loop {
-        // The WebSocket library reads a whole message before we see it, so a connection
-        // reads the next one only while the budget could take a message of the largest
-        // size; otherwise the peer waits (TCP backpressure) and its call times out.
-        let room = config.memory_budget.as_ref().is_none_or(|budget| {
-            budget.limit().saturating_sub(budget.in_use()) >= config.max_message_bytes
-        });
         tokio::select! {
-            () = tokio::time::sleep(BUDGET_POLL), if reading && !room => {}
-            message = stream.next(), if reading && room && in_flight.len() < config.concurrency.max(1) => {
+            message = stream.next(), if reading && in_flight.len() < config.concurrency.max(1) => {
                 // Only data counts as activity: a peer whose library answers pings by
                 // itself, and sends nothing else, is idle.
                 if matches!(message, Some(Ok(Message::Binary(_) | Message::Text(_)))) {

@@ -20,7 +20,7 @@ use otlp_codec::validate::DecodeMode;
 use otlp_compression::CompressionSet;
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome, SignalKind};
 use otlp_net::auth::Authenticate;
-use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
+use otlp_net::listener::{self, ListenerLimits, stopped};
 use otlp_net::upgrade::UpgradeHandler;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -297,6 +297,27 @@ where
         .await
     }
 
+    /// Serves one connection over `io`, any byte stream (an in-memory pipe, a connection
+    /// accepted elsewhere), until it closes: the same request handling as a bound
+    /// receiver, without a listener. For embedding, tests and fuzzing.
+    pub async fn serve_io<Io>(self, io: Io)
+    where
+        Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        // The sender stays alive for the connection's life: this connection is only
+        // stopped by its peer.
+        let (_never, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            service: self.service,
+            config: self.config,
+            auth: self.auth,
+            stats: Arc::new(HttpReceiverStats::default()),
+            upgrade: self.upgrade,
+            shutdown: shutdown.clone(),
+        });
+        serve_connection(shared, io, shutdown).await;
+    }
+
     fn into_serving(
         self,
         listener: TcpListener,
@@ -333,13 +354,14 @@ where
     }
 }
 
-async fn serve_connection<Svc>(
+async fn serve_connection<Svc, Io>(
     shared: Arc<Shared<Svc>>,
-    io: Connection,
+    io: Io,
     mut shutdown: watch::Receiver<bool>,
 ) where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let config = &shared.config;
     let mut builder = auto::Builder::new(TokioExecutor::new());
