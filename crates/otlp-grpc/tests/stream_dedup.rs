@@ -164,3 +164,107 @@ async fn a_panicking_service_is_answered_for_the_batch_sequence() {
     assert_eq!(service.calls(), 2);
     running.shutdown().await;
 }
+
+/// Against an upstream that accepts connections and never answers (not even the HTTP/2
+/// handshake), a stream export ends within the call timeout as a retryable timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_call_to_a_silent_upstream_ends_within_the_call_timeout() {
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = black_hole.local_addr().expect("address");
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = black_hole.accept().await {
+            held.push(stream);
+        }
+    });
+    let exporter = otlp_grpc::GrpcExporter::new(
+        otlp_grpc::ExporterConfig::new(&format!("http://{address}")).expect("config"),
+    )
+    .expect("exporter");
+    let stream = otlp_grpc::StreamExporter::new(
+        exporter,
+        otlp_grpc::StreamExporterConfig {
+            call_timeout: Some(Duration::from_millis(700)),
+            ..Default::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let error = stream
+        .export(
+            otlp_core::ExportRequest::<otlp_core::Traces>::new(otlp_testkit::realistic::traces(
+                2, 1,
+            ))
+            .into(),
+        )
+        .await
+        .expect_err("no answer");
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.abort();
+}
+
+/// Health `Watch` streams are capped: past the cap a new one is refused with UNAVAILABLE
+/// while the open ones stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_watch_streams_are_capped() {
+    let running = GrpcReceiver::new(Scripted::default())
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let address = running.local_addr();
+    let mut open = Vec::new();
+    let mut senders = Vec::new();
+    // A few connections, each under the HTTP/2 stream limit.
+    for _ in 0..4 {
+        let tcp = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        senders.push(sender);
+    }
+    let watch = |sender: &mut hyper::client::conn::http2::SendRequest<
+        otlp_grpc::body::GrpcBody,
+    >| {
+        let request = http::Request::post(format!("http://{address}/grpc.health.v1.Health/Watch"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(otlp_grpc::body::GrpcBody::once(
+                Some(frame(false, &[])),
+                None,
+            ))
+            .expect("request");
+        sender.send_request(request)
+    };
+    for n in 0..otlp_grpc::MAX_HEALTH_WATCHES {
+        let sender = &mut senders[n % 4];
+        sender.ready().await.expect("ready");
+        let response = watch(sender).await.expect("response");
+        assert!(
+            response.headers().get("grpc-status").is_none(),
+            "watch {n} refused"
+        );
+        open.push(response);
+    }
+    let sender = &mut senders[0];
+    sender.ready().await.expect("ready");
+    let refused = watch(sender).await.expect("response");
+    assert_eq!(
+        refused.headers().get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"14"[..]),
+        "{:?}",
+        refused.headers()
+    );
+    drop(open);
+    running.abort().await;
+}

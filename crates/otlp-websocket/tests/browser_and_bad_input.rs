@@ -352,3 +352,67 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout() {
     still_serving(&running).await;
     running.shutdown().await;
 }
+
+/// A peer whose WebSocket library answers every ping, and that sends nothing else, is
+/// idle: pongs do not reset the idle timer (they did, and such a peer held its connection
+/// for ever).
+#[tokio::test]
+async fn a_peer_that_only_answers_pings_is_closed_after_the_idle_timeout() {
+    let config = WsReceiverConfig {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let (_, running) = start(config).await;
+    let mut request = url(&running).into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "otlp-stream.v1.protobuf".parse().expect("value"),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    // Reading answers each ping with a pong, as every WebSocket client does.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(message) = socket.next().await {
+            if let Ok(Message::Close(Some(frame))) = message {
+                return Some(u16::from(frame.code));
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(closed, Ok(Some(4000)), "closed as idle despite its pongs");
+    running.shutdown().await;
+}
+
+/// Against an upstream that accepts connections and never answers, a call ends within
+/// the call timeout as a retryable timeout, instead of holding its caller for ever.
+#[tokio::test]
+async fn a_call_to_a_silent_upstream_ends_within_the_call_timeout() {
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = black_hole.local_addr().expect("address");
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = black_hole.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = WsExporterConfig::new(format!("ws://{address}/v1/stream"));
+    config.call_timeout = Duration::from_millis(700);
+    let exporter = WsExporter::new(config);
+    let started = std::time::Instant::now();
+    let result = exporter
+        .export(ExportRequest::<Traces>::new(realistic::traces(2, 1)).into())
+        .await;
+    let error = result.expect_err("no answer");
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.abort();
+}

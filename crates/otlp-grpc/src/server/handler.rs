@@ -299,10 +299,7 @@ where
     let Ok(permit) = shared.health_watches.clone().try_acquire_owned() else {
         return refuse(
             shared,
-            &ExportError::new(
-                ErrorKind::Throttled,
-                "too many health Watch streams are open",
-            ),
+            &ExportError::unavailable("too many health Watch streams are open"),
         );
     };
     let (sender, response_body) = GrpcBody::channel(2);

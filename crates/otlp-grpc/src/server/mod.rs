@@ -375,7 +375,7 @@ where
 }
 
 /// Health `Watch` streams a receiver keeps open at once; more are refused with
-/// RESOURCE_EXHAUSTED.
+/// UNAVAILABLE (the checker may retry once one has closed).
 pub const MAX_HEALTH_WATCHES: usize = 256;
 
 /// A receiver serving in the background (see [`otlp_net::listener::Running`]).
