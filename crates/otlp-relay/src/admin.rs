@@ -82,6 +82,22 @@ impl Admin {
             "Times the file exporter rotated its output.",
             self.file.rotations.load(Ordering::Relaxed),
         );
+        let listeners = otlp_net::listener::listener_counters();
+        counter(
+            "otlp_relay_connections_opening_timeouts_total",
+            "Connections closed because the peer sent nothing (or too little) in time.",
+            listeners.opening_timeouts.load(Ordering::Relaxed),
+        );
+        counter(
+            "otlp_relay_connections_tls_handshake_failures_total",
+            "TLS handshakes that failed or did not finish in time.",
+            listeners.tls_handshake_failures.load(Ordering::Relaxed),
+        );
+        counter(
+            "otlp_relay_connections_accept_errors_total",
+            "Errors accepting connections (each pauses the listener briefly).",
+            listeners.accept_errors.load(Ordering::Relaxed),
+        );
         if let Some(budget) = &self.budget {
             counter(
                 "otlp_relay_receiver_memory_refusals_total",
@@ -110,12 +126,12 @@ impl Admin {
         if let Some(budget) = &self.budget {
             let _ = writeln!(
                 out,
-                "# HELP otlp_relay_receiver_memory_bytes Bytes of requests the receivers hold now.\n# TYPE otlp_relay_receiver_memory_bytes gauge\notlp_relay_receiver_memory_bytes {}",
+                "# HELP otlp_relay_receiver_memory_bytes Bytes the memory budget holds now (requests being read, queued, batched, exported or retried).\n# TYPE otlp_relay_receiver_memory_bytes gauge\notlp_relay_receiver_memory_bytes {}",
                 budget.in_use()
             );
             let _ = writeln!(
                 out,
-                "# HELP otlp_relay_receiver_memory_limit_bytes The receivers' shared memory budget.\n# TYPE otlp_relay_receiver_memory_limit_bytes gauge\notlp_relay_receiver_memory_limit_bytes {}",
+                "# HELP otlp_relay_receiver_memory_limit_bytes The memory budget of receivers and pipeline.\n# TYPE otlp_relay_receiver_memory_limit_bytes gauge\notlp_relay_receiver_memory_limit_bytes {}",
                 budget.limit()
             );
         }
