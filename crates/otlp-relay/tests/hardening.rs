@@ -219,8 +219,8 @@ fn a_stop_with_silent_connections_open_finishes_within_the_drain_timeout() {
 fn a_second_signal_stops_at_once_and_the_books_balance() {
     // An upstream that accepts connections and never answers: the drain would wait for
     // the whole drain timeout.
-    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let upstream = format!("http://{}", black_hole.local_addr().expect("address"));
+    let hole = otlp_testkit::eavesdrop::BlackHole::start();
+    let upstream = format!("http://{}", hole.address());
     let mut relay = start_relay(
         &[
             "--exporter",
@@ -266,7 +266,6 @@ fn a_second_signal_stops_at_once_and_the_books_balance() {
     let (received, sent, dropped, abandoned) = books(&report);
     assert_eq!(received, 20, "{report}");
     assert_eq!(received, sent + dropped + abandoned, "{report}");
-    drop(black_hole);
 }
 
 /// The status line of an HTTP/1.1 request written by hand.
@@ -394,6 +393,25 @@ fn listeners_bind_to_loopback_unless_configured() {
     assert!(!text.contains("0.0.0.0"), "{text}");
 }
 
+/// Sends with `send` until `until`, collecting every outcome.
+fn flood<F, Fut>(
+    transport: &'static str,
+    until: Instant,
+    mut send: F,
+) -> tokio::task::JoinHandle<(&'static str, Vec<Result<(), otlp_core::ExportError>>)>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), otlp_core::ExportError>> + Send,
+{
+    tokio::spawn(async move {
+        let mut results = Vec::new();
+        while Instant::now() < until {
+            results.push(send().await);
+        }
+        (transport, results)
+    })
+}
+
 /// The relay's peak resident memory, from `/proc`.
 fn peak_rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -417,17 +435,8 @@ async fn a_flood_of_60_mib_requests_past_a_stalled_upstream_stays_within_the_bud
     // runtime, buffers not yet counted, allocator slack), as measured here.
     const OVERHEAD: u64 = 128 << 20;
     // An upstream that accepts connections and never reads or answers.
-    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let upstream = format!("http://{}", black_hole.local_addr().expect("address"));
-    let holder = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = black_hole.accept() {
-            held.push(stream);
-            if held.len() > 64 {
-                break;
-            }
-        }
-    });
+    let hole = otlp_testkit::eavesdrop::BlackHole::start();
+    let upstream = format!("http://{}", hole.address());
     let relay = start_relay(
         &[
             "--exporter",
@@ -454,56 +463,49 @@ async fn a_flood_of_60_mib_requests_past_a_stalled_upstream_stays_within_the_bud
 
     let until = Instant::now() + Duration::from_secs(8);
     let mut flooders = Vec::new();
-    for lane in 0..2 {
-        let shared = request.clone();
-        let request = shared.clone();
+    for _ in 0..2 {
         let grpc = otlp_grpc::GrpcExporter::new(
             otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc"))
                 .expect("config")
                 .with_timeout(Duration::from_secs(20)),
         )
         .expect("exporter");
-        flooders.push(tokio::spawn(async move {
-            let mut results = Vec::new();
-            while Instant::now() < until {
-                results.push(grpc.export(&request).await.map(|_| ()));
-            }
-            ("grpc", lane, results)
+        let sent = request.clone();
+        flooders.push(flood("grpc", until, move || {
+            let (grpc, sent) = (grpc.clone(), sent.clone());
+            async move { grpc.export(&sent).await.map(|_| ()) }
         }));
-        let request = shared.clone();
         let http = otlp_http::HttpExporter::new(
             otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf"))
                 .expect("config")
                 .with_timeout(Duration::from_secs(20)),
         )
         .expect("exporter");
-        flooders.push(tokio::spawn(async move {
-            let mut results = Vec::new();
-            while Instant::now() < until {
-                results.push(http.export(&request).await.map(|_| ()));
-            }
-            ("http", lane, results)
+        let sent = request.clone();
+        flooders.push(flood("http", until, move || {
+            let (http, sent) = (http.clone(), sent.clone());
+            async move { http.export(&sent).await.map(|_| ()) }
         }));
-        let request = shared;
         let mut config = otlp_websocket::WsExporterConfig::new(format!("ws://{ws}/v1/stream"));
         config.call_timeout = Duration::from_secs(20);
         let websocket = otlp_websocket::WsExporter::new(config);
-        flooders.push(tokio::spawn(async move {
-            let mut results = Vec::new();
-            while Instant::now() < until {
-                results.push(websocket.export(request.clone().into()).await.map(|_| ()));
-                if results.last().is_some_and(Result::is_err) {
+        let sent = request.clone();
+        flooders.push(flood("websocket", until, move || {
+            let (websocket, sent) = (websocket.clone(), sent.clone());
+            async move {
+                let result = websocket.export(sent.into()).await.map(|_| ());
+                if result.is_err() {
                     // The stream sender resends refused batches by itself; pace the loop.
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+                result
             }
-            ("websocket", lane, results)
         }));
     }
     let mut accepted = 0;
     let mut refused = 0;
     for flooder in flooders {
-        let (transport, lane, results) = flooder.await.expect("flooder");
+        let (transport, results) = flooder.await.expect("flooder");
         for result in results {
             match result {
                 Ok(()) => accepted += 1,
@@ -511,7 +513,7 @@ async fn a_flood_of_60_mib_requests_past_a_stalled_upstream_stays_within_the_bud
                     refused += 1;
                     assert!(
                         error.is_retryable(),
-                        "{transport} #{lane}: a refusal that is not retryable: {error}"
+                        "{transport}: a refusal that is not retryable: {error}"
                     );
                 }
             }
@@ -542,5 +544,4 @@ async fn a_flood_of_60_mib_requests_past_a_stalled_upstream_stays_within_the_bud
     }
     let _ = relay.child.wait();
     relay.guard.disarm();
-    drop(holder);
 }

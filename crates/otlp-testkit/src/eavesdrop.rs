@@ -45,3 +45,48 @@ pub fn first_bytes(window: Duration) -> (SocketAddr, JoinHandle<Vec<u8>>) {
 pub fn looks_like_tls(bytes: &[u8]) -> bool {
     matches!(bytes, [0x16, 0x03, ..])
 }
+
+/// An upstream that accepts connections and never reads or answers (a stalled peer): its
+/// address, and the connections it holds open until the returned guard is dropped.
+///
+/// ```
+/// let hole = otlp_testkit::eavesdrop::BlackHole::start();
+/// let _client = std::net::TcpStream::connect(hole.address()).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct BlackHole {
+    address: SocketAddr,
+    held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl BlackHole {
+    /// Binds a loopback port and holds every connection made to it.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let address = listener.local_addr().expect("the bound address");
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = std::sync::Arc::downgrade(&held);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                // Gone once the guard is dropped: stop holding.
+                let Some(held) = keep.upgrade() else {
+                    return;
+                };
+                if let Ok(mut held) = held.lock() {
+                    held.push(stream);
+                }
+            }
+        });
+        Self { address, held }
+    }
+
+    /// Where it listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Connections it holds now.
+    pub fn connections(&self) -> usize {
+        self.held.lock().map_or(0, |held| held.len())
+    }
+}
