@@ -62,26 +62,28 @@ async fn a_log_record_of_5_mib_arrives_intact() {
     let output = temp_file("big-record.jsonl");
     let relay = start_relay(&["--output", &output.display().to_string()], &[]);
     let record = big_log(5 << 20);
-    otlp_http::HttpExporter::new(
-        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
-    )
-    .expect("exporter")
-    .export(&ExportRequest::<Logs>::new(record.clone()))
-    .await
-    .expect("accepted");
+    http_exporter(&relay)
+        .export(&ExportRequest::<Logs>::new(record.clone()))
+        .await
+        .expect("accepted");
     // Another request behind it still goes through: the pipeline is not held.
-    otlp_http::HttpExporter::new(
-        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
-    )
-    .expect("exporter")
-    .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
-    .await
-    .expect("accepted");
+    http_exporter(&relay)
+        .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
+        .await
+        .expect("accepted");
     let report = stop(relay);
     let lines = read_lines(&output);
     assert_eq!(lines.logs, vec![record], "{report}");
     assert_eq!(lines.traces.len(), 1);
     let _ = std::fs::remove_file(&output);
+}
+
+/// An OTLP/HTTP protobuf exporter to the relay.
+fn http_exporter(relay: &common::Relay) -> otlp_http::HttpExporter {
+    otlp_http::HttpExporter::new(
+        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
+    )
+    .expect("exporter")
 }
 
 /// Opens `count` TCP connections to `address` that never send a byte.
@@ -137,13 +139,10 @@ async fn silent_connections_are_closed_while_good_clients_are_served() {
     .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
     .await
     .expect("gRPC served beside silent connections");
-    otlp_http::HttpExporter::new(
-        otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
-    )
-    .expect("exporter")
-    .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
-    .await
-    .expect("HTTP served beside silent connections");
+    http_exporter(&relay)
+        .export(&ExportRequest::<Traces>::new(realistic::traces(3, 1)))
+        .await
+        .expect("HTTP served beside silent connections");
     // Every silent connection is closed within 30 s.
     loop {
         held.retain_mut(|stream| !closed(stream));
@@ -236,13 +235,10 @@ fn a_second_signal_stops_at_once_and_the_books_balance() {
     );
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        otlp_http::HttpExporter::new(
-            otlp_http::HttpExporterConfig::new(&relay.endpoint("http/protobuf")).expect("config"),
-        )
-        .expect("exporter")
-        .export(&ExportRequest::<Traces>::new(realistic::traces(20, 1)))
-        .await
-        .expect("queued");
+        http_exporter(&relay)
+            .export(&ExportRequest::<Traces>::new(realistic::traces(20, 1)))
+            .await
+            .expect("queued");
     });
     let pid = relay.child.id().to_string();
     let signal = || {
