@@ -1,10 +1,12 @@
-//! A memory budget shared by receivers: the bytes of the requests they hold while the
-//! service works on them, across every connection, stream and transport that shares it.
-//! Per-request limits bound one request; the budget bounds them all together, so a slow
-//! downstream or a crowd of clients cannot make a receiver hold more than the budget.
+//! A memory budget shared by receivers and the pipeline behind them: a request's bytes
+//! from the first one read (bodies, decompression, via [`Intake`]) to its decoded size,
+//! held with the request ([`admit`]) while it is queued, batched, exported and retried,
+//! across every connection, stream and transport that shares the budget. Per-request
+//! limits bound one request; the budget bounds them all together, so a slow downstream or
+//! a crowd of clients cannot make the process hold more than the budget.
 //!
-//! A request that does not fit is refused at once with a retryable `Unavailable` error and
-//! a one-second retry hint (gRPC UNAVAILABLE with RetryInfo, HTTP 503 with Retry-After, a
+//! A request that does not fit now is refused at once with a retryable `Unavailable` error
+//! and a one-second retry hint (gRPC UNAVAILABLE with RetryInfo, HTTP 503 with Retry-After, a
 //! retryable stream acknowledgement), and counted: the client keeps the data and sends it
 //! again, nothing is lost silently.
 
