@@ -339,14 +339,16 @@ async fn run<S, Svc, P>(
     // until nothing is pending, so a reservation is released only once every item of its
     // request has left the batcher and every export carrying them has finished: never
     // early, at worst a linger late.
-    let mut held = Holds::default();
+    let mut held = Held::default();
     macro_rules! send_all {
         ($batches:expr) => {
             for batch in $batches {
-                driver.dispatch::<S>(batch, held.clone(), &feedback).await;
+                driver
+                    .dispatch::<S>(batch, held.snapshot(), &feedback)
+                    .await;
             }
             if batcher.deadline().is_none() {
-                held = Holds::default();
+                held = Held::default();
             }
         };
     }
@@ -365,7 +367,7 @@ async fn run<S, Svc, P>(
         };
         match command {
             Some(Command::Export(mut request)) => {
-                held.append(request.take_holds());
+                held.add(request.take_holds());
                 // A size computed upstream (the queue's) is reused, not recomputed.
                 let bytes = if batcher.sizes_matter() {
                     request.encoded_len()
@@ -386,14 +388,14 @@ async fn run<S, Svc, P>(
                 commands.close();
                 // Requests already in the channel are part of the drain.
                 while let Ok(Command::Export(mut request)) = commands.try_recv() {
-                    held.append(request.take_holds());
+                    held.add(request.take_holds());
                     if let Some(message) = driver.message(request) {
                         send_all!(batcher.push(message, epoch.elapsed()));
                     }
                 }
                 driver.discard(DropReason::QueueFull, batcher.take_dropped());
                 // The last batches carry every hold; the driver lets go of its copy.
-                let holds = std::mem::take(&mut held);
+                let holds = std::mem::take(&mut held).snapshot();
                 for batch in batcher.flush_all() {
                     driver.dispatch::<S>(batch, holds.clone(), &feedback).await;
                 }
@@ -406,6 +408,61 @@ async fn run<S, Svc, P>(
             }
             None => return,
         }
+    }
+}
+
+/// The holds the driver keeps for the requests it has taken since nothing was pending, as a
+/// chain of generations: a batch carries one `Arc` to the newest generation, which keeps
+/// every earlier one alive, so handing holds to a batch costs O(1) however many requests
+/// are pending (a copy of every hold per batch was quadratic under many small requests).
+#[derive(Default)]
+struct Held {
+    newest: Option<Arc<Generation>>,
+    fresh: Holds,
+}
+
+/// Holds taken together, and the generation before them.
+struct Generation {
+    earlier: Option<Arc<Generation>>,
+    // Kept only to be dropped with the generation.
+    _holds: Holds,
+}
+
+impl Drop for Generation {
+    /// Drops the chain iteratively: a long one would otherwise recurse once per link.
+    fn drop(&mut self) {
+        let mut next = self.earlier.take();
+        while let Some(link) = next {
+            next = match Arc::try_unwrap(link) {
+                Ok(mut generation) => generation.earlier.take(),
+                // Still carried by a batch in flight: that batch drops it later.
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+impl Held {
+    fn add(&mut self, holds: Holds) {
+        if !holds.is_empty() {
+            self.fresh.append(holds);
+        }
+    }
+
+    /// What one batch carries: the newest generation (the fresh holds become one).
+    fn snapshot(&mut self) -> Holds {
+        if !self.fresh.is_empty() {
+            let generation = Generation {
+                earlier: self.newest.take(),
+                _holds: std::mem::take(&mut self.fresh),
+            };
+            self.newest = Some(Arc::new(generation));
+        }
+        let mut holds = Holds::default();
+        if let Some(newest) = &self.newest {
+            holds.push(newest.clone());
+        }
+        holds
     }
 }
 
