@@ -27,8 +27,11 @@ pub enum Connection {
 }
 
 /// Bytes a peer must send within [`ListenerLimits::opening_timeout`]: an HTTP/2 client
-/// preface is 24 bytes, a TLS ClientHello and an HTTP/1.1 request line more.
-pub const OPENING_BYTES: usize = 24;
+/// preface (24 bytes) and the header of the SETTINGS frame that must follow it at once
+/// (9 bytes, RFC 9113 §3.4). A peer that sends the preface alone and stalls is therefore
+/// ended by this deadline too, not left to the HTTP/2 keep-alive. A TLS ClientHello and
+/// an OTLP HTTP/1.1 request are longer than this.
+pub const OPENING_BYTES: usize = 24 + 9;
 
 /// Process-wide counts of what the accept loops ended or could not do, for operators'
 /// metrics ([`listener_counters`]).

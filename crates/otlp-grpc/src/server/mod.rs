@@ -275,7 +275,7 @@ where
         let limits = ListenerLimits {
             max_connections: self.config.max_connections,
             handshake_timeout: self.config.handshake_timeout,
-            // The HTTP/2 preface (24 bytes) within the handshake timeout.
+            // The HTTP/2 preface and the SETTINGS frame header within the handshake timeout.
             opening_timeout: self.config.handshake_timeout,
         };
         let shared = Arc::new(Shared {
