@@ -1,11 +1,13 @@
 //! De-duplication on the bidirectional stream, over a real socket: a resend that arrives
 //! while its original is still being processed is not acknowledged as delivered; an
 //! original that fails leaves no entry, so its resend is processed; a panicking service is
-//! answered for the batch's own sequence number.
+//! answered for the batch's own sequence number. A client that never reads its
+//! acknowledgements cannot hold its stream.
 
 mod common;
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -259,4 +261,54 @@ async fn health_watch_streams_are_capped() {
     );
     drop(open);
     running.abort().await;
+}
+
+/// A client that sends batches and never reads their acknowledgements fills its stream's
+/// window; the receiver's blocked write then ends within the request timeout, the stream's
+/// task ends and is counted, and other clients are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_acknowledgements_cannot_hold_the_stream() {
+    let service = Scripted::default();
+    let running = GrpcReceiver::new(service.clone())
+        .with_config(otlp_grpc::ReceiverConfig {
+            request_timeout: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let mut client = RawClient::connect_with_window(running.local_addr(), Some(1024)).await;
+    let (body, _unread) = client.open_stream(EXPORT_BIDIRECTIONAL_PATH).await;
+    let sending = tokio::spawn(async move {
+        for sequence in 1..=1_000_000u64 {
+            if !body.data(batch(sequence, b"")).await {
+                return;
+            }
+        }
+    });
+    let stats = running.stats();
+    let started = std::time::Instant::now();
+    while stats.open_streams.load(Ordering::Relaxed) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "never opened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while stats.open_streams.load(Ordering::Relaxed) > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the stream is still served after {:?}, {} batches taken",
+            started.elapsed(),
+            service.calls()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "stream ended after {:?} and {} batches",
+        started.elapsed(),
+        service.calls()
+    );
+    assert_eq!(stats.stalled_streams.load(Ordering::Relaxed), 1);
+    sending.abort();
+    let ack = send(running.local_addr(), 1, b"after").await;
+    assert_eq!(ack.code, 0, "{ack:?}");
+    running.shutdown().await;
 }

@@ -109,6 +109,9 @@ pub struct WsReceiverStats {
     pub failed_batches: AtomicU64,
     /// Resent batches acknowledged without processing.
     pub duplicate_batches: AtomicU64,
+    /// Connections ended because a write (an acknowledgement, a ping) did not complete
+    /// within the idle timeout: the peer stopped reading.
+    pub stalled_connections: AtomicU64,
 }
 
 /// An OTLP/WebSocket receiver.
@@ -487,7 +490,7 @@ async fn serve_socket<Svc, Io>(
                 // A peer that stops reading its acknowledgements cannot hold the
                 // connection: the write has the idle timeout to complete.
                 let sent = tokio::time::timeout(config.idle_timeout, sink.send(encoding.ack_message(&ack))).await;
-                if !matches!(sent, Ok(Ok(()))) {
+                if !sent_in_time(sent, &shared.stats) {
                     return;
                 }
             }
@@ -495,9 +498,9 @@ async fn serve_socket<Svc, Io>(
                 if last_heard.elapsed() > config.idle_timeout {
                     reading = false;
                     ending = Some(close(CloseCode::from(4000), "idle"));
-                } else if !matches!(
+                } else if !sent_in_time(
                     tokio::time::timeout(config.idle_timeout, sink.send(Message::Ping(Default::default()))).await,
-                    Ok(Ok(()))
+                    &shared.stats,
                 ) {
                     return;
                 }
@@ -516,6 +519,22 @@ async fn serve_socket<Svc, Io>(
         let _ = sink.close().await;
     };
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+}
+
+/// Whether a bounded write went out; one that ran out of time is counted as a stalled
+/// connection.
+fn sent_in_time<E>(
+    sent: Result<Result<(), E>, tokio::time::error::Elapsed>,
+    stats: &WsReceiverStats,
+) -> bool {
+    match sent {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            stats.stalled_connections.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 /// The batch number of a protobuf message, when it can be read without decoding it (JSON

@@ -408,3 +408,70 @@ async fn a_call_to_a_silent_upstream_ends_within_the_call_timeout() {
     );
     assert!(hole.connections() > 0, "the exporter did connect");
 }
+
+/// A peer that sends batches and never reads their acknowledgements fills the socket;
+/// the receiver's blocked acknowledgement write then ends within the idle timeout and the
+/// connection closes, instead of holding its task and slot for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_its_acknowledgements_is_closed() {
+    let config = WsReceiverConfig {
+        idle_timeout: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let (_, running) = start(config).await;
+    // A small receive buffer, so that a few thousand acknowledgements fill the path.
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4096).expect("buffer");
+    let tcp = tcp.connect(running.local_addr()).await.expect("connect");
+    let mut request = url(&running).into_client_request().expect("request");
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "otlp-stream.v1.protobuf".parse().expect("value"),
+    );
+    let (socket, _) = tokio_tungstenite::client_async(request, tcp)
+        .await
+        .expect("handshake");
+    let (mut sink, _never_read) = socket.split();
+    let request: AnyExportRequest = ExportRequest::<Traces>::new(realistic::traces(1, 1)).into();
+    let sending = tokio::spawn(async move {
+        for sequence in 1..=1_000_000u64 {
+            let (bytes, _) = otlp_stream::envelope::encode_batch(sequence, &request);
+            if sink.send(Message::Binary(bytes)).await.is_err() {
+                return sequence;
+            }
+        }
+        u64::MAX
+    });
+    let stats = running.stats();
+    let started = std::time::Instant::now();
+    while stats.connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    while stats
+        .open_connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the connection is still open after {:?}, {} batches taken",
+            started.elapsed(),
+            stats.batches.load(std::sync::atomic::Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "closed after {:?} and {} batches",
+        started.elapsed(),
+        stats.batches.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert_eq!(
+        stats
+            .stalled_connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    sending.abort();
+    still_serving(&running).await;
+    running.shutdown().await;
+}

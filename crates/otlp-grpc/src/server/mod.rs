@@ -142,6 +142,12 @@ pub struct ReceiverStats {
     pub failed_requests: AtomicU64,
     /// Stream batches recognised as resends of accepted ones and not processed again.
     pub duplicate_batches: AtomicU64,
+    /// Bidirectional streams being served now.
+    pub open_streams: AtomicU64,
+    /// Streams ended because the peer took no acknowledgement within the request timeout
+    /// (it stopped reading; its connection is closed, and its batches still
+    /// unacknowledged are its to resend).
+    pub stalled_streams: AtomicU64,
 }
 
 impl ReceiverStats {
@@ -358,19 +364,41 @@ where
         .keep_alive_timeout(settings.keep_alive_timeout);
     let mut shutdown = shared.shutdown.clone();
     let handler = shared.clone();
-    let service = hyper::service::service_fn(move |request| {
+    let stalled = StalledPeer::default();
+    let marker = stalled.clone();
+    let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
         let shared = handler.clone();
+        request.extensions_mut().insert(marker.clone());
         async move { Ok::<_, Infallible>(handler::handle(shared, request).await) }
     });
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
+    // A peer that stopped reading is dropped with its connection: a stream whose
+    // acknowledgements cannot be written would otherwise stay open (HTTP/2 sends nothing,
+    // not even the stream's end, without window) and hold even a graceful stop.
     tokio::select! {
         _ = connection.as_mut() => {}
+        () = stalled.0.notified() => {}
         () = stopped(&mut shutdown) => {
             // GOAWAY: open calls finish, new ones go elsewhere.
             connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            tokio::select! {
+                _ = connection => {}
+                () = stalled.0.notified() => {}
+            }
         }
+    }
+}
+
+/// Set by a stream whose peer took no acknowledgement within the request timeout: the
+/// connection is then closed.
+#[derive(Clone, Default)]
+pub(crate) struct StalledPeer(Arc<tokio::sync::Notify>);
+
+impl StalledPeer {
+    /// Closes the connection this request came on.
+    pub(crate) fn close_connection(&self) {
+        self.0.notify_one();
     }
 }
 

@@ -64,7 +64,7 @@ where
 
 pub(super) fn bidirectional<Svc>(
     shared: Arc<Shared<Svc>>,
-    _parts: &http::request::Parts,
+    parts: &http::request::Parts,
     mut body: Incoming,
     encoding: Option<Arc<dyn Compression>>,
 ) -> Response<GrpcBody>
@@ -72,9 +72,11 @@ where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
+    let stalled = parts.extensions.get::<super::StalledPeer>().cloned();
     let (sender, response_body) = GrpcBody::channel(ACK_BUFFER);
     let response = grpc_response_with_body(&shared, response_body);
     tokio::spawn(async move {
+        let _open = OpenStream::new(shared.stats.clone());
         let concurrency = shared.config.stream_concurrency.max(1);
         let mut decoder = FrameDecoder::new(shared.config.limits);
         let mut trailers: Option<HeaderMap> = None;
@@ -148,9 +150,17 @@ where
                         sender.data(frame_message(&ack)),
                     )
                     .await;
-                    if !matches!(written, Ok(true)) {
-                        // Reset, or not reading: nobody is left to acknowledge.
-                        return;
+                    match written {
+                        Ok(true) => {}
+                        // Reset: nobody is left to acknowledge.
+                        Ok(false) => return,
+                        Err(_) => {
+                            shared.stats.stalled_streams.fetch_add(1, Ordering::Relaxed);
+                            if let Some(stalled) = &stalled {
+                                stalled.close_connection();
+                            }
+                            return;
+                        }
                     }
                 }
                 else => break,
@@ -202,4 +212,20 @@ where
         }
     });
     Ok(grpc_response_with_body(shared, response_body))
+}
+
+/// Counts a bidirectional stream as open for as long as its task runs.
+struct OpenStream(Arc<super::ReceiverStats>);
+
+impl OpenStream {
+    fn new(stats: Arc<super::ReceiverStats>) -> Self {
+        stats.open_streams.fetch_add(1, Ordering::Relaxed);
+        Self(stats)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+    }
 }

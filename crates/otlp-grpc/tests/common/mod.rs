@@ -37,19 +37,52 @@ pub struct RawAnswer {
 
 impl RawClient {
     pub async fn connect(address: std::net::SocketAddr) -> Self {
+        Self::connect_with_window(address, None).await
+    }
+
+    /// A client whose streams' receive window is `stream_window` bytes (hyper's default
+    /// when `None`): with a small one, a response that is not read stalls its sender soon.
+    pub async fn connect_with_window(
+        address: std::net::SocketAddr,
+        stream_window: Option<u32>,
+    ) -> Self {
         let stream = tokio::net::TcpStream::connect(address)
             .await
             .expect("connect");
-        let (sender, connection) =
-            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .expect("handshake");
+        let mut builder =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        if let Some(window) = stream_window {
+            builder.initial_stream_window_size(window);
+        }
+        let (sender, connection) = builder
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
         tokio::spawn(connection);
         Self {
             sender,
             authority: address.to_string(),
         }
+    }
+
+    /// Opens a streaming call: its request body is written through the returned sender,
+    /// and the response comes back with its body unread.
+    pub async fn open_stream(
+        &mut self,
+        path: &str,
+    ) -> (
+        otlp_grpc::body::BodySender,
+        http::Response<hyper::body::Incoming>,
+    ) {
+        let (body, request_body) = otlp_grpc::body::GrpcBody::channel(16);
+        let request = http::Request::post(format!("http://{}{path}", self.authority))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(request_body)
+            .expect("request");
+        self.sender.ready().await.expect("ready");
+        let response = self.sender.send_request(request).await.expect("response");
+        (body, response)
     }
 
     pub async fn call(
