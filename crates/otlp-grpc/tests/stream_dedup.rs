@@ -312,3 +312,42 @@ async fn a_client_that_never_reads_its_acknowledgements_cannot_hold_the_stream()
     assert_eq!(ack.code, 0, "{ack:?}");
     running.shutdown().await;
 }
+
+/// The de-duplication window is held against the memory budget for the receiver's life
+/// (at its bound, so a flood of ids cannot take memory the budget does not know of), and
+/// a budget too small for it is a bind error, not a silent overrun.
+#[tokio::test]
+async fn the_window_is_charged_to_the_memory_budget() {
+    let budget = otlp_net::budget::MemoryBudget::new(64 << 20);
+    let config = otlp_grpc::ReceiverConfig {
+        dedup_capacity: 1000,
+        memory_budget: Some(budget.clone()),
+        ..Default::default()
+    };
+    let running = GrpcReceiver::new(Scripted::default())
+        .with_config(config.clone())
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let window = otlp_stream::DedupWindow::new(1000).bound_bytes();
+    assert!(window >= 1000 * otlp_stream::MAX_BATCH_ID_BYTES, "{window}");
+    assert_eq!(budget.in_use(), window);
+    running.shutdown().await;
+    assert_eq!(budget.in_use(), 0);
+    let small = otlp_grpc::ReceiverConfig {
+        memory_budget: Some(otlp_net::budget::MemoryBudget::new(window / 2)),
+        ..config
+    };
+    let Err(refused) = GrpcReceiver::new(Scripted::default())
+        .with_config(small)
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+    else {
+        panic!("a budget smaller than the window is refused");
+    };
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::InvalidInput,
+        "{refused}"
+    );
+}

@@ -319,7 +319,7 @@ async fn run(options: Options) -> Result<(), String> {
                 };
                 let (handler, _) = WsReceiver::new(sink.clone())
                     .with_config(ws_config)
-                    .into_upgrade_handler();
+                    .into_upgrade_handler()?;
                 receiver = receiver.with_upgrade(ws_path.clone(), handler);
             }
             receiver.bind(address).await

@@ -121,6 +121,15 @@ impl DedupWindow {
         }
     }
 
+    /// The most bytes the accepted ids can take (the smaller of `capacity` ids of the
+    /// longest length and `max_bytes`): what a receiver reserves from its memory budget
+    /// for the window.
+    pub fn bound_bytes(&self) -> usize {
+        self.capacity
+            .saturating_mul(entry_bytes(&[0; MAX_BATCH_ID_BYTES]))
+            .min(self.max_bytes)
+    }
+
     /// Bytes the remembered ids take, overhead included; at most `max_bytes` plus the ids
     /// in flight.
     pub fn bytes(&self) -> usize {

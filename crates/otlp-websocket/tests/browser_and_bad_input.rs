@@ -475,3 +475,46 @@ async fn a_peer_that_never_reads_its_acknowledgements_is_closed() {
     still_serving(&running).await;
     running.shutdown().await;
 }
+
+/// The de-duplication window is held against the memory budget while the receiver runs,
+/// standalone or mounted on an HTTP port; one that does not fit is refused at start.
+#[tokio::test]
+async fn the_window_is_charged_to_the_memory_budget() {
+    let budget = otlp_net::budget::MemoryBudget::new(64 << 20);
+    let config = WsReceiverConfig {
+        dedup_capacity: 1000,
+        memory_budget: Some(budget.clone()),
+        ..Default::default()
+    };
+    let window = otlp_stream::DedupWindow::new(1000).bound_bytes();
+    let (_, running) = start(config.clone()).await;
+    assert_eq!(budget.in_use(), window);
+    running.shutdown().await;
+    assert_eq!(budget.in_use(), 0);
+    let service = tower::service_fn(|_: AnyExportRequest| async {
+        Ok::<_, ExportError>(ExportOutcome::success(0))
+    });
+    let mounted = WsReceiver::new(service)
+        .with_config(config.clone())
+        .into_upgrade_handler()
+        .expect("fits");
+    assert_eq!(budget.in_use(), window);
+    drop(mounted);
+    assert_eq!(budget.in_use(), 0);
+    let small = WsReceiverConfig {
+        memory_budget: Some(otlp_net::budget::MemoryBudget::new(window / 2)),
+        ..config
+    };
+    let Err(refused) = WsReceiver::new(service)
+        .with_config(small)
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+    else {
+        panic!("a window over the budget is refused");
+    };
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::InvalidInput,
+        "{refused}"
+    );
+}
