@@ -248,21 +248,6 @@ pub fn reserve(
     budget.map(|b| b.reserve(bytes)).transpose()
 }
 
-/// Reserves `bytes` from `budget` for a receiver's lifetime, for a structure of bounded
-/// size (`what`, such as a de-duplication window); a bind error if it does not fit.
-pub fn reserve_for_life(
-    budget: Option<&MemoryBudget>,
-    bytes: usize,
-    what: &str,
-) -> std::io::Result<Option<Reservation>> {
-    reserve(budget, bytes).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{what} ({bytes} bytes) does not fit the memory budget: {e}"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

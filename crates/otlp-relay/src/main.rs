@@ -22,6 +22,7 @@ use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
 use otlp_relay::pipeline::{Exporter, Pipelines};
 use otlp_relay::sink::{Counters, JsonLines, Output, RotatingFile};
 use otlp_relay::{admin, upstream};
+use otlp_stream::DedupWindow;
 use otlp_websocket::{WsReceiver, WsReceiverConfig};
 
 const HELP: &str = "\
@@ -255,6 +256,29 @@ async fn run(options: Options) -> Result<(), String> {
     let budget = (receivers.memory_budget_bytes > 0).then(|| {
         MemoryBudget::new(usize::try_from(receivers.memory_budget_bytes).unwrap_or(usize::MAX))
     });
+    // The stream receivers' de-duplication windows count against the same budget, at
+    // their bound, for the relay's life, so the stated budget covers them too. Together
+    // they take at most a sixteenth of it (fewer ids are remembered under a small budget).
+    let stream_receivers = [
+        receivers.grpc.listen.0.is_some(),
+        receivers.http.listen.0.is_some() && !receivers.http.websocket_path.is_empty(),
+        receivers.websocket.listen.0.is_some(),
+    ]
+    .iter()
+    .filter(|&&on| on)
+    .count();
+    let dedup_capacity = match &budget {
+        Some(budget) => {
+            let share = budget.limit() / 16 / stream_receivers.max(1);
+            (share / DedupWindow::new(1).bound_bytes())
+                .clamp(1, ReceiverConfig::default().dedup_capacity)
+        }
+        None => ReceiverConfig::default().dedup_capacity,
+    };
+    let windows = stream_receivers * DedupWindow::new(dedup_capacity).bound_bytes();
+    let _windows = otlp_net::budget::reserve(budget.as_ref(), windows).map_err(|e| {
+        format!("receivers.memory_budget_bytes cannot hold the de-duplication windows: {e}")
+    })?;
 
     // Bind everything before serving anything: a bad address never leaves a half-started
     // relay behind.
@@ -269,6 +293,7 @@ async fn run(options: Options) -> Result<(), String> {
                     max_frame_bytes: max_request,
                 },
                 max_connections: receivers.max_connections,
+                dedup_capacity,
                 ..ReceiverConfig::default()
             });
             if let Some(tls) = grpc_tls.clone() {
@@ -290,6 +315,7 @@ async fn run(options: Options) -> Result<(), String> {
             max_decompressed_bytes: max_request,
             listener,
             allowed_origins: receivers.allowed_origins.clone(),
+            dedup_capacity,
             ..defaults
         }
     };
@@ -319,7 +345,7 @@ async fn run(options: Options) -> Result<(), String> {
                 };
                 let (handler, _) = WsReceiver::new(sink.clone())
                     .with_config(ws_config)
-                    .into_upgrade_handler()?;
+                    .into_upgrade_handler();
                 receiver = receiver.with_upgrade(ws_path.clone(), handler);
             }
             receiver.bind(address).await

@@ -181,18 +181,46 @@ async fn silent_connections_are_closed_while_good_clients_are_served() {
         started.elapsed()
     );
     // Each was counted, and the count is visible.
+    let timeouts = metric(&admin, "otlp_relay_connections_opening_timeouts_total");
+    assert!(timeouts >= count as u64, "{timeouts}");
+    stop(relay);
+}
+
+/// The value of the unlabelled metric `name` in the relay's /metrics at `admin`.
+fn metric(admin: &str, name: &str) -> u64 {
     let mut exposition = String::new();
-    let mut admin_client = TcpStream::connect(&admin).expect("admin");
+    let mut admin_client = TcpStream::connect(admin).expect("admin");
     admin_client
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .expect("write");
     let _ = admin_client.read_to_string(&mut exposition);
-    let timeouts: u64 = exposition
+    exposition
         .lines()
-        .find_map(|l| l.strip_prefix("otlp_relay_connections_opening_timeouts_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(timeouts >= count as u64, "{exposition}");
+        .unwrap_or_else(|| panic!("no {name} in {exposition}"))
+}
+
+/// The stream receivers' de-duplication windows are part of the one memory budget: held
+/// at their bound from the start, so what the budget reports covers them.
+#[test]
+fn the_dedup_windows_are_held_against_the_memory_budget() {
+    let relay = start_relay(
+        &[
+            "--exporter",
+            "null",
+            "--ws-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let admin = relay.banner_address("admin ", 0);
+    // gRPC, WebSocket on the HTTP port, standalone WebSocket: 65,536 ids of up to 64
+    // bytes each (plus 64 bytes of bookkeeping) under the default 512 MiB budget.
+    let windows = 3 * 65_536 * 128;
+    assert_eq!(metric(&admin, "otlp_relay_receiver_memory_bytes"), windows);
     stop(relay);
 }
 

@@ -37,8 +37,7 @@ async fn the_websocket_connection_limit_holds_on_the_http_port() {
     };
     let (handler, stats) = otlp_websocket::WsReceiver::new(service.clone())
         .with_config(ws_config)
-        .into_upgrade_handler()
-        .expect("handler");
+        .into_upgrade_handler();
     let running = otlp_http::HttpReceiver::new(service)
         .with_upgrade("/v1/stream", handler)
         .bind("127.0.0.1:0".parse().expect("address"))

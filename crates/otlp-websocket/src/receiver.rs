@@ -134,8 +134,6 @@ struct Shared<Svc> {
     config: WsReceiverConfig,
     auth: Option<Arc<dyn Authenticate>>,
     dedup: Mutex<DedupWindow>,
-    /// The window's bound, held against the memory budget for the receiver's life.
-    _dedup_memory: Option<otlp_net::budget::Reservation>,
     stats: Arc<WsReceiverStats>,
 }
 
@@ -170,7 +168,7 @@ where
         otlp_net::listener::Running::spawn(
             address,
             WsReceiverStats::default(),
-            |listener, stats, signal| self.into_serving(listener, stats, signal),
+            |listener, stats, signal| Ok(self.into_serving(listener, stats, signal)),
         )
         .await
     }
@@ -180,34 +178,19 @@ where
         listener: TcpListener,
         stats: Arc<WsReceiverStats>,
         shutdown: watch::Receiver<bool>,
-    ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+    ) -> impl Future<Output = ()> + Send + 'static {
         let limits = self.config.listener;
-        let shared = self.into_shared(stats)?;
-        let signal = shutdown.clone();
-        Ok(listener::accept_loop(
-            listener,
-            limits,
-            None,
-            shutdown,
-            move |connection| serve_connection(shared.clone(), connection, signal.clone()),
-        ))
-    }
-
-    fn into_shared(self, stats: Arc<WsReceiverStats>) -> io::Result<Arc<Shared<Svc>>> {
-        let dedup = DedupWindow::new(self.config.dedup_capacity);
-        let dedup_memory = otlp_net::budget::reserve_for_life(
-            self.config.memory_budget.as_ref(),
-            dedup.bound_bytes(),
-            "the de-duplication window",
-        )?;
-        Ok(Arc::new(Shared {
-            dedup: Mutex::new(dedup),
-            _dedup_memory: dedup_memory,
+        let shared = Arc::new(Shared {
+            dedup: Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
             service: self.service,
             config: self.config,
             auth: self.auth,
             stats,
-        }))
+        });
+        let signal = shutdown.clone();
+        listener::accept_loop(listener, limits, None, shutdown, move |connection| {
+            serve_connection(shared.clone(), connection, signal.clone())
+        })
     }
 }
 
@@ -220,15 +203,16 @@ where
     /// WebSocket shares the OTLP/HTTP port (`otlp_http::HttpReceiver::with_upgrade`); with
     /// its counters. The configured `path` should be the path it is mounted on. The HTTP
     /// receiver's listener limits and shutdown then apply.
-    ///
-    /// Fails if the de-duplication window's bound does not fit the configured memory
-    /// budget.
-    pub fn into_upgrade_handler(
-        self,
-    ) -> io::Result<(Arc<dyn UpgradeHandler>, Arc<WsReceiverStats>)> {
+    pub fn into_upgrade_handler(self) -> (Arc<dyn UpgradeHandler>, Arc<WsReceiverStats>) {
         let stats = Arc::new(WsReceiverStats::default());
-        let shared = self.into_shared(stats.clone())?;
-        Ok((Arc::new(WsUpgrade { shared }), stats))
+        let shared = Arc::new(Shared {
+            dedup: Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
+            service: self.service,
+            config: self.config,
+            auth: self.auth,
+            stats: stats.clone(),
+        });
+        (Arc::new(WsUpgrade { shared }), stats)
     }
 }
 

@@ -284,15 +284,8 @@ where
             // The HTTP/2 preface and the SETTINGS frame header within the handshake timeout.
             opening_timeout: self.config.handshake_timeout,
         };
-        let dedup = DedupWindow::new(self.config.dedup_capacity);
-        let dedup_memory = otlp_net::budget::reserve_for_life(
-            self.config.memory_budget.as_ref(),
-            dedup.bound_bytes(),
-            "the de-duplication window",
-        )?;
         let shared = Arc::new(Shared {
-            dedup: std::sync::Mutex::new(dedup),
-            _dedup_memory: dedup_memory,
+            dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
             health_watches: Arc::new(tokio::sync::Semaphore::new(MAX_HEALTH_WATCHES)),
             accept_encoding: HeaderValue::from_str(&accept_encoding)
                 .unwrap_or(HeaderValue::from_static("identity")),
@@ -319,8 +312,6 @@ pub(crate) struct Shared<Svc> {
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
     pub(crate) accept_encoding: HeaderValue,
     pub(crate) dedup: std::sync::Mutex<DedupWindow>,
-    /// The window's bound, held against the memory budget for the receiver's life.
-    _dedup_memory: Option<otlp_net::budget::Reservation>,
     /// Health `Watch` streams open at once, across connections (each holds a task).
     pub(crate) health_watches: Arc<tokio::sync::Semaphore>,
     pub(crate) stats: Arc<ReceiverStats>,
