@@ -79,6 +79,11 @@ pub trait OtlpCodec:
     fn name(&self) -> &str;
     /// The content type (HTTP `Content-Type`, WebSocket subprotocol suffix).
     fn content_type(&self) -> &str;
+    /// Whether this is the OTLP protobuf encoding, whose bytes transports may validate and
+    /// pass through without decoding (every other codec's requests are decoded).
+    fn is_protobuf(&self) -> bool {
+        false
+    }
 }
 
 /// Signal-generic access to an [`OtlpCodec`], so transports are written once for all
@@ -158,6 +163,9 @@ codec_signal!(Logs);
 /// assert_eq!(set.by_content_type("application/x-protobuf").unwrap().name(), "protobuf");
 /// assert_eq!(set.by_content_type("application/json; charset=utf-8").unwrap().name(), "json");
 /// assert!(set.by_content_type("text/plain").is_none());
+/// // Only the protobuf codec's bytes may be passed through undecoded.
+/// assert!(set.by_content_type("application/x-protobuf").unwrap().is_protobuf());
+/// assert!(!set.by_content_type("application/json").unwrap().is_protobuf());
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct CodecSet {

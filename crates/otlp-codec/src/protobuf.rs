@@ -55,6 +55,9 @@ impl OtlpCodec for Protobuf {
     fn content_type(&self) -> &str {
         "application/x-protobuf"
     }
+    fn is_protobuf(&self) -> bool {
+        true
+    }
 }
 
 /// A writer that writes nothing and only checks `AnyValue` nesting.

@@ -1,7 +1,12 @@
 //! OTLP over gRPC for otlp-transport.
 //!
-//! This crate is being built: so far it holds the pieces a receiver and an exporter both
-//! stand on, as plain logic without sockets:
+//! - [`GrpcReceiver`]: the OTLP gRPC services (unary `Export` for each signal, the
+//!   bidirectional and server-streaming extension of `docs/grpc.md`, health checking) on
+//!   hyper's HTTP/2, with limits, authentication, TLS and a memory budget.
+//! - [`GrpcExporter`] (one unary call per export, over one multiplexed connection) and
+//!   [`StreamExporter`] (batches on a bidirectional stream, resent until acknowledged).
+//!
+//! Under both, as plain logic without sockets:
 //!
 //! - [`framing`]: the gRPC message framing (compressed flag + length + payload) with every
 //!   algorithm of otlp-compression usable as a `grpc-encoding`, limits checked before

@@ -228,7 +228,7 @@ impl HttpExporter {
     ) -> Result<ExportOutcome, ExportError> {
         let config = &self.config;
         let items = request.item_count();
-        let body = if config.codec.name() == "protobuf" {
+        let body = if config.codec.is_protobuf() {
             request.to_protobuf()
         } else {
             let message = request.message()?;

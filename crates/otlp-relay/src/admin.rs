@@ -10,7 +10,7 @@ use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use otlp_reliability::metrics::{DropReason, PipelineMetrics};
+use otlp_reliability::metrics::DropReason;
 use tokio::net::TcpListener;
 
 use crate::sink::Counters;
@@ -19,10 +19,8 @@ use crate::sink::Counters;
 pub struct Admin {
     /// Set once a stop has begun (health turns 503).
     pub stopping: AtomicBool,
-    /// The queues' counters.
-    pub queued: Arc<PipelineMetrics>,
-    /// Batching and retry's counters.
-    pub exported: Arc<PipelineMetrics>,
+    /// The pipeline's counters.
+    pub pipeline: otlp_pipeline::PipelineCounters,
     /// The file exporter's counters.
     pub file: Arc<Counters>,
     /// The receivers' shared memory budget, if any.
@@ -43,8 +41,7 @@ impl Admin {
 
     /// The Prometheus text exposition of the counters.
     pub fn metrics_text(&self) -> String {
-        let queued = self.queued.snapshot();
-        let exported = self.exported.snapshot();
+        let books = self.pipeline.snapshot();
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(
@@ -55,22 +52,22 @@ impl Admin {
         counter(
             "otlp_relay_items_received_total",
             "Items (spans, data points, log records) the receivers handed to the pipeline.",
-            queued.received,
+            books.received,
         );
         counter(
             "otlp_relay_items_sent_total",
             "Items the exporter delivered.",
-            exported.sent,
+            books.sent,
         );
         counter(
             "otlp_relay_items_retried_total",
             "Items sent again after a retryable failure.",
-            exported.retried,
+            books.retried,
         );
         counter(
             "otlp_relay_export_failures_total",
             "Export attempts that failed.",
-            exported.failed_attempts,
+            books.failed_attempts,
         );
         counter(
             "otlp_relay_file_requests_written_total",
@@ -110,7 +107,7 @@ impl Admin {
             "# HELP otlp_relay_items_dropped_total Items dropped, by reason.\n# TYPE otlp_relay_items_dropped_total counter"
         );
         for (index, reason) in DropReason::ALL.iter().enumerate() {
-            let value = queued.dropped[index] + exported.dropped[index];
+            let value = books.dropped[index];
             let label = match reason {
                 DropReason::QueueFull => "queue_full",
                 DropReason::Permanent => "permanent",
@@ -138,7 +135,7 @@ impl Admin {
         let _ = writeln!(
             out,
             "# HELP otlp_relay_queue_items Items waiting in the queues.\n# TYPE otlp_relay_queue_items gauge\notlp_relay_queue_items {}",
-            queued.queue_items
+            books.queue_items
         );
         out
     }

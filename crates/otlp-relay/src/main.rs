@@ -19,7 +19,7 @@ use otlp_http::{Cors, HttpReceiver, HttpReceiverConfig};
 use otlp_net::budget::MemoryBudget;
 use otlp_net::listener::ListenerLimits;
 use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
-use otlp_relay::pipeline::{Exporter, Pipelines};
+use otlp_relay::pipeline::{self, Exporter};
 use otlp_relay::sink::{Counters, JsonLines, Output, RotatingFile};
 use otlp_relay::{admin, upstream};
 use otlp_stream::DedupWindow;
@@ -184,12 +184,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// The exporter of each signal, in `SignalKind::ALL` order.
-async fn exporters(config: &Config, counters: &Arc<Counters>) -> Result<[Exporter; 3], String> {
+/// The exporter of each signal, in `SignalKind::ALL` order, and the pipeline's backstop
+/// deadline per attempt: a second past the longest of the exporters' own (10 s for the
+/// file and null exporters, which have none).
+async fn exporters(
+    config: &Config,
+    counters: &Arc<Counters>,
+) -> Result<([Exporter; 3], Duration), String> {
     let settings = &config.exporter;
-    Ok(match settings.kind {
+    let mut longest = Duration::from_secs(10);
+    let exporters = match settings.kind {
         ExporterKind::Otlp => {
             let env = |name: &str| std::env::var(name).ok();
+            longest = Duration::ZERO;
+            for signal in SignalKind::ALL {
+                longest = longest.max(upstream::timeout(&settings.otlp, signal, &env)?);
+            }
             let [traces, metrics, logs] = SignalKind::ALL;
             [
                 upstream::build(&settings.otlp, traces, &env)?,
@@ -212,7 +222,8 @@ async fn exporters(config: &Config, counters: &Arc<Counters>) -> Result<[Exporte
             let lines = Exporter::File(JsonLines::new(output, counters.clone()));
             [lines.clone(), lines.clone(), lines]
         }
-    })
+    };
+    Ok((exporters, longest + Duration::from_secs(1)))
 }
 
 async fn bind<F, T>(key: &str, listen: Listen, bind: F) -> Result<Option<T>, String>
@@ -231,7 +242,8 @@ where
 async fn run(options: Options) -> Result<(), String> {
     let config = options.config;
     let counters = Arc::new(Counters::default());
-    let pipelines = Pipelines::new(exporters(&config, &counters).await?, &config.pipeline);
+    let (exporters, attempt_timeout) = exporters(&config, &counters).await?;
+    let pipelines = pipeline::build(exporters, &config.pipeline, attempt_timeout);
     let sink = pipelines.entry();
     let receivers = &config.receivers;
     // Certificates are read before anything binds: a bad file starts nothing.
@@ -374,8 +386,7 @@ async fn run(options: Options) -> Result<(), String> {
     .await?;
     let admin = Arc::new(admin::Admin {
         stopping: std::sync::atomic::AtomicBool::new(false),
-        queued: pipelines.queued.clone(),
-        exported: pipelines.exported.clone(),
+        pipeline: pipelines.counters().clone(),
         file: counters.clone(),
         budget: budget.clone(),
     });
@@ -420,18 +431,14 @@ async fn run(options: Options) -> Result<(), String> {
 
     let summary = {
         let counters = counters.clone();
-        let queued = pipelines.queued.clone();
-        let exported = pipelines.exported.clone();
+        let pipeline = pipelines.counters().clone();
         let quiet = options.quiet;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 if !quiet {
-                    eprint!(
-                        "\r{}",
-                        summary_line(&counters, &queued.snapshot(), &exported.snapshot())
-                    );
+                    eprint!("\r{}", summary_line(&counters, &pipeline.snapshot()));
                 }
             }
         })
@@ -473,43 +480,36 @@ async fn run(options: Options) -> Result<(), String> {
     if let Some(task) = admin_task {
         task.abort();
     }
-    let queued = pipelines.queued.snapshot();
-    let exported = pipelines.exported.snapshot();
+    let books = pipelines.counters().snapshot();
     match left {
         Some(left) => eprintln!(
             "otlp-relay: stopped; {}; {left} items not sent by the drain deadline",
-            summary_line(&counters, &queued, &exported)
+            summary_line(&counters, &books)
         ),
         None => {
             // Stopped by a second signal: what was neither sent nor dropped yet is
             // abandoned, and said so, so the books still balance.
-            let dropped: u64 = queued.dropped.iter().chain(&exported.dropped).sum();
-            let abandoned = queued
+            let abandoned = books
                 .received
-                .saturating_sub(exported.sent)
-                .saturating_sub(dropped);
+                .saturating_sub(books.sent)
+                .saturating_sub(books.dropped_total());
             eprintln!(
                 "otlp-relay: stopped at once by a second signal; {}; {abandoned} items abandoned",
-                summary_line(&counters, &queued, &exported)
+                summary_line(&counters, &books)
             );
         }
     }
     Ok(())
 }
 
-fn summary_line(
-    counters: &Counters,
-    queued: &otlp_reliability::metrics::MetricsSnapshot,
-    exported: &otlp_reliability::metrics::MetricsSnapshot,
-) -> String {
-    let dropped: u64 = queued.dropped.iter().chain(&exported.dropped).sum();
+fn summary_line(counters: &Counters, books: &otlp_reliability::metrics::MetricsSnapshot) -> String {
     format!(
         "pipeline: {} items in, {} sent, {} retried, {} dropped, {} queued; file: {} requests written, {} failed",
-        queued.received,
-        exported.sent,
-        exported.retried,
-        dropped,
-        queued.queue_items,
+        books.received,
+        books.sent,
+        books.retried,
+        books.dropped_total(),
+        books.queue_items,
         counters.written.load(Ordering::Relaxed),
         counters.failed.load(Ordering::Relaxed),
     )

@@ -1,25 +1,20 @@
-//! Between the receivers and the exporter, per signal: a bounded queue, batching, and retry
-//! by the OTLP classes, all counting into one `PipelineMetrics`; and the exporters the relay
-//! can end in.
+//! The exporters the relay can end in, and the pipeline (`otlp-pipeline`) in front of
+//! them as the relay's settings shape it.
 
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use otlp_batch::{Batch, BatchConfig, BatchLayerConfig};
+use otlp_batch::{BatchConfig, BatchLayerConfig};
 use otlp_codec::CodecSignal;
 use otlp_core::{
     AnyExportRequest, BoxExportFuture, ExportError, ExportOutcome, ExportRequest, Logs, Metrics,
-    PerSignal, Traces,
+    Traces,
 };
-use otlp_reliability::backoff::BackoffConfig;
-use otlp_reliability::metrics::PipelineMetrics;
-use otlp_reliability::queue::{OverflowPolicy, Queue, QueueConfig};
+use otlp_pipeline::Pipeline;
+use otlp_reliability::queue::{OverflowPolicy, QueueConfig};
+use tower_service::Service;
 
 use crate::config::Overflow;
-use otlp_reliability::retry::RetryLayer;
-use tower::Layer;
-use tower_service::Service;
 
 /// Where the relay sends what it receives.
 #[derive(Clone)]
@@ -84,98 +79,35 @@ impl Service<AnyExportRequest> for Exporter {
     }
 }
 
-/// The three per-signal pipelines in front of one exporter.
-pub struct Pipelines {
-    queues: (Queue<Traces>, Queue<Metrics>, Queue<Logs>),
-    batches: (Batch<Traces>, Batch<Metrics>, Batch<Logs>),
-    /// The queues' counts: items received, queued, dropped on overflow or shutdown.
-    pub queued: Arc<PipelineMetrics>,
-    /// Batching and retry's counts: items sent, retried, dropped after the queue.
-    pub exported: Arc<PipelineMetrics>,
-}
-
-/// What the receivers are handed: each signal to its queue.
-pub type Entry = PerSignal<Queue<Traces>, Queue<Metrics>, Queue<Logs>>;
-
-fn chain<S>(
-    exporter: Exporter,
+/// The relay's pipeline: `otlp-pipeline`'s queue → batch → retry → attempt timeout per
+/// signal, in front of each signal's exporter, set from the `[pipeline]` settings.
+/// `attempt_timeout` is a backstop behind the exporters' own deadlines (the file and null
+/// exporters have none).
+pub fn build(
+    exporters: [Exporter; 3],
     settings: &crate::config::Pipeline,
-    queued: &Arc<PipelineMetrics>,
-    metrics: &Arc<PipelineMetrics>,
-) -> (Queue<S>, Batch<S>)
-where
-    S: CodecSignal,
-    AnyExportRequest: From<ExportRequest<S>>,
-{
-    let retry = RetryLayer::new(BackoffConfig::default(), metrics.clone()).layer(exporter);
-    let batch_config = BatchLayerConfig {
-        batch: BatchConfig {
-            max_items: settings.batch_items,
-            linger: settings.linger.0,
-            ..BatchConfig::default()
-        },
-        max_concurrent_exports: settings.concurrent_exports,
-        ..BatchLayerConfig::default()
-    };
-    let batch = Batch::new(retry, batch_config, metrics.clone());
-    let queue_config = QueueConfig {
-        max_items: settings.queue_items,
-        policy: match settings.overflow {
-            Overflow::Block => OverflowPolicy::Block,
-            Overflow::DropNewest => OverflowPolicy::DropNewest,
-            Overflow::DropOldest => OverflowPolicy::DropOldest,
-        },
-        ..QueueConfig::default()
-    };
-    // The queue counts into its own metrics: every layer counts what it receives, and an
-    // item must be received once.
-    let queue = Queue::new(batch.clone(), queue_config, queued.clone());
-    (queue, batch)
-}
-
-impl Pipelines {
-    /// Queue -> batch -> retry -> the signal's exporter, per signal.
-    pub fn new(exporters: [Exporter; 3], settings: &crate::config::Pipeline) -> Self {
-        let queued = Arc::new(PipelineMetrics::new());
-        let exported = Arc::new(PipelineMetrics::new());
-        let [traces_exporter, metrics_exporter, logs_exporter] = exporters;
-        let (traces, traces_batch) = chain::<Traces>(traces_exporter, settings, &queued, &exported);
-        let (metrics_queue, metrics_batch) =
-            chain::<Metrics>(metrics_exporter, settings, &queued, &exported);
-        let (logs, logs_batch) = chain::<Logs>(logs_exporter, settings, &queued, &exported);
-        Self {
-            queues: (traces, metrics_queue, logs),
-            batches: (traces_batch, metrics_batch, logs_batch),
-            queued,
-            exported,
-        }
-    }
-
-    /// The service the receivers call.
-    pub fn entry(&self) -> Entry {
-        PerSignal::new(
-            self.queues.0.clone(),
-            self.queues.1.clone(),
-            self.queues.2.clone(),
-        )
-    }
-
-    /// Drains queues then batches, every signal at once, all within `deadline`; returns the
-    /// items left behind (counted as dropped in the metrics).
-    pub async fn shutdown(&self, deadline: Duration) -> usize {
-        let until = tokio::time::Instant::now() + deadline;
-        let remaining = || until.saturating_duration_since(tokio::time::Instant::now());
-        let (traces, metrics, logs) = tokio::join!(
-            self.queues.0.shutdown(remaining()),
-            self.queues.1.shutdown(remaining()),
-            self.queues.2.shutdown(remaining()),
-        );
-        let queued = traces.dropped_items + metrics.dropped_items + logs.dropped_items;
-        let (traces, metrics, logs) = tokio::join!(
-            self.batches.0.shutdown(remaining()),
-            self.batches.1.shutdown(remaining()),
-            self.batches.2.shutdown(remaining()),
-        );
-        queued + traces + metrics + logs
-    }
+    attempt_timeout: Duration,
+) -> Pipeline {
+    let [traces, metrics, logs] = exporters;
+    Pipeline::builder()
+        .queue(QueueConfig {
+            max_items: settings.queue_items,
+            policy: match settings.overflow {
+                Overflow::Block => OverflowPolicy::Block,
+                Overflow::DropNewest => OverflowPolicy::DropNewest,
+                Overflow::DropOldest => OverflowPolicy::DropOldest,
+            },
+            ..QueueConfig::default()
+        })
+        .batch(BatchLayerConfig {
+            batch: BatchConfig {
+                max_items: settings.batch_items,
+                linger: settings.linger.0,
+                ..BatchConfig::default()
+            },
+            max_concurrent_exports: settings.concurrent_exports,
+            ..BatchLayerConfig::default()
+        })
+        .attempt_timeout(attempt_timeout)
+        .build_per_signal(traces, metrics, logs)
 }

@@ -62,6 +62,27 @@ fn signal_index(signal: SignalKind) -> usize {
         .unwrap_or_default()
 }
 
+/// The deadline of one export of `signal`: the configuration's, then the standard
+/// variables (the signal's own first), then 10 s.
+pub fn timeout(
+    settings: &OtlpExporter,
+    signal: SignalKind,
+    env: Env<'_>,
+) -> Result<Duration, String> {
+    let lookup = Lookup { env, signal };
+    Ok(match settings.timeout {
+        Some(interval) => interval.0,
+        None => match lookup.get(None, "timeout", "TIMEOUT") {
+            Some((name, t)) => t
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("{name}: {t:?} is not milliseconds"))?,
+            None => Duration::from_secs(10),
+        },
+    })
+}
+
 /// The upstream exporter of one signal: the configuration's `[exporter.otlp]` settings,
 /// then the standard variables (the signal's own variant first), then the defaults.
 pub fn build(
@@ -102,17 +123,7 @@ pub fn build(
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
     );
-    let timeout = match settings.timeout {
-        Some(interval) => interval.0,
-        None => match lookup.get(None, "timeout", "TIMEOUT") {
-            Some((name, t)) => t
-                .trim()
-                .parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|_| format!("{name}: {t:?} is not milliseconds"))?,
-            None => Duration::from_secs(10),
-        },
-    };
+    let timeout = timeout(settings, signal, env)?;
     let compression = match lookup.get(
         settings.compression.as_deref(),
         "compression",

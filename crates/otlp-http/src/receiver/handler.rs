@@ -190,7 +190,7 @@ where
     if bytes.len() > config.max_decompressed_bytes {
         return Err(with_codec(too_large(config.max_decompressed_bytes)));
     }
-    let mut request = if codec.name() == "protobuf" {
+    let mut request = if codec.is_protobuf() {
         otlp_codec::validate::protobuf_request::<S>(config.decode, bytes).map_err(with_codec)?
     } else {
         let message = S::decode_request(codec.as_ref(), bytes).map_err(|e| {
