@@ -83,11 +83,12 @@ impl Receivers {
     /// The bearer tokens of the configuration and its token file; `None` when there are
     /// none (no authentication). A file that cannot be read, or that holds no token, is an
     /// error naming the setting.
-    pub fn bearer_auth(&self) -> Result<Option<otlp_net::auth::BearerToken>, String> {
+    pub fn bearer_auth(&self) -> Result<Option<otlp_net::auth::BearerToken>, ConfigError> {
         let mut tokens = self.bearer_tokens.clone();
         if let Some(path) = &self.bearer_tokens_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("receivers.bearer_tokens_file {path:?}: {e}"))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::setting("receivers.bearer_tokens_file", format!("{path:?}: {e}"))
+            })?;
             let before = tokens.len();
             tokens.extend(
                 text.lines()
@@ -96,8 +97,9 @@ impl Receivers {
                     .map(str::to_string),
             );
             if tokens.len() == before {
-                return Err(format!(
-                    "receivers.bearer_tokens_file {path:?}: holds no token"
+                return Err(ConfigError::setting(
+                    "receivers.bearer_tokens_file",
+                    format!("{path:?} holds no token"),
                 ));
             }
         }
@@ -105,9 +107,12 @@ impl Receivers {
             .iter()
             .find(|t| t.is_empty() || t.contains(char::is_whitespace))
         {
-            return Err(format!(
-                "receivers.bearer_tokens: {:?} is not a token (empty or with spaces)",
-                bad.chars().take(4).collect::<String>()
+            return Err(ConfigError::setting(
+                "receivers.bearer_tokens",
+                format!(
+                    "{:?} is not a token (empty or with spaces)",
+                    bad.chars().take(4).collect::<String>()
+                ),
             ));
         }
         let mut tokens = tokens.into_iter();
@@ -136,19 +141,21 @@ pub struct ReceiverTls {
 
 impl ReceiverTls {
     /// Reads the files into rustls settings; errors name `key` (the setting) and the file.
-    pub fn load(&self, key: &str) -> Result<otlp_net::tls::ServerTls, String> {
+    pub fn load(&self, key: &str) -> Result<otlp_net::tls::ServerTls, ConfigError> {
         let read = |field: &str, path: &str| {
-            std::fs::read(path).map_err(|e| format!("{key}.{field} {path:?}: {e}"))
+            std::fs::read(path).map_err(|e| {
+                ConfigError::setting(format!("{key}.{field}"), format!("{path:?}: {e}"))
+            })
         };
         let mut tls = otlp_net::tls::ServerTls::from_pem(
             &read("cert", &self.cert)?,
             &read("key", &self.key)?,
         )
-        .map_err(|e| format!("{key}: {e}"))?;
+        .map_err(|e| ConfigError::setting(key, e))?;
         if let Some(ca) = &self.client_ca {
             tls = tls
                 .require_client_certificates(&read("client_ca", ca)?)
-                .map_err(|e| format!("{key}.client_ca: {e}"))?;
+                .map_err(|e| ConfigError::setting(format!("{key}.client_ca"), e))?;
         }
         Ok(tls)
     }
@@ -376,13 +383,15 @@ impl Listen {
     }
 
     /// Parses `off` or an address like `0.0.0.0:4317`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
         if text == "off" {
             return Ok(Listen::OFF);
         }
-        text.parse()
-            .map(|a| Listen(Some(a)))
-            .map_err(|_| format!("{text:?} is not an address like \"0.0.0.0:4317\" (or \"off\")"))
+        text.parse().map(|a| Listen(Some(a))).map_err(|_| {
+            ConfigError::value(format!(
+                "{text:?} is not an address like \"0.0.0.0:4317\" (or \"off\")"
+            ))
+        })
     }
 }
 
@@ -414,7 +423,7 @@ pub struct Interval(pub Duration);
 
 impl Interval {
     /// Parses a number followed by `ms`, `s` or `m`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let text = text.trim();
         let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
             (n, 0.001)
@@ -423,9 +432,9 @@ impl Interval {
         } else if let Some(n) = text.strip_suffix('m') {
             (n, 60.0)
         } else {
-            return Err(format!(
+            return Err(ConfigError::value(format!(
                 "{text:?} has no unit: write it like \"200ms\", \"10s\" or \"1m\""
-            ));
+            )));
         };
         number
             .trim()
@@ -433,7 +442,11 @@ impl Interval {
             .ok()
             .filter(|n| n.is_finite() && *n >= 0.0 && n * scale < 1e9)
             .map(|n| Interval(Duration::from_secs_f64(n * scale)))
-            .ok_or_else(|| format!("{text:?} is not a duration like \"200ms\" or \"10s\""))
+            .ok_or_else(|| {
+                ConfigError::value(format!(
+                    "{text:?} is not a duration like \"200ms\" or \"10s\""
+                ))
+            })
     }
 }
 
@@ -461,23 +474,73 @@ impl<'de> Deserialize<'de> for Interval {
     }
 }
 
-/// A configuration file that could not be used.
+/// A configuration that cannot be used, from a file, a flag or the environment: the one
+/// error type of the relay library's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The file.
-    pub path: String,
+    /// The file it was found in, when it came from one.
+    pub path: Option<String>,
     /// The 1-based line of the offending key or value, when known.
     pub line: Option<usize>,
-    /// What is wrong, naming the key.
+    /// The setting at fault (`pipeline.batch_items`, a flag, an environment variable),
+    /// when one is known.
+    pub key: Option<String>,
+    /// What is wrong.
     pub message: String,
+}
+
+impl ConfigError {
+    /// The setting `key` cannot be used, because of `message`.
+    pub fn setting(key: impl Into<String>, message: impl fmt::Display) -> Self {
+        Self {
+            path: None,
+            line: None,
+            key: Some(key.into()),
+            message: message.to_string(),
+        }
+    }
+
+    /// A value that cannot be used, before its setting is known ([`ConfigError::for_key`]
+    /// names it).
+    pub fn value(message: impl fmt::Display) -> Self {
+        Self {
+            path: None,
+            line: None,
+            key: None,
+            message: message.to_string(),
+        }
+    }
+
+    /// This error, for the setting `key` (kept if one is named already).
+    pub fn for_key(mut self, key: impl Into<String>) -> Self {
+        self.key.get_or_insert_with(|| key.into());
+        self
+    }
+
+    /// This error, found in the file `path` whose text is `text` (the line is looked up
+    /// from the key when not known).
+    fn in_file(mut self, path: &str, text: &str) -> Self {
+        self.path = Some(path.to_string());
+        if self.line.is_none() {
+            self.line = self.key.as_deref().and_then(|key| line_of_key(text, key));
+        }
+        self
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
+        if let Some(path) = &self.path {
+            write!(f, "{path}:")?;
+            if let Some(line) = self.line {
+                write!(f, "{line}:")?;
+            }
+            f.write_str(" ")?;
         }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
     }
 }
 
@@ -492,27 +555,20 @@ impl Config {
                 .span()
                 .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
             ConfigError {
-                path: path.to_string(),
                 line,
-                message: error.message().trim_end().to_string(),
+                ..ConfigError::value(error.message().trim_end())
             }
+            .in_file(path, text)
         })?;
-        config.check().map_err(|(key, message)| ConfigError {
-            path: path.to_string(),
-            line: line_of_key(text, key),
-            message: format!("{key}: {message}"),
-        })?;
+        config.check().map_err(|e| e.in_file(path, text))?;
         Ok(config)
     }
 
     /// Reads the file at `path`.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: shown.clone(),
-            line: None,
-            message: e.to_string(),
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::value(e).in_file(&shown, ""))?;
         Config::from_toml(&text, &shown)
     }
 
@@ -522,13 +578,16 @@ impl Config {
     }
 
     /// Checks what a type cannot: ranges and combinations. Returns the key at fault.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         let pipeline = &self.pipeline;
         if pipeline.batch_items == 0 {
-            return Err(("pipeline.batch_items", "must be at least 1".into()));
+            return Err(ConfigError::setting(
+                "pipeline.batch_items",
+                "must be at least 1",
+            ));
         }
         if pipeline.queue_items < pipeline.batch_items {
-            return Err((
+            return Err(ConfigError::setting(
                 "pipeline.queue_items",
                 format!(
                     "{} is smaller than batch_items ({})",
@@ -537,17 +596,23 @@ impl Config {
             ));
         }
         if pipeline.concurrent_exports == 0 {
-            return Err(("pipeline.concurrent_exports", "must be at least 1".into()));
+            return Err(ConfigError::setting(
+                "pipeline.concurrent_exports",
+                "must be at least 1",
+            ));
         }
         let receivers = &self.receivers;
         if receivers.max_request_bytes == 0 {
-            return Err(("receivers.max_request_bytes", "must be at least 1".into()));
+            return Err(ConfigError::setting(
+                "receivers.max_request_bytes",
+                "must be at least 1",
+            ));
         }
         if receivers.memory_budget_bytes > 0
             && receivers.max_request_bytes.saturating_mul(DECODED_FACTOR)
                 > receivers.memory_budget_bytes
         {
-            return Err((
+            return Err(ConfigError::setting(
                 "receivers.max_request_bytes",
                 format!(
                     "{} is more than a fifth of memory_budget_bytes ({}): a request takes up to \
@@ -558,28 +623,34 @@ impl Config {
             ));
         }
         if receivers.max_connections == 0 {
-            return Err(("receivers.max_connections", "must be at least 1".into()));
+            return Err(ConfigError::setting(
+                "receivers.max_connections",
+                "must be at least 1",
+            ));
         }
         let http_path = &self.receivers.http.websocket_path;
         if !http_path.is_empty() && !http_path.starts_with('/') {
-            return Err((
+            return Err(ConfigError::setting(
                 "receivers.http.websocket_path",
                 format!("{http_path:?} must start with /"),
             ));
         }
         if !self.receivers.websocket.path.starts_with('/') {
-            return Err((
+            return Err(ConfigError::setting(
                 "receivers.websocket.path",
                 format!("{:?} must start with /", self.receivers.websocket.path),
             ));
         }
         if self.exporter.file.path.is_empty() {
-            return Err(("exporter.file.path", "must not be empty".into()));
+            return Err(ConfigError::setting(
+                "exporter.file.path",
+                "must not be empty",
+            ));
         }
         if self.exporter.file.rotate_bytes > 0 && self.exporter.file.path == "-" {
-            return Err((
+            return Err(ConfigError::setting(
                 "exporter.file.rotate_bytes",
-                "standard output cannot be rotated; set exporter.file.path".into(),
+                "standard output cannot be rotated; set exporter.file.path",
             ));
         }
         let listeners = [
@@ -597,7 +668,10 @@ impl Config {
                 continue;
             }
             if let Some((other, _)) = listeners[..i].iter().find(|(_, l)| l.0 == Some(address)) {
-                return Err((key, format!("{address} is already {other}")));
+                return Err(ConfigError::setting(
+                    *key,
+                    format!("{address} is already {other}"),
+                ));
             }
         }
         Ok(())

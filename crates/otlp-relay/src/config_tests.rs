@@ -70,7 +70,16 @@ fn errors_name_the_key_and_the_line() {
 
     let range = error("[pipeline]\nqueue_items = 10\nbatch_items = 100\n");
     assert_eq!(range.line, Some(2), "{range}");
-    assert!(range.message.starts_with("pipeline.queue_items"), "{range}");
+    assert_eq!(
+        range.key.as_deref(),
+        Some("pipeline.queue_items"),
+        "{range}"
+    );
+    assert!(
+        range
+            .to_string()
+            .starts_with("relay.toml:2: pipeline.queue_items: ")
+    );
 
     let budget = error("[receivers]\nmemory_budget_bytes = 1000\nmax_request_bytes = 2000\n");
     assert_eq!(budget.line, Some(3), "{budget}");

@@ -311,7 +311,8 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
     };
     let mut runs = Vec::new();
     for &signal in &options.signals {
-        let exporter = upstream::build(&options.exporter, signal, &env)?;
+        let exporter =
+            upstream::build(&options.exporter, signal, &env).map_err(|e| e.to_string())?;
         runs.push(tokio::spawn(run_signal(
             signal,
             exporter,

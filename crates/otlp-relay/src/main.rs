@@ -142,10 +142,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Option<Options>, Stri
             other => return Err(format!("unknown option {other:?}; see --help")),
         }
     }
-    options
-        .config
-        .check()
-        .map_err(|(key, message)| format!("{key}: {message}"))?;
+    options.config.check().map_err(text)?;
     Ok(Some(options))
 }
 
@@ -198,13 +195,14 @@ async fn exporters(
             let env = |name: &str| std::env::var(name).ok();
             longest = Duration::ZERO;
             for signal in SignalKind::ALL {
-                longest = longest.max(upstream::timeout(&settings.otlp, signal, &env)?);
+                longest =
+                    longest.max(upstream::timeout(&settings.otlp, signal, &env).map_err(text)?);
             }
             let [traces, metrics, logs] = SignalKind::ALL;
             [
-                upstream::build(&settings.otlp, traces, &env)?,
-                upstream::build(&settings.otlp, metrics, &env)?,
-                upstream::build(&settings.otlp, logs, &env)?,
+                upstream::build(&settings.otlp, traces, &env).map_err(text)?,
+                upstream::build(&settings.otlp, metrics, &env).map_err(text)?,
+                upstream::build(&settings.otlp, logs, &env).map_err(text)?,
             ]
         }
         ExporterKind::Null => [Exporter::Null, Exporter::Null, Exporter::Null],
@@ -239,6 +237,11 @@ where
     }
 }
 
+/// The binary reports every error as text.
+fn text(error: impl std::fmt::Display) -> String {
+    error.to_string()
+}
+
 async fn run(options: Options) -> Result<(), String> {
     let config = options.config;
     let counters = Arc::new(Counters::default());
@@ -252,19 +255,21 @@ async fn run(options: Options) -> Result<(), String> {
         .tls
         .as_ref()
         .map(|tls| tls.load("receivers.grpc.tls"))
-        .transpose()?;
+        .transpose()
+        .map_err(text)?;
     let http_tls = receivers
         .http
         .tls
         .as_ref()
         .map(|tls| tls.load("receivers.http.tls"))
-        .transpose()?;
+        .transpose()
+        .map_err(text)?;
     let max_request = usize::try_from(receivers.max_request_bytes).unwrap_or(usize::MAX);
     let listener = ListenerLimits {
         max_connections: receivers.max_connections,
         ..ListenerLimits::default()
     };
-    let auth = receivers.bearer_auth()?;
+    let auth = receivers.bearer_auth().map_err(text)?;
     let budget = (receivers.memory_budget_bytes > 0).then(|| {
         MemoryBudget::new(usize::try_from(receivers.memory_budget_bytes).unwrap_or(usize::MAX))
     });

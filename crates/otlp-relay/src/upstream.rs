@@ -7,7 +7,7 @@ use std::time::Duration;
 use otlp_compression::CompressionSet;
 use otlp_core::SignalKind;
 
-use crate::config::OtlpExporter;
+use crate::config::{ConfigError, OtlpExporter};
 use crate::pipeline::Exporter;
 
 /// Reads a variable (the process environment in the binary, a map in tests).
@@ -15,13 +15,13 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs separated by commas, values
 /// percent-encoded.
-pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
     text.split(',')
         .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
             let (key, value) = pair
                 .split_once('=')
-                .ok_or_else(|| format!("OTEL_EXPORTER_OTLP_HEADERS: {pair:?} is not key=value"))?;
+                .ok_or_else(|| ConfigError::value(format!("{pair:?} is not key=value")))?;
             Ok((
                 key.trim().to_ascii_lowercase(),
                 otlp_net::percent_decode(value.trim()),
@@ -68,7 +68,7 @@ pub fn timeout(
     settings: &OtlpExporter,
     signal: SignalKind,
     env: Env<'_>,
-) -> Result<Duration, String> {
+) -> Result<Duration, ConfigError> {
     let lookup = Lookup { env, signal };
     Ok(match settings.timeout {
         Some(interval) => interval.0,
@@ -77,7 +77,7 @@ pub fn timeout(
                 .trim()
                 .parse::<u64>()
                 .map(Duration::from_millis)
-                .map_err(|_| format!("{name}: {t:?} is not milliseconds"))?,
+                .map_err(|_| ConfigError::setting(name, format!("{t:?} is not milliseconds")))?,
             None => Duration::from_secs(10),
         },
     })
@@ -89,7 +89,7 @@ pub fn build(
     settings: &OtlpExporter,
     signal: SignalKind,
     env: Env<'_>,
-) -> Result<Exporter, String> {
+) -> Result<Exporter, ConfigError> {
     let lookup = Lookup { env, signal };
     let protocol = lookup
         .get(settings.protocol.as_deref(), "protocol", "PROTOCOL")
@@ -114,7 +114,7 @@ pub fn build(
         .to_string()
     });
     let mut headers = match lookup.get(None, "headers", "HEADERS") {
-        Some((name, text)) => parse_headers(&text).map_err(|e| format!("{name}: {e}"))?,
+        Some((name, text)) => parse_headers(&text).map_err(|e| e.for_key(name))?,
         None => Vec::new(),
     };
     headers.extend(
@@ -135,21 +135,25 @@ pub fn build(
             CompressionSet::with_defaults()
                 .by_http_name(&name)
                 .cloned()
-                .ok_or_else(|| format!("{key}: unknown compression {name:?}"))?,
+                .ok_or_else(|| {
+                    ConfigError::setting(key, format!("unknown compression {name:?}"))
+                })?,
         ),
     };
-    let header_map = || -> Result<http::HeaderMap, String> {
+    let header_map = || -> Result<http::HeaderMap, ConfigError> {
         let mut map = http::HeaderMap::new();
         for (key, value) in &headers {
-            let name = http::HeaderName::from_bytes(key.as_bytes())
-                .map_err(|e| format!("header {key:?}: {e}"))?;
-            let value =
-                http::HeaderValue::from_str(value).map_err(|e| format!("header {key:?}: {e}"))?;
+            let name = http::HeaderName::from_bytes(key.as_bytes()).map_err(|e| {
+                ConfigError::setting("exporter.otlp.headers", format!("{key:?}: {e}"))
+            })?;
+            let value = http::HeaderValue::from_str(value).map_err(|e| {
+                ConfigError::setting("exporter.otlp.headers", format!("{key:?}: {e}"))
+            })?;
             map.append(name, value);
         }
         Ok(map)
     };
-    let client_tls = || -> Result<Option<otlp_net::tls::ClientTls>, String> {
+    let client_tls = || -> Result<Option<otlp_net::tls::ClientTls>, ConfigError> {
         let Some((ca_name, ca)) = lookup.get(
             settings.certificate.as_deref(),
             "certificate",
@@ -158,10 +162,10 @@ pub fn build(
             return Ok(None);
         };
         let read = |name: &str, path: &str| {
-            std::fs::read(path).map_err(|e| format!("{name}: {path}: {e}"))
+            std::fs::read(path).map_err(|e| ConfigError::setting(name, format!("{path}: {e}")))
         };
         let mut tls = otlp_net::tls::ClientTls::with_ca_pem(&read(&ca_name, &ca)?)
-            .map_err(|e| format!("{ca_name}: {e}"))?;
+            .map_err(|e| ConfigError::setting(&ca_name, e))?;
         let cert = lookup.get(
             settings.client_certificate.as_deref(),
             "client_certificate",
@@ -171,19 +175,19 @@ pub fn build(
         if let (Some((cert_name, cert)), Some((key_name, key))) = (cert, key) {
             tls = tls
                 .with_client_certificate(&read(&cert_name, &cert)?, &read(&key_name, &key)?)
-                .map_err(|e| format!("{cert_name}: {e}"))?;
+                .map_err(|e| ConfigError::setting(&cert_name, e))?;
         }
         Ok(Some(tls))
     };
     match protocol.as_str() {
         "grpc" | "grpc-stream" => {
             let mut config =
-                otlp_grpc::ExporterConfig::new(&endpoint).map_err(|e| e.to_string())?;
+                otlp_grpc::ExporterConfig::new(&endpoint).map_err(ConfigError::value)?;
             config.headers = header_map()?;
             config.timeout = timeout;
             config.compression = compression;
             config.tls = client_tls()?;
-            let exporter = otlp_grpc::GrpcExporter::new(config).map_err(|e| e.to_string())?;
+            let exporter = otlp_grpc::GrpcExporter::new(config).map_err(ConfigError::value)?;
             if protocol == "grpc-stream" {
                 return Ok(Exporter::GrpcStream(otlp_grpc::StreamExporter::new(
                     exporter,
@@ -198,15 +202,15 @@ pub fn build(
         "http/protobuf" | "http/json" | "http/msgpack" | "http/cbor" => {
             let mut config = if endpoint_is_full_url {
                 let mut config = otlp_http::HttpExporterConfig::new("http://localhost:4318")
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ConfigError::value)?;
                 config.signal_urls[signal_index(signal)] = Some(
                     endpoint
                         .parse()
-                        .map_err(|e| format!("{signal_endpoint_name}: {e}"))?,
+                        .map_err(|e| ConfigError::setting(&signal_endpoint_name, e))?,
                 );
                 config
             } else {
-                otlp_http::HttpExporterConfig::new(&endpoint).map_err(|e| e.to_string())?
+                otlp_http::HttpExporterConfig::new(&endpoint).map_err(ConfigError::value)?
             };
             config = match protocol.as_str() {
                 "http/json" => config.with_codec(otlp_codec::Json::default()),
@@ -219,7 +223,7 @@ pub fn build(
             config.compression = compression;
             config.tls = client_tls()?;
             Ok(Exporter::Http(Box::new(
-                otlp_http::HttpExporter::new(config).map_err(|e| e.to_string())?,
+                otlp_http::HttpExporter::new(config).map_err(ConfigError::value)?,
             )))
         }
         "websocket" | "websocket/json" => {
@@ -235,9 +239,12 @@ pub fn build(
             };
             Ok(Exporter::WebSocket(otlp_websocket::WsExporter::new(config)))
         }
-        other => Err(format!(
-            "unknown OTLP protocol {other:?} (grpc, grpc-stream, http/protobuf, http/json, \
-             http/msgpack, http/cbor, websocket, websocket/json)"
+        other => Err(ConfigError::setting(
+            "exporter.otlp.protocol",
+            format!(
+                "unknown OTLP protocol {other:?} (grpc, grpc-stream, http/protobuf, http/json, \
+                 http/msgpack, http/cbor, websocket, websocket/json)"
+            ),
         )),
     }
 }
@@ -271,7 +278,11 @@ mod tests {
         let error = build(&OtlpExporter::default(), SignalKind::Traces, &env)
             .err()
             .expect("bad timeout");
-        assert!(error.contains("OTEL_EXPORTER_OTLP_TIMEOUT"), "{error}");
+        assert_eq!(
+            error.key.as_deref(),
+            Some("OTEL_EXPORTER_OTLP_TIMEOUT"),
+            "{error}"
+        );
         assert!(matches!(
             build(&OtlpExporter::default(), SignalKind::Logs, &env),
             Ok(Exporter::Grpc(_))
@@ -294,8 +305,9 @@ mod tests {
         let error = build(&OtlpExporter::default(), SignalKind::Metrics, &env)
             .err()
             .expect("unknown compression");
-        assert!(
-            error.contains("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"),
+        assert_eq!(
+            error.key.as_deref(),
+            Some("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"),
             "{error}"
         );
         let Ok(Exporter::Http(traces)) = build(&OtlpExporter::default(), SignalKind::Traces, &env)
