@@ -243,6 +243,7 @@ fn text(error: impl std::fmt::Display) -> String {
 }
 
 async fn run(options: Options) -> Result<(), String> {
+    let mut signals = StopSignals::listen()?;
     let config = options.config;
     let counters = Arc::new(Counters::default());
     let (exporters, attempt_timeout) = exporters(&config, &counters).await?;
@@ -448,7 +449,7 @@ async fn run(options: Options) -> Result<(), String> {
             }
         })
     };
-    wait_for_stop().await;
+    signals.next().await;
     admin.stopping.store(true, Ordering::Relaxed);
     eprintln!(
         "\notlp-relay: stopping: letting open requests finish (a second signal stops at once)"
@@ -479,7 +480,7 @@ async fn run(options: Options) -> Result<(), String> {
     };
     let left = tokio::select! {
         left = stopping => Some(left),
-        () = wait_for_stop() => None,
+        () = signals.next() => None,
     };
     summary.abort();
     if let Some(task) = admin_task {
@@ -520,26 +521,42 @@ fn summary_line(counters: &Counters, books: &otlp_reliability::metrics::MetricsS
     )
 }
 
-async fn wait_for_stop() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT and SIGTERM, listened for from the start: a stop that arrives while the relay is
+/// still starting is not left to the default action, which would end the process without
+/// draining or reporting.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind| signal(kind).map_err(|e| format!("listening for signals: {e}"));
+            Ok(Self {
+                interrupt: listen(SignalKind::interrupt())?,
+                terminate: listen(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+
+    /// The next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

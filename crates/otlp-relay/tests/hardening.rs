@@ -586,3 +586,15 @@ async fn a_flood_of_60_mib_requests_past_a_stalled_upstream_stays_within_the_bud
     let _ = relay.child.wait();
     relay.guard.disarm();
 }
+
+/// A stop that arrives as soon as the relay says it is listening is a stop like any
+/// other: drained, reported, exit status 0 (the signals were listened for only after the
+/// banner, and a SIGTERM in between killed the relay without its report).
+#[test]
+fn a_stop_right_after_the_start_is_drained_and_reported() {
+    for _ in 0..20 {
+        let relay = start_relay(&["--exporter", "null"], &[]);
+        let report = stop(relay);
+        assert!(report.contains("otlp-relay: stopped;"), "{report}");
+    }
+}
