@@ -68,7 +68,21 @@ pub(crate) struct Crate {
     /// `[package.metadata.otlp] reference-baseline = true`: an application that measures
     /// against the official crates (the benchmarks) and may depend on them.
     pub(crate) reference_baseline: bool,
+    /// The longest hand-written source file (under `src/` and `tests/`, generated code
+    /// excluded) and its line count.
+    pub(crate) longest_source: Option<(String, usize)>,
+    /// Whether `src/lib.rs` carries [`NO_UNWRAP_ON_PEER_DATA`].
+    pub(crate) denies_unwrap: bool,
 }
+
+/// No hand-written source file is longer than this: a module past it is split (a newcomer
+/// should be able to hold one in their head).
+pub(crate) const MAX_SOURCE_LINES: usize = 800;
+
+/// What the `lib.rs` of every crate that handles peer data (model, core, blocks,
+/// transports) says, so that clippy refuses `unwrap`/`expect` outside its tests.
+pub(crate) const NO_UNWRAP_ON_PEER_DATA: &str =
+    "#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]";
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +132,26 @@ pub(crate) fn check(crates: &[Crate]) -> Vec<Violation> {
                 krate,
                 "every crate inherits the workspace lints",
                 "add `[lints] workspace = true` to its Cargo.toml".into(),
+            );
+        }
+        if let Some((path, lines)) = &krate.longest_source
+            && *lines > MAX_SOURCE_LINES
+        {
+            violation(
+                krate,
+                "no source file is longer than 800 lines",
+                format!("{path} has {lines}; split the module"),
+            );
+        }
+        if matches!(
+            krate.layer,
+            Some(Layer::Model | Layer::Core | Layer::Block | Layer::Transport)
+        ) && !krate.denies_unwrap
+        {
+            violation(
+                krate,
+                "crates that handle peer data deny unwrap and expect outside tests",
+                format!("add `{NO_UNWRAP_ON_PEER_DATA}` to src/lib.rs"),
             );
         }
         let Some(layer) = krate.layer else {
@@ -255,10 +289,50 @@ pub(crate) fn load_workspace(root: &Path) -> Result<Vec<Crate>, String> {
             has_readme: dir.join("README.md").is_file(),
             inherits_lints,
             reference_baseline,
+            longest_source: longest_source(dir)?,
+            denies_unwrap: std::fs::read_to_string(dir.join("src/lib.rs"))
+                .is_ok_and(|text| text.lines().any(|l| l.trim() == NO_UNWRAP_ON_PEER_DATA)),
         });
     }
     crates.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(crates)
+}
+
+/// The longest `.rs` file under `dir/src` and `dir/tests` (generated code excluded), as a
+/// path relative to `dir` and its line count.
+fn longest_source(dir: &Path) -> Result<Option<(String, usize)>, String> {
+    let mut longest: Option<(String, usize)> = None;
+    let mut pending: Vec<std::path::PathBuf> =
+        ["src", "tests"].iter().map(|d| dir.join(d)).collect();
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry
+                .map_err(|e| format!("{}: {e}", folder.display()))?
+                .path();
+            if path.file_name().is_some_and(|n| n == "generated") {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let lines = text.lines().count();
+                if longest.as_ref().is_none_or(|(_, most)| lines > *most) {
+                    let shown = path
+                        .strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
+                    longest = Some((shown, lines));
+                }
+            }
+        }
+    }
+    Ok(longest)
 }
 
 /// `cargo xtask tidy`.
@@ -291,6 +365,8 @@ mod tests {
             has_readme: true,
             inherits_lints: true,
             reference_baseline: false,
+            longest_source: Some(("src/lib.rs".into(), 100)),
+            denies_unwrap: true,
         }
     }
 
@@ -425,6 +501,23 @@ mod tests {
                 "every crate has a README.md",
                 "every crate inherits the workspace lints",
                 "every crate declares its layer"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_source_file_or_a_peer_data_crate_allowing_unwrap_fails() {
+        let mut crates = healthy();
+        crates[3].longest_source = Some(("src/big.rs".into(), MAX_SOURCE_LINES + 1));
+        crates[4].denies_unwrap = false;
+        // Test support and applications may choose.
+        crates[6].denies_unwrap = false;
+        crates[7].denies_unwrap = false;
+        assert_eq!(
+            rules_broken(&crates),
+            vec![
+                "no source file is longer than 800 lines",
+                "crates that handle peer data deny unwrap and expect outside tests"
             ]
         );
     }

@@ -14,6 +14,9 @@
 //!
 //! The crate README has an example.
 
+#![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod builder;
 
 use std::sync::Arc;

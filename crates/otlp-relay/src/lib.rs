@@ -4,6 +4,7 @@
 //! the product; this library exists so the two share them.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
 pub mod config;
