@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod intake;
 pub mod listener;
 #[cfg(feature = "tls")]
 pub mod tls;

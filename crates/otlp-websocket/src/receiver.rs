@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::{HeaderValue, StatusCode, header};
 use otlp_codec::validate::DecodeMode;
 use otlp_compression::CompressionSet;
-use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome};
+use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
 use otlp_net::auth::Authenticate;
 use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
 use otlp_net::upgrade::{Refusal, UpgradeHandler, UpgradedIo};
@@ -90,28 +90,32 @@ impl Default for WsReceiverConfig {
     }
 }
 
-/// Counters of a receiver.
+/// Counters of a receiver: the ones every receiver keeps
+/// ([`IntakeStats`](otlp_net::intake::IntakeStats), reached through this type too: a
+/// request is a batch), and the connections' own.
 #[derive(Debug, Default)]
 pub struct WsReceiverStats {
+    /// Batches handed to the service, their items, refusals and failures.
+    pub intake: otlp_net::intake::IntakeStats,
     /// Connections that completed the handshake.
     pub connections: AtomicU64,
     /// Connections open now.
     pub open_connections: AtomicU64,
     /// Handshakes refused (path, origin, auth, subprotocol).
     pub refused_handshakes: AtomicU64,
-    /// Batches handed to the service.
-    pub batches: AtomicU64,
-    /// Items in them.
-    pub items: AtomicU64,
-    /// Batches refused before the service (malformed).
-    pub refused_batches: AtomicU64,
-    /// Batches the service answered with an error.
-    pub failed_batches: AtomicU64,
     /// Resent batches acknowledged without processing.
     pub duplicate_batches: AtomicU64,
     /// Connections ended because a write (an acknowledgement, a ping) did not complete
     /// within the idle timeout: the peer stopped reading.
     pub stalled_connections: AtomicU64,
+}
+
+impl std::ops::Deref for WsReceiverStats {
+    type Target = otlp_net::intake::IntakeStats;
+
+    fn deref(&self) -> &otlp_net::intake::IntakeStats {
+        &self.intake
+    }
 }
 
 /// An OTLP/WebSocket receiver.
@@ -563,7 +567,10 @@ where
     // does not fit is refused retryably, under its own number when it can be read.
     let mut intake = otlp_net::budget::Intake::new(config.memory_budget.as_ref());
     if let Err(error) = intake.cover(message.len()) {
-        shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+        shared
+            .stats
+            .refused_requests
+            .fetch_add(1, Ordering::Relaxed);
         return match peek_message_sequence(&message) {
             Some(sequence) => Ok(completed(sequence, &Err(error))),
             None => Err(close(CloseCode::Again, error.message())),
@@ -574,11 +581,17 @@ where
             Ok(process(shared.clone(), sequence, id, request, intake).await)
         }
         Err((Some(sequence), error)) => {
-            shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .refused_requests
+                .fetch_add(1, Ordering::Relaxed);
             Ok(completed(sequence, &Err(error)))
         }
         Err((None, error)) => {
-            shared.stats.refused_batches.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .refused_requests
+                .fetch_add(1, Ordering::Relaxed);
             let code = match error.kind() {
                 otlp_core::ErrorKind::TooLarge => CloseCode::Size,
                 otlp_core::ErrorKind::UnsupportedMediaType => CloseCode::Unsupported,
@@ -601,22 +614,7 @@ where
     Svc::Future: Send,
 {
     let items = request.item_count();
-    let export = async {
-        // The reservation rides with the request until the data has left the process.
-        let request = intake.admit(request)?;
-        let mut service = shared.service.clone();
-        std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-        let result: Result<ExportOutcome, ExportError> = service.call(request).await;
-        shared.stats.batches.fetch_add(1, Ordering::Relaxed);
-        shared
-            .stats
-            .items
-            .fetch_add(items as u64, Ordering::Relaxed);
-        if result.is_err() {
-            shared.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    };
+    let export = otlp_net::intake::deliver(&shared.service, &shared.stats, request, intake);
     let (ack, duplicate) = acknowledge(&shared.dedup, sequence, id.as_deref(), items, export).await;
     if duplicate {
         shared

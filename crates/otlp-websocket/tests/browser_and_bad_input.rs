@@ -456,14 +456,14 @@ async fn a_peer_that_never_reads_its_acknowledgements_is_closed() {
             started.elapsed() < Duration::from_secs(20),
             "the connection is still open after {:?}, {} batches taken",
             started.elapsed(),
-            stats.batches.load(std::sync::atomic::Ordering::Relaxed)
+            stats.requests.load(std::sync::atomic::Ordering::Relaxed)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!(
         "closed after {:?} and {} batches",
         started.elapsed(),
-        stats.batches.load(std::sync::atomic::Ordering::Relaxed)
+        stats.requests.load(std::sync::atomic::Ordering::Relaxed)
     );
     assert_eq!(
         stats

@@ -2,7 +2,6 @@
 //! encoding, deadline), the unary `Export` methods and gRPC health checking.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -162,11 +161,7 @@ where
 }
 
 pub(crate) fn refused<Svc>(shared: &Shared<Svc>, error: ExportError) -> ExportError {
-    shared
-        .stats
-        .refused_requests
-        .fetch_add(1, Ordering::Relaxed);
-    error
+    shared.stats.refused(error)
 }
 
 pub(crate) fn frame_message(message: &impl Message) -> Bytes {

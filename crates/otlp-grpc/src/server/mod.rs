@@ -9,7 +9,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -127,19 +127,13 @@ impl Default for ReceiverConfig {
     }
 }
 
-/// Counters of a receiver, readable while it runs.
+/// Counters of a receiver, readable while it runs: the ones every receiver keeps
+/// ([`IntakeStats`](otlp_net::intake::IntakeStats), reached through this type too), and
+/// the stream's own.
 #[derive(Debug, Default)]
 pub struct ReceiverStats {
-    /// Export requests (unary calls and stream batches) handed to the service.
-    pub requests: AtomicU64,
-    /// Items in them.
-    pub items: AtomicU64,
-    /// Items the service accepted.
-    pub accepted_items: AtomicU64,
-    /// Requests refused before reaching the service (bad input, auth, limits).
-    pub refused_requests: AtomicU64,
-    /// Requests the service answered with an error.
-    pub failed_requests: AtomicU64,
+    /// Requests (unary calls and stream batches), items, refusals and failures.
+    pub intake: otlp_net::intake::IntakeStats,
     /// Stream batches recognised as resends of accepted ones and not processed again.
     pub duplicate_batches: AtomicU64,
     /// Bidirectional streams being served now.
@@ -150,19 +144,11 @@ pub struct ReceiverStats {
     pub stalled_streams: AtomicU64,
 }
 
-impl ReceiverStats {
-    fn count(&self, items: usize, result: &Result<ExportOutcome, ExportError>) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.items.fetch_add(items as u64, Ordering::Relaxed);
-        match result {
-            Ok(outcome) => {
-                self.accepted_items
-                    .fetch_add(outcome.accepted() as u64, Ordering::Relaxed);
-            }
-            Err(_) => {
-                self.failed_requests.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+impl std::ops::Deref for ReceiverStats {
+    type Target = otlp_net::intake::IntakeStats;
+
+    fn deref(&self) -> &otlp_net::intake::IntakeStats {
+        &self.intake
     }
 }
 
@@ -329,17 +315,7 @@ where
         request: AnyExportRequest,
         intake: otlp_net::budget::Intake,
     ) -> Result<ExportOutcome, ExportError> {
-        let items = request.item_count();
-        let mut service = self.service.clone();
-        let result = async {
-            // The reservation rides with the request until the data has left the process.
-            let request = intake.admit(request)?;
-            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-            service.call(request).await
-        }
-        .await;
-        self.stats.count(items, &result);
-        result
+        otlp_net::intake::deliver(&self.service, &self.stats, request, intake).await
     }
 }
 

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -125,20 +124,8 @@ impl Default for HttpReceiverConfig {
     }
 }
 
-/// Counters of a receiver, readable while it runs.
-#[derive(Debug, Default)]
-pub struct HttpReceiverStats {
-    /// Export requests handed to the service.
-    pub requests: AtomicU64,
-    /// Items in them.
-    pub items: AtomicU64,
-    /// Items the service accepted.
-    pub accepted_items: AtomicU64,
-    /// Requests refused before reaching the service (bad input, auth, limits, timeouts).
-    pub refused_requests: AtomicU64,
-    /// Requests the service answered with an error.
-    pub failed_requests: AtomicU64,
-}
+/// Counters of a receiver, readable while it runs: the shape every receiver shares.
+pub type HttpReceiverStats = otlp_net::intake::IntakeStats;
 
 /// An OTLP/HTTP receiver.
 ///
@@ -199,28 +186,7 @@ where
         request: AnyExportRequest,
         intake: otlp_net::budget::Intake,
     ) -> Result<ExportOutcome, ExportError> {
-        let items = request.item_count() as u64;
-        let mut service = self.service.clone();
-        let result = async {
-            // The reservation rides with the request until the data has left the process.
-            let request = intake.admit(request)?;
-            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-            service.call(request).await
-        }
-        .await;
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        self.stats.items.fetch_add(items, Ordering::Relaxed);
-        match &result {
-            Ok(outcome) => {
-                self.stats
-                    .accepted_items
-                    .fetch_add(outcome.accepted() as u64, Ordering::Relaxed);
-            }
-            Err(_) => {
-                self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        result
+        otlp_net::intake::deliver(&self.service, &self.stats, request, intake).await
     }
 }
 
