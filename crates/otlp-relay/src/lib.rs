@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod factories;
 pub mod loadgen;
 pub mod pipeline;
 pub mod sink;

@@ -32,6 +32,9 @@ pub enum Exporter {
     WebSocket(otlp_websocket::WsExporter),
     /// Accept and discard (for measuring the receivers).
     Null,
+    /// An exporter of another transport, from a registered factory
+    /// ([`factories::boxed`](crate::factories::boxed)).
+    Other(tower::util::BoxCloneService<AnyExportRequest, ExportOutcome, ExportError>),
 }
 
 impl<S: CodecSignal> Service<ExportRequest<S>> for Exporter
@@ -53,6 +56,7 @@ where
             Exporter::GrpcStream(exporter) => exporter.call(request),
             Exporter::Http(exporter) => exporter.call(request),
             Exporter::WebSocket(exporter) => exporter.call(request),
+            Exporter::Other(exporter) => exporter.call(AnyExportRequest::from(request)),
             Exporter::Null => {
                 let items = request.item_count();
                 Box::pin(async move { Ok(ExportOutcome::success(items)) })

@@ -2,12 +2,14 @@
 //! environment variables (flags win): endpoint, protocol, headers, compression, timeout,
 //! certificates, and the per-signal endpoints of OTLP/HTTP.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use otlp_compression::CompressionSet;
+use otlp_compression::{Compression, CompressionSet};
 use otlp_core::SignalKind;
 
 use crate::config::{ConfigError, OtlpExporter};
+pub use crate::factories::{UpstreamFactory, Upstreams};
 use crate::pipeline::Exporter;
 
 /// Reads a variable (the process environment in the binary, a map in tests).
@@ -55,13 +57,6 @@ impl Lookup<'_> {
     }
 }
 
-fn signal_index(signal: SignalKind) -> usize {
-    SignalKind::ALL
-        .iter()
-        .position(|s| *s == signal)
-        .unwrap_or_default()
-}
-
 /// The deadline of one export of `signal`: the configuration's, then the standard
 /// variables (the signal's own first), then 10 s.
 pub fn timeout(
@@ -83,13 +78,48 @@ pub fn timeout(
     })
 }
 
-/// The upstream exporter of one signal: the configuration's `[exporter.otlp]` settings,
-/// then the standard variables (the signal's own variant first), then the defaults.
+/// What an upstream protocol's factory is given: the `[exporter.otlp]` settings of one
+/// signal, resolved against the standard variables (the signal's own variant first).
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// The protocol (`grpc`, `http/protobuf`, ...).
+    pub protocol: String,
+    /// The signal the exporter is for.
+    pub signal: SignalKind,
+    /// The endpoint, or `None` for the protocol's default.
+    pub endpoint: Option<String>,
+    /// Whether `endpoint` is the signal's own full URL (its `OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT`)
+    /// rather than a base that OTLP/HTTP appends `v1/<signal>` to.
+    pub endpoint_is_full_url: bool,
+    /// The setting the endpoint came from, for errors.
+    pub endpoint_key: String,
+    /// Headers (gRPC metadata) sent with every export.
+    pub headers: http::HeaderMap,
+    /// The deadline of one export.
+    pub timeout: Duration,
+    /// The compression, if any.
+    pub compression: Option<Arc<dyn Compression>>,
+    /// TLS settings when a CA (and maybe a client certificate) is configured; `None` uses
+    /// the system trust roots for `https://` and `wss://`.
+    pub tls: Option<otlp_net::tls::ClientTls>,
+}
+
+/// The upstream exporter of one signal with the built-in protocols ([`Upstreams::builtin`]).
 pub fn build(
     settings: &OtlpExporter,
     signal: SignalKind,
     env: Env<'_>,
 ) -> Result<Exporter, ConfigError> {
+    Upstreams::builtin().build(settings, signal, env)
+}
+
+/// The settings of one signal's upstream: the configuration's `[exporter.otlp]` values, then
+/// the standard variables (the signal's own variant first), then the defaults.
+pub fn resolve(
+    settings: &OtlpExporter,
+    signal: SignalKind,
+    env: Env<'_>,
+) -> Result<UpstreamSettings, ConfigError> {
     let lookup = Lookup { env, signal };
     let protocol = lookup
         .get(settings.protocol.as_deref(), "protocol", "PROTOCOL")
@@ -105,14 +135,10 @@ pub fn build(
     let endpoint_is_full_url = endpoint
         .as_ref()
         .is_some_and(|(name, _)| *name == signal_endpoint_name);
-    let endpoint = endpoint.map(|(_, v)| v).unwrap_or_else(|| {
-        match protocol.as_str() {
-            "grpc" | "grpc-stream" => "http://localhost:4317",
-            "websocket" | "websocket/json" => "ws://localhost:4318/v1/stream",
-            _ => "http://localhost:4318",
-        }
-        .to_string()
-    });
+    let endpoint_key = endpoint.as_ref().map_or_else(
+        || "exporter.otlp.endpoint".to_string(),
+        |(name, _)| name.clone(),
+    );
     let mut headers = match lookup.get(None, "headers", "HEADERS") {
         Some((name, text)) => parse_headers(&text).map_err(|e| e.for_key(name))?,
         None => Vec::new(),
@@ -123,7 +149,15 @@ pub fn build(
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone())),
     );
-    let timeout = timeout(settings, signal, env)?;
+    let mut header_map = http::HeaderMap::new();
+    for (key, value) in &headers {
+        let invalid = |e: &dyn std::fmt::Display| {
+            ConfigError::setting("exporter.otlp.headers", format!("{key:?}: {e}"))
+        };
+        let name = http::HeaderName::from_bytes(key.as_bytes()).map_err(|e| invalid(&e))?;
+        let value = http::HeaderValue::from_str(value).map_err(|e| invalid(&e))?;
+        header_map.append(name, value);
+    }
     let compression = match lookup.get(
         settings.compression.as_deref(),
         "compression",
@@ -140,113 +174,48 @@ pub fn build(
                 })?,
         ),
     };
-    let header_map = || -> Result<http::HeaderMap, ConfigError> {
-        let mut map = http::HeaderMap::new();
-        for (key, value) in &headers {
-            let name = http::HeaderName::from_bytes(key.as_bytes()).map_err(|e| {
-                ConfigError::setting("exporter.otlp.headers", format!("{key:?}: {e}"))
-            })?;
-            let value = http::HeaderValue::from_str(value).map_err(|e| {
-                ConfigError::setting("exporter.otlp.headers", format!("{key:?}: {e}"))
-            })?;
-            map.append(name, value);
-        }
-        Ok(map)
+    Ok(UpstreamSettings {
+        protocol,
+        signal,
+        endpoint: endpoint.map(|(_, v)| v),
+        endpoint_is_full_url,
+        endpoint_key,
+        headers: header_map,
+        timeout: timeout(settings, signal, env)?,
+        compression,
+        tls: client_tls(settings, &lookup)?,
+    })
+}
+
+/// The client TLS settings when a CA is configured.
+fn client_tls(
+    settings: &OtlpExporter,
+    lookup: &Lookup<'_>,
+) -> Result<Option<otlp_net::tls::ClientTls>, ConfigError> {
+    let Some((ca_name, ca)) = lookup.get(
+        settings.certificate.as_deref(),
+        "certificate",
+        "CERTIFICATE",
+    ) else {
+        return Ok(None);
     };
-    let client_tls = || -> Result<Option<otlp_net::tls::ClientTls>, ConfigError> {
-        let Some((ca_name, ca)) = lookup.get(
-            settings.certificate.as_deref(),
-            "certificate",
-            "CERTIFICATE",
-        ) else {
-            return Ok(None);
-        };
-        let read = |name: &str, path: &str| {
-            std::fs::read(path).map_err(|e| ConfigError::setting(name, format!("{path}: {e}")))
-        };
-        let mut tls = otlp_net::tls::ClientTls::with_ca_pem(&read(&ca_name, &ca)?)
-            .map_err(|e| ConfigError::setting(&ca_name, e))?;
-        let cert = lookup.get(
-            settings.client_certificate.as_deref(),
-            "client_certificate",
-            "CLIENT_CERTIFICATE",
-        );
-        let key = lookup.get(settings.client_key.as_deref(), "client_key", "CLIENT_KEY");
-        if let (Some((cert_name, cert)), Some((key_name, key))) = (cert, key) {
-            tls = tls
-                .with_client_certificate(&read(&cert_name, &cert)?, &read(&key_name, &key)?)
-                .map_err(|e| ConfigError::setting(&cert_name, e))?;
-        }
-        Ok(Some(tls))
+    let read = |name: &str, path: &str| {
+        std::fs::read(path).map_err(|e| ConfigError::setting(name, format!("{path}: {e}")))
     };
-    match protocol.as_str() {
-        "grpc" | "grpc-stream" => {
-            let mut config =
-                otlp_grpc::ExporterConfig::new(&endpoint).map_err(ConfigError::value)?;
-            config.headers = header_map()?;
-            config.timeout = timeout;
-            config.compression = compression;
-            config.tls = client_tls()?;
-            let exporter = otlp_grpc::GrpcExporter::new(config).map_err(ConfigError::value)?;
-            if protocol == "grpc-stream" {
-                return Ok(Exporter::GrpcStream(otlp_grpc::StreamExporter::new(
-                    exporter,
-                    otlp_grpc::StreamExporterConfig {
-                        call_timeout: Some(timeout),
-                        ..Default::default()
-                    },
-                )));
-            }
-            Ok(Exporter::Grpc(exporter))
-        }
-        "http/protobuf" | "http/json" | "http/msgpack" | "http/cbor" => {
-            let mut config = if endpoint_is_full_url {
-                let mut config = otlp_http::HttpExporterConfig::new("http://localhost:4318")
-                    .map_err(ConfigError::value)?;
-                config.signal_urls[signal_index(signal)] = Some(
-                    endpoint
-                        .parse()
-                        .map_err(|e| ConfigError::setting(&signal_endpoint_name, e))?,
-                );
-                config
-            } else {
-                otlp_http::HttpExporterConfig::new(&endpoint).map_err(ConfigError::value)?
-            };
-            config = match protocol.as_str() {
-                "http/json" => config.with_codec(otlp_codec::Json::default()),
-                "http/msgpack" => config.with_codec(otlp_codec::MessagePack::default()),
-                "http/cbor" => config.with_codec(otlp_codec::Cbor::default()),
-                _ => config,
-            };
-            config.headers = header_map()?;
-            config.timeout = timeout;
-            config.compression = compression;
-            config.tls = client_tls()?;
-            Ok(Exporter::Http(Box::new(
-                otlp_http::HttpExporter::new(config).map_err(ConfigError::value)?,
-            )))
-        }
-        "websocket" | "websocket/json" => {
-            let mut config = otlp_websocket::WsExporterConfig::new(endpoint);
-            config.call_timeout = timeout;
-            config.headers = header_map()?;
-            config.tls = client_tls()?;
-            config.encoding = if protocol == "websocket/json" {
-                // Text messages carry no per-message compression.
-                otlp_websocket::Encoding::Json
-            } else {
-                otlp_websocket::Encoding::Protobuf(compression)
-            };
-            Ok(Exporter::WebSocket(otlp_websocket::WsExporter::new(config)))
-        }
-        other => Err(ConfigError::setting(
-            "exporter.otlp.protocol",
-            format!(
-                "unknown OTLP protocol {other:?} (grpc, grpc-stream, http/protobuf, http/json, \
-                 http/msgpack, http/cbor, websocket, websocket/json)"
-            ),
-        )),
+    let mut tls = otlp_net::tls::ClientTls::with_ca_pem(&read(&ca_name, &ca)?)
+        .map_err(|e| ConfigError::setting(&ca_name, e))?;
+    let cert = lookup.get(
+        settings.client_certificate.as_deref(),
+        "client_certificate",
+        "CLIENT_CERTIFICATE",
+    );
+    let key = lookup.get(settings.client_key.as_deref(), "client_key", "CLIENT_KEY");
+    if let (Some((cert_name, cert)), Some((key_name, key))) = (cert, key) {
+        tls = tls
+            .with_client_certificate(&read(&cert_name, &cert)?, &read(&key_name, &key)?)
+            .map_err(|e| ConfigError::setting(&cert_name, e))?;
     }
+    Ok(Some(tls))
 }
 
 #[cfg(test)]
