@@ -415,11 +415,20 @@ async fn a_call_to_a_silent_upstream_ends_within_the_call_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_its_acknowledgements_is_closed() {
     let config = WsReceiverConfig {
-        idle_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(2),
         ..Default::default()
     };
-    let (_, running) = start(config).await;
-    // A small receive buffer, so that a few thousand acknowledgements fill the path.
+    // Every batch is refused with a long message, so that each acknowledgement is large
+    // and a few hundred fill the path even on a loaded machine.
+    let service = tower::service_fn(|_: AnyExportRequest| async {
+        Err::<ExportOutcome, _>(ExportError::invalid_argument("refused ".repeat(1024)))
+    });
+    let running = WsReceiver::new(service)
+        .with_config(config)
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    // A small receive buffer too.
     let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
     tcp.set_recv_buffer_size(4096).expect("buffer");
     let tcp = tcp.connect(running.local_addr()).await.expect("connect");
@@ -472,6 +481,13 @@ async fn a_peer_that_never_reads_its_acknowledgements_is_closed() {
         1
     );
     sending.abort();
-    still_serving(&running).await;
+    // Another client is served (and gets the same refusal).
+    let served = WsExporter::new(WsExporterConfig::new(url(&running)))
+        .export(ExportRequest::<Traces>::new(realistic::traces(5, 9)).into())
+        .await;
+    assert!(
+        matches!(&served, Err(e) if e.kind() == otlp_core::ErrorKind::InvalidArgument),
+        "{served:?}"
+    );
     running.shutdown().await;
 }
