@@ -3,6 +3,9 @@
 //! - [`strategies`]: proptest strategies for every OTLP message, covering every metric kind,
 //!   every `AnyValue` variant (with nested arrays and key/value lists), events, links and
 //!   exemplars. Used by the wire-compatibility, codec and splitter property tests.
+//! - [`conformance`]: the behavioural suite every transport runs (a [`conformance::Transport`]
+//!   tells it how to start the transport's receiver and build its exporter), and the
+//!   smallest transport that passes it, over an in-process channel.
 //! - [`interop`]: running reference tools and official SDKs from tests (required in CI).
 //! - [`memory`]: a counting global allocator and peak-RSS windows, for memory-bound tests.
 //! - [`realistic`]: the benchmark workload, the same in every benchmark so figures compare:
@@ -15,6 +18,7 @@
 //! assert_eq!(request.item_count(), 100);
 //! ```
 
+pub mod conformance;
 pub mod eavesdrop;
 pub mod interop;
 pub mod memory;

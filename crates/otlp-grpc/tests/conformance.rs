@@ -1,0 +1,72 @@
+//! The transport conformance suite (`otlp_testkit::conformance`) over OTLP/gRPC, unary
+//! and on the bidirectional stream, on loopback.
+
+use otlp_core::AnyExportRequest;
+use std::time::Duration;
+
+use otlp_grpc::{ExporterConfig, GrpcExporter, GrpcReceiver, StreamExporter, StreamExporterConfig};
+use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
+
+struct Grpc {
+    stream: bool,
+}
+
+impl Transport for Grpc {
+    fn name(&self) -> String {
+        if self.stream { "grpc-stream" } else { "grpc" }.to_string()
+    }
+
+    fn start_receiver(
+        &self,
+        service: BoxedService,
+    ) -> BoxFuture<'_, Result<(String, Stop), String>> {
+        Box::pin(async move {
+            let address = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+            let running = GrpcReceiver::new(service)
+                .bind(address)
+                .await
+                .map_err(|e| e.to_string())?;
+            let endpoint = format!("http://{}", running.local_addr());
+            let stop: Stop = Box::new(move || Box::pin(running.shutdown()));
+            Ok((endpoint, stop))
+        })
+    }
+
+    fn resends_itself(&self) -> bool {
+        self.stream
+    }
+
+    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String> {
+        let config = ExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
+        let exporter = GrpcExporter::new(config).map_err(|e| e.to_string())?;
+        if !self.stream {
+            return Ok(BoxedService::new(exporter));
+        }
+        // Calls end within 3 s, so that a refusal the stream resends by itself ends soon.
+        let config = StreamExporterConfig {
+            call_timeout: Some(Duration::from_secs(3)),
+            ..Default::default()
+        };
+        let stream = StreamExporter::new(exporter, config);
+        Ok(BoxedService::new(tower::service_fn(
+            move |request: AnyExportRequest| {
+                let stream = stream.clone();
+                async move { stream.export(request).await }
+            },
+        )))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_grpc_passes_the_conformance_suite() {
+    conformance::run(&Grpc { stream: false })
+        .await
+        .assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bidirectional_stream_passes_the_conformance_suite() {
+    conformance::run(&Grpc { stream: true })
+        .await
+        .assert_passed();
+}

@@ -1,0 +1,57 @@
+//! The transport conformance suite (`otlp_testkit::conformance`) over OTLP/HTTP, with the
+//! protobuf and the JSON encodings, on loopback.
+
+use otlp_http::{HttpExporter, HttpExporterConfig, HttpReceiver};
+use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
+
+struct Http {
+    json: bool,
+}
+
+impl Transport for Http {
+    fn name(&self) -> String {
+        if self.json {
+            "http/json"
+        } else {
+            "http/protobuf"
+        }
+        .to_string()
+    }
+
+    fn start_receiver(
+        &self,
+        service: BoxedService,
+    ) -> BoxFuture<'_, Result<(String, Stop), String>> {
+        Box::pin(async move {
+            let address = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+            let running = HttpReceiver::new(service)
+                .bind(address)
+                .await
+                .map_err(|e| e.to_string())?;
+            let endpoint = format!("http://{}", running.local_addr());
+            let stop: Stop = Box::new(move || Box::pin(running.shutdown()));
+            Ok((endpoint, stop))
+        })
+    }
+
+    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String> {
+        let mut config = HttpExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
+        if self.json {
+            config = config.with_codec(otlp_codec::Json::default());
+        }
+        let exporter = HttpExporter::new(config).map_err(|e| e.to_string())?;
+        Ok(BoxedService::new(exporter))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_passes_the_conformance_suite() {
+    conformance::run(&Http { json: false })
+        .await
+        .assert_passed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_json_passes_the_conformance_suite() {
+    conformance::run(&Http { json: true }).await.assert_passed();
+}

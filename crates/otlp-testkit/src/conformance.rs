@@ -1,0 +1,323 @@
+//! A behavioural suite for transports: driven by a [`Transport`] (how to start the
+//! transport's receiver in front of a service, and how to build its exporter), it checks
+//! what every OTLP transport of this workspace must do the same way, over whatever the
+//! transport uses (real sockets on loopback for ours), and reports each check by name.
+//!
+//! Checks: every signal round-trips exactly; partial success reaches the client; a
+//! throttled refusal keeps its class and its hint (or, for an exporter that resends by
+//! itself, nothing is resent before the hint); a transient failure stays retryable and a
+//! permanent one permanent; a receiver that is gone is a retryable failure, in bounded
+//! time.
+//!
+//! ```
+//! use otlp_testkit::conformance::{self, in_process::InProcess};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let report = conformance::run(&InProcess::default()).await;
+//! report.assert_passed();
+//! # });
+//! ```
+
+pub mod in_process;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use otlp_core::{
+    AnyExportRequest, ExportError, ExportOutcome, ExportRequest, Logs, Metrics, RetryClass, Traces,
+};
+use tower::ServiceExt;
+
+use crate::realistic;
+
+/// Any export service, boxed: what a receiver under test is given and what an exporter
+/// under test is.
+pub type BoxedService =
+    tower::util::BoxCloneSyncService<AnyExportRequest, ExportOutcome, ExportError>;
+
+/// A boxed future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Stops a receiver under test (its connections closed, its port released).
+pub type Stop = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+
+/// The transport under test.
+pub trait Transport: Send + Sync {
+    /// A short name for reports (`grpc`, `http/json`, ...).
+    fn name(&self) -> String;
+
+    /// Starts a receiver (on loopback, for a network transport) that hands every request
+    /// to `service`; returns the endpoint an exporter reaches it at, and how to stop it.
+    fn start_receiver(
+        &self,
+        service: BoxedService,
+    ) -> BoxFuture<'_, Result<(String, Stop), String>>;
+
+    /// An exporter to `endpoint`.
+    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String>;
+
+    /// Whether the exporter resends a batch refused retryably by itself (a stream
+    /// exporter does, after the peer's hint), so that the caller sees only the end of the
+    /// call, not the refusal. The suite then checks that no resend comes before the hint.
+    fn resends_itself(&self) -> bool {
+        false
+    }
+}
+
+/// What a suite run found, check by check.
+#[derive(Debug)]
+pub struct Report {
+    /// The transport's name.
+    pub transport: String,
+    /// Each check's name and outcome.
+    pub checks: Vec<(&'static str, Result<(), String>)>,
+}
+
+impl Report {
+    /// The checks that failed, with why.
+    pub fn failures(&self) -> Vec<(&'static str, &str)> {
+        self.checks
+            .iter()
+            .filter_map(|(name, result)| result.as_ref().err().map(|why| (*name, why.as_str())))
+            .collect()
+    }
+
+    /// Panics, listing every failed check, unless all passed.
+    pub fn assert_passed(&self) {
+        let failures = self.failures();
+        assert!(
+            failures.is_empty(),
+            "{} fails the conformance suite:\n{}",
+            self.transport,
+            failures
+                .iter()
+                .map(|(name, why)| format!("- {name}: {why}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+/// Longest any single exchange of the suite may take.
+const EXCHANGE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// The throttling hint the suite's receivers answer with: whole seconds, which every
+/// transport can carry (HTTP's `Retry-After` has no finer unit).
+const HINT: Duration = Duration::from_secs(2);
+
+/// Runs every check against `transport`.
+pub async fn run(transport: &dyn Transport) -> Report {
+    let mut checks = Vec::new();
+    checks.push((
+        "every signal round-trips exactly",
+        round_trips(transport).await,
+    ));
+    checks.push((
+        "partial success reaches the client",
+        answered_with(
+            transport,
+            || Ok(ExportOutcome::partial(40, 3, "three refused")),
+            |result| match result {
+                Ok(outcome)
+                    if outcome.rejected() == 3 && outcome.message().contains("three refused") =>
+                {
+                    Ok(())
+                }
+                other => Err(format!(
+                    "expected 3 rejected with the message, got {other:?}"
+                )),
+            },
+        )
+        .await,
+    ));
+    checks.push((
+        "a throttled refusal keeps its class and its hint",
+        throttled(transport).await,
+    ));
+    checks.push((
+        "a transient failure stays retryable",
+        answered_with(
+            transport,
+            || Err(ExportError::unavailable("restarting")),
+            |result| match result {
+                Err(error) if error.is_retryable() => Ok(()),
+                other => Err(format!("expected a retryable error, got {other:?}")),
+            },
+        )
+        .await,
+    ));
+    checks.push((
+        "a permanent failure stays permanent",
+        answered_with(
+            transport,
+            || Err(ExportError::invalid_argument("malformed")),
+            |result| match result {
+                Err(error) if error.retry_class() == RetryClass::Permanent => Ok(()),
+                other => Err(format!("expected a permanent error, got {other:?}")),
+            },
+        )
+        .await,
+    ));
+    checks.push((
+        "a receiver that is gone is a retryable failure",
+        receiver_gone(transport).await,
+    ));
+    Report {
+        transport: transport.name(),
+        checks,
+    }
+}
+
+fn requests() -> [AnyExportRequest; 3] {
+    [
+        ExportRequest::<Traces>::new(realistic::traces(40, 11)).into(),
+        ExportRequest::<Metrics>::new(realistic::metrics(40, 12)).into(),
+        ExportRequest::<Logs>::new(realistic::logs(40, 13)).into(),
+    ]
+}
+
+/// One export; an export that does not end within [`EXCHANGE_DEADLINE`] fails the check.
+async fn exchange(
+    exporter: BoxedService,
+    request: AnyExportRequest,
+) -> Result<Result<ExportOutcome, ExportError>, String> {
+    tokio::time::timeout(EXCHANGE_DEADLINE, exporter.oneshot(request))
+        .await
+        .map_err(|_| format!("the export did not end within {EXCHANGE_DEADLINE:?}"))
+}
+
+async fn round_trips(transport: &dyn Transport) -> Result<(), String> {
+    let seen: Arc<Mutex<Vec<AnyExportRequest>>> = Arc::default();
+    let record = seen.clone();
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        let items = request.item_count();
+        if let Ok(mut seen) = record.lock() {
+            seen.push(request);
+        }
+        async move { Ok(ExportOutcome::success(items)) }
+    }));
+    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let exporter = transport.exporter(&endpoint)?;
+    let mut result = Ok(());
+    for request in requests() {
+        let sent = request.clone();
+        match exchange(exporter.clone(), request).await {
+            Ok(Ok(outcome)) if outcome.accepted() == sent.item_count() => {}
+            other => {
+                result = Err(format!("{}: {other:?}", sent.signal()));
+                break;
+            }
+        }
+    }
+    stop().await;
+    result?;
+    let seen = seen
+        .lock()
+        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    let sent = requests();
+    if seen.len() != sent.len() {
+        return Err(format!(
+            "{} requests arrived, {} sent",
+            seen.len(),
+            sent.len()
+        ));
+    }
+    for (got, want) in seen.iter().zip(&sent) {
+        if !same_message(got, want)? {
+            return Err(format!("the {} request arrived changed", want.signal()));
+        }
+    }
+    Ok(())
+}
+
+fn same_message(a: &AnyExportRequest, b: &AnyExportRequest) -> Result<bool, String> {
+    let text = |e: ExportError| e.to_string();
+    Ok(match (a, b) {
+        (AnyExportRequest::Traces(a), AnyExportRequest::Traces(b)) => {
+            a.message().map_err(text)? == b.message().map_err(text)?
+        }
+        (AnyExportRequest::Metrics(a), AnyExportRequest::Metrics(b)) => {
+            a.message().map_err(text)? == b.message().map_err(text)?
+        }
+        (AnyExportRequest::Logs(a), AnyExportRequest::Logs(b)) => {
+            a.message().map_err(text)? == b.message().map_err(text)?
+        }
+        _ => false,
+    })
+}
+
+/// One traces export to a receiver whose service answers `answer()`, judged by `judge`.
+async fn answered_with(
+    transport: &dyn Transport,
+    answer: fn() -> Result<ExportOutcome, ExportError>,
+    judge: impl FnOnce(&Result<ExportOutcome, ExportError>) -> Result<(), String>,
+) -> Result<(), String> {
+    let service = BoxedService::new(tower::service_fn(move |_: AnyExportRequest| async move {
+        answer()
+    }));
+    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let exporter = transport.exporter(&endpoint)?;
+    let [traces, ..] = requests();
+    let result = exchange(exporter, traces).await;
+    stop().await;
+    judge(&result?)
+}
+
+async fn throttled(transport: &dyn Transport) -> Result<(), String> {
+    let calls: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let record = calls.clone();
+    let service = BoxedService::new(tower::service_fn(move |_: AnyExportRequest| {
+        if let Ok(mut calls) = record.lock() {
+            calls.push(Instant::now());
+        }
+        async { Err::<ExportOutcome, _>(ExportError::unavailable("busy").with_retry_after(HINT)) }
+    }));
+    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let exporter = transport.exporter(&endpoint)?;
+    let [traces, ..] = requests();
+    let result = exchange(exporter, traces).await;
+    stop().await;
+    let result = result?;
+    let calls = calls
+        .lock()
+        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    if !transport.resends_itself() {
+        return match result {
+            Err(error) if error.retry_class() == RetryClass::Throttled(HINT) => Ok(()),
+            other => Err(format!("expected Throttled({HINT:?}), got {other:?}")),
+        };
+    }
+    // Timers may fire a little early; a resend well before the hint ignored it.
+    let early = HINT.mul_f64(0.9);
+    if let Some(gap) = calls
+        .windows(2)
+        .map(|pair| pair[1].duration_since(pair[0]))
+        .find(|gap| *gap < early)
+    {
+        return Err(format!(
+            "resent {gap:?} after a refusal that asked for {HINT:?}"
+        ));
+    }
+    match result {
+        Err(error) if error.is_retryable() => Ok(()),
+        other => Err(format!(
+            "expected a retryable end of the call, got {other:?}"
+        )),
+    }
+}
+
+async fn receiver_gone(transport: &dyn Transport) -> Result<(), String> {
+    let service = BoxedService::new(tower::service_fn(|request: AnyExportRequest| async move {
+        Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
+    }));
+    let (endpoint, stop) = transport.start_receiver(service).await?;
+    stop().await;
+    let exporter = transport.exporter(&endpoint)?;
+    let [traces, ..] = requests();
+    match exchange(exporter, traces).await? {
+        Err(error) if error.is_retryable() => Ok(()),
+        other => Err(format!("expected a retryable error, got {other:?}")),
+    }
+}

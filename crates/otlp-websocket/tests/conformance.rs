@@ -1,0 +1,54 @@
+//! The transport conformance suite (`otlp_testkit::conformance`) over OTLP/WebSocket
+//! (our binding, protobuf encoding), on loopback.
+
+use std::time::Duration;
+
+use otlp_core::AnyExportRequest;
+use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
+use otlp_websocket::{WsExporter, WsExporterConfig, WsReceiver};
+
+struct WebSocket;
+
+impl Transport for WebSocket {
+    fn name(&self) -> String {
+        "websocket".to_string()
+    }
+
+    fn start_receiver(
+        &self,
+        service: BoxedService,
+    ) -> BoxFuture<'_, Result<(String, Stop), String>> {
+        Box::pin(async move {
+            let address = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+            let running = WsReceiver::new(service)
+                .bind(address)
+                .await
+                .map_err(|e| e.to_string())?;
+            let endpoint = format!("ws://{}/v1/stream", running.local_addr());
+            let stop: Stop = Box::new(move || Box::pin(running.shutdown()));
+            Ok((endpoint, stop))
+        })
+    }
+
+    fn resends_itself(&self) -> bool {
+        true
+    }
+
+    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String> {
+        let mut config = WsExporterConfig::new(endpoint.to_string());
+        // A receiver that is gone should be reported soon, not after the default 10 s.
+        config.call_timeout = Duration::from_secs(3);
+        let exporter = WsExporter::new(config);
+        Ok(BoxedService::new(tower::service_fn(
+            move |request: AnyExportRequest| {
+                let exporter = exporter.clone();
+                async move { exporter.export(request).await }
+            },
+        )))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_passes_the_conformance_suite() {
+    conformance::run(&WebSocket).await.assert_passed();
+}
