@@ -52,7 +52,8 @@ impl IntakeStats {
 ///
 /// The request's reservation (`intake`) grows to its decoded size and rides with it until
 /// its data has left the process; a request the budget cannot hold is refused retryably
-/// before the service sees it. The service's `poll_ready` is awaited first.
+/// before the service sees it (counted as refused). The service's `poll_ready` is awaited
+/// first.
 ///
 /// ```
 /// use otlp_core::{AnyExportRequest, ExportError, ExportOutcome, ExportRequest, Traces};
@@ -83,9 +84,10 @@ where
     Svc: AnyExportService + Clone,
 {
     let items = request.item_count();
+    // A request the budget cannot hold never reaches the service: a refusal.
+    let request = intake.admit(request).map_err(|e| stats.refused(e))?;
     let mut service = service.clone();
     let result = async {
-        let request = intake.admit(request)?;
         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
         service.call(request).await
     }

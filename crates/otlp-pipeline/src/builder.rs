@@ -22,7 +22,7 @@ pub struct PipelineBuilder {
     queue: QueueConfig,
     batch: BatchLayerConfig,
     retry: BackoffConfig,
-    attempt_timeout: Duration,
+    attempt_timeout: Option<Duration>,
 }
 
 impl Default for PipelineBuilder {
@@ -33,7 +33,7 @@ impl Default for PipelineBuilder {
             queue: QueueConfig::default(),
             batch: BatchLayerConfig::default(),
             retry: BackoffConfig::default(),
-            attempt_timeout: Duration::from_secs(10),
+            attempt_timeout: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -61,7 +61,15 @@ impl PipelineBuilder {
     /// The longest one export attempt may take; past it the attempt fails as a retryable
     /// timeout.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// No deadline per attempt, for exporters whose attempts must not be cut short: a
+    /// file writer cancelled halfway through a write would leave a partial line behind,
+    /// and the retry would write it again.
+    pub fn no_attempt_timeout(mut self) -> Self {
+        self.attempt_timeout = None;
         self
     }
 
@@ -110,7 +118,10 @@ impl PipelineBuilder {
         E: SignalExporter<S>,
         E::Future: Send + 'static,
     {
-        let timed = TimeoutLayer::new(self.attempt_timeout).layer(exporter);
+        // Without a deadline, the timer is one that never fires (tokio takes a duration
+        // past the end of time as "never").
+        let deadline = self.attempt_timeout.unwrap_or(Duration::MAX);
+        let timed = TimeoutLayer::new(deadline).layer(exporter);
         let retried = RetryLayer::new(self.retry, counters.exported.clone()).layer(timed);
         let batch = Batch::new(retried, self.batch, counters.exported.clone());
         // The queue counts into its own counters: every layer counts what it receives,

@@ -608,16 +608,19 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        // The stream receivers' de-duplication windows hold up to a sixteenth of the
+        // budget for the whole run; a request must fit in the rest.
         if receivers.memory_budget_bytes > 0
             && receivers.max_request_bytes.saturating_mul(DECODED_FACTOR)
-                > receivers.memory_budget_bytes
+                > receivers.memory_budget_bytes / 16 * 15
         {
             return Err(ConfigError::setting(
                 "receivers.max_request_bytes",
                 format!(
-                    "{} is more than a fifth of memory_budget_bytes ({}): a request takes up to \
-                     about five times its size once decoded, so one of that size could never \
-                     be taken",
+                    "{} is more than a fifth of fifteen sixteenths of memory_budget_bytes ({}; \
+                     the rest holds the de-duplication windows): a request takes up to about \
+                     five times its size once decoded, so one of that size could never be \
+                     taken",
                     receivers.max_request_bytes, receivers.memory_budget_bytes
                 ),
             ));

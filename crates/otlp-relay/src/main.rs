@@ -181,28 +181,39 @@ fn main() -> ExitCode {
     }
 }
 
+/// The upstream protocols the relay exports with: a new transport crate's factory is
+/// registered here (`.with(factory)`).
+fn relay_upstreams() -> otlp_relay::factories::Upstreams {
+    otlp_relay::factories::Upstreams::builtin()
+}
+
 /// The exporter of each signal, in `SignalKind::ALL` order, and the pipeline's backstop
-/// deadline per attempt: a second past the longest of the exporters' own (10 s for the
-/// file and null exporters, which have none).
+/// deadline per attempt: a second past the longest of the OTLP exporters' own; none for
+/// the file and null exporters (a write cut short would leave a partial line).
 async fn exporters(
     config: &Config,
     counters: &Arc<Counters>,
-) -> Result<([Exporter; 3], Duration), String> {
+) -> Result<([Exporter; 3], Option<Duration>), String> {
     let settings = &config.exporter;
-    let mut longest = Duration::from_secs(10);
+    let mut longest = None;
     let exporters = match settings.kind {
         ExporterKind::Otlp => {
             let env = |name: &str| std::env::var(name).ok();
-            longest = Duration::ZERO;
+            let mut most = Duration::ZERO;
             for signal in SignalKind::ALL {
-                longest =
-                    longest.max(upstream::timeout(&settings.otlp, signal, &env).map_err(text)?);
+                most = most.max(upstream::timeout(&settings.otlp, signal, &env).map_err(text)?);
             }
+            longest = Some(most + Duration::from_secs(1));
+            let upstreams = relay_upstreams();
             let [traces, metrics, logs] = SignalKind::ALL;
             [
-                upstream::build(&settings.otlp, traces, &env).map_err(text)?,
-                upstream::build(&settings.otlp, metrics, &env).map_err(text)?,
-                upstream::build(&settings.otlp, logs, &env).map_err(text)?,
+                upstreams
+                    .build(&settings.otlp, traces, &env)
+                    .map_err(text)?,
+                upstreams
+                    .build(&settings.otlp, metrics, &env)
+                    .map_err(text)?,
+                upstreams.build(&settings.otlp, logs, &env).map_err(text)?,
             ]
         }
         ExporterKind::Null => [Exporter::Null, Exporter::Null, Exporter::Null],
@@ -221,7 +232,7 @@ async fn exporters(
             [lines.clone(), lines.clone(), lines]
         }
     };
-    Ok((exporters, longest + Duration::from_secs(1)))
+    Ok((exporters, longest))
 }
 
 async fn bind<F, T>(key: &str, listen: Listen, bind: F) -> Result<Option<T>, String>

@@ -85,15 +85,15 @@ impl Service<AnyExportRequest> for Exporter {
 
 /// The relay's pipeline: `otlp-pipeline`'s queue → batch → retry → attempt timeout per
 /// signal, in front of each signal's exporter, set from the `[pipeline]` settings.
-/// `attempt_timeout` is a backstop behind the exporters' own deadlines (the file and null
-/// exporters have none).
+/// `attempt_timeout` is a backstop behind the exporters' own deadlines; `None` for the
+/// file and null exporters, whose writes must not be cut short.
 pub fn build(
     exporters: [Exporter; 3],
     settings: &crate::config::Pipeline,
-    attempt_timeout: Duration,
+    attempt_timeout: Option<Duration>,
 ) -> Pipeline {
     let [traces, metrics, logs] = exporters;
-    Pipeline::builder()
+    let builder = Pipeline::builder()
         .queue(QueueConfig {
             max_items: settings.queue_items,
             policy: match settings.overflow {
@@ -111,7 +111,10 @@ pub fn build(
             },
             max_concurrent_exports: settings.concurrent_exports,
             ..BatchLayerConfig::default()
-        })
-        .attempt_timeout(attempt_timeout)
-        .build_per_signal(traces, metrics, logs)
+        });
+    let builder = match attempt_timeout {
+        Some(timeout) => builder.attempt_timeout(timeout),
+        None => builder.no_attempt_timeout(),
+    };
+    builder.build_per_signal(traces, metrics, logs)
 }

@@ -1,6 +1,7 @@
 //! A transport the relay does not know plugs in through a registered factory: its
-//! protocol name selects it, it receives the resolved settings, and what it builds is
-//! what the pipeline exports through. Unknown protocols name every registered one.
+//! protocol name selects it, it receives the resolved settings (its default endpoint
+//! filled in), and the exporter it builds is the one the relay gets. Unknown protocols
+//! name every registered one.
 
 use std::sync::{Arc, Mutex};
 

@@ -11,9 +11,11 @@ use otlp_model::stream::stream_ack::Stage;
 /// Our senders use 16 bytes.
 pub const MAX_BATCH_ID_BYTES: usize = 64;
 
-/// What the window charges for one remembered id beyond its bytes (the set's and the
-/// queue's entries), so that [`DedupWindow::bytes`] bounds its real memory.
-const ENTRY_OVERHEAD_BYTES: usize = 64;
+/// What the window charges for one remembered id beyond its two copies (one in the
+/// eviction order, one in the set): the queue's slot and the set's bucket, both with the
+/// room they keep for growth, so that [`DedupWindow::bytes`] bounds its real heap
+/// (`tests/window_memory.rs` measures it).
+const ENTRY_OVERHEAD_BYTES: usize = 112;
 
 /// Whether a batch should be processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +124,7 @@ impl DedupWindow {
     }
 
     /// The most bytes the accepted ids can take (the smaller of `capacity` ids of the
-    /// longest length and `max_bytes`): what a receiver reserves from its memory budget
+    /// longest length and `max_bytes`): what the relay reserves from its memory budget
     /// for the window.
     pub fn bound_bytes(&self) -> usize {
         self.capacity
@@ -153,7 +155,7 @@ impl DedupWindow {
 }
 
 fn entry_bytes(id: &[u8]) -> usize {
-    id.len() + ENTRY_OVERHEAD_BYTES
+    2 * id.len() + ENTRY_OVERHEAD_BYTES
 }
 
 /// The final acknowledgement of a processed batch.

@@ -60,7 +60,8 @@ pub trait Transport: Send + Sync {
 
     /// Whether the exporter resends a batch refused retryably by itself (a stream
     /// exporter does, after the peer's hint), so that the caller sees only the end of the
-    /// call, not the refusal. The suite then checks that no resend comes before the hint.
+    /// call, not the refusal. The suite then checks that it does resend, and never before
+    /// the hint; its calls should end within a few seconds for that.
     fn resends_itself(&self) -> bool {
         false
     }
@@ -121,12 +122,14 @@ pub async fn run(transport: &dyn Transport) -> Report {
             || Ok(ExportOutcome::partial(40, 3, "three refused")),
             |result| match result {
                 Ok(outcome)
-                    if outcome.rejected() == 3 && outcome.message().contains("three refused") =>
+                    if outcome.accepted() == 37
+                        && outcome.rejected() == 3
+                        && outcome.message().contains("three refused") =>
                 {
                     Ok(())
                 }
                 other => Err(format!(
-                    "expected 3 rejected with the message, got {other:?}"
+                    "expected 37 accepted, 3 rejected and the message, got {other:?}"
                 )),
             },
         )
@@ -289,7 +292,14 @@ async fn throttled(transport: &dyn Transport) -> Result<(), String> {
             other => Err(format!("expected Throttled({HINT:?}), got {other:?}")),
         };
     }
-    // Timers may fire a little early; a resend well before the hint ignored it.
+    // It must resend (the refusal was retryable), and not before the hint: timers may
+    // fire a little early, a resend well before the hint ignored it.
+    if calls.len() < 2 {
+        return Err(format!(
+            "the refused batch was not resent within {EXCHANGE_DEADLINE:?} ({} call)",
+            calls.len()
+        ));
+    }
     let early = HINT.mul_f64(0.9);
     if let Some(gap) = calls
         .windows(2)

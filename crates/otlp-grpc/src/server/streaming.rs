@@ -144,23 +144,9 @@ where
                         Err(_) => completed(0, &Err(ExportError::internal("batch processing panicked"))),
                     };
                     // A client that stops reading its acknowledgements cannot hold the
-                    // stream: a write has the request timeout to find room.
-                    let written = tokio::time::timeout(
-                        shared.config.request_timeout,
-                        sender.data(frame_message(&ack)),
-                    )
-                    .await;
-                    match written {
-                        Ok(true) => {}
-                        // Reset: nobody is left to acknowledge.
-                        Ok(false) => return,
-                        Err(_) => {
-                            shared.stats.stalled_streams.fetch_add(1, Ordering::Relaxed);
-                            if let Some(stalled) = &stalled {
-                                stalled.close_connection();
-                            }
-                            return;
-                        }
+                    // stream (reset, or stalled: nobody is left to acknowledge).
+                    if !write_within(&shared, stalled.as_ref(), sender.data(frame_message(&ack))).await {
+                        return;
                     }
                 }
                 else => break,
@@ -170,14 +156,35 @@ where
             Ok(()) => ok_trailers(),
             Err(error) => error_trailers(&error),
         };
-        sender.trailers(trailers).await;
+        write_within(&shared, stalled.as_ref(), sender.trailers(trailers)).await;
     });
     response
 }
 
+/// Awaits one write of a response stream (`write` is `false` once the peer reset it)
+/// within the request timeout. A peer that leaves no room for that long has stopped
+/// reading: the stream is counted as stalled and its connection closed (HTTP/2 cannot even
+/// end a stream that has no window).
+async fn write_within<Svc>(
+    shared: &Shared<Svc>,
+    stalled: Option<&super::StalledPeer>,
+    write: impl std::future::Future<Output = bool>,
+) -> bool {
+    match tokio::time::timeout(shared.config.request_timeout, write).await {
+        Ok(written) => written,
+        Err(_) => {
+            shared.stats.stalled_streams.fetch_add(1, Ordering::Relaxed);
+            if let Some(stalled) = stalled {
+                stalled.close_connection();
+            }
+            false
+        }
+    }
+}
+
 pub(super) async fn server_stream<Svc>(
     shared: &Arc<Shared<Svc>>,
-    _parts: &http::request::Parts,
+    parts: &http::request::Parts,
     mut body: Incoming,
     encoding: Option<Arc<dyn Compression>>,
 ) -> Result<Response<GrpcBody>, ExportError>
@@ -202,13 +209,16 @@ where
         decode_batch(shared.config.decode, message).map_err(|e| refused(shared, e))?;
     let (sender, response_body) = GrpcBody::channel(2);
     let shared_task = shared.clone();
+    let stalled = parts.extensions.get::<super::StalledPeer>().cloned();
     tokio::spawn(async move {
-        if !sender.data(frame_message(&received(sequence))).await {
+        let shared = &shared_task;
+        let write = |frame| write_within(shared, stalled.as_ref(), sender.data(frame));
+        if !write(frame_message(&received(sequence))).await {
             return;
         }
-        let ack = process(shared_task, sequence, id, request).await;
-        if sender.data(frame_message(&ack)).await {
-            sender.trailers(ok_trailers()).await;
+        let ack = process(shared_task.clone(), sequence, id, request).await;
+        if write(frame_message(&ack)).await {
+            write_within(shared, stalled.as_ref(), sender.trailers(ok_trailers())).await;
         }
     });
     Ok(grpc_response_with_body(shared, response_body))

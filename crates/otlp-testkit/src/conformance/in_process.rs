@@ -1,5 +1,5 @@
-//! The smallest transport that passes the suite, as a worked example (`docs/transport.md`
-//! walks through it): OTLP over an in-process channel. The exporter encodes each request
+//! The smallest transport that passes the suite, as a worked example
+//! (`docs/writing-a-transport.md` walks through it): OTLP over an in-process channel. The exporter encodes each request
 //! as protobuf and sends it with its signal; the receiver decodes it, hands it to its
 //! service and sends the outcome back. Errors cross unchanged, since both ends are one
 //! process; a network transport maps them to its wire's statuses and back instead.
