@@ -312,3 +312,38 @@ async fn a_client_that_never_reads_its_acknowledgements_cannot_hold_the_stream()
     assert_eq!(ack.code, 0, "{ack:?}");
     running.shutdown().await;
 }
+
+/// A stream on which nothing arrives for the idle timeout, with nothing left to
+/// acknowledge, ends with UNAVAILABLE (the client reopens one when it has data) after
+/// acknowledging what it took; it is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_stream_ends_with_unavailable_after_its_acknowledgements() {
+    use http_body_util::BodyExt;
+    let service = Scripted::default();
+    let running = GrpcReceiver::new(service.clone())
+        .with_config(otlp_grpc::ReceiverConfig {
+            stream_idle_timeout: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let mut client = RawClient::connect(running.local_addr()).await;
+    let (body, response) = client.open_stream(EXPORT_BIDIRECTIONAL_PATH).await;
+    assert!(body.data(batch(1, b"before-idle")).await);
+    let collected = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("the idle stream ended")
+        .expect("body");
+    let status = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .map(|v| v.as_bytes().to_vec());
+    assert_eq!(status.as_deref(), Some(&b"14"[..]));
+    let acks = acks(&collected.to_bytes());
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!((acks[0].sequence, acks[0].code), (1, 0));
+    assert_eq!(running.stats().idle_streams.load(Ordering::Relaxed), 1);
+    drop(body);
+    running.shutdown().await;
+}

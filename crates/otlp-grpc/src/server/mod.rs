@@ -91,6 +91,10 @@ pub struct ReceiverConfig {
     pub handshake_timeout: Duration,
     /// Batches of one bidirectional stream processed at once.
     pub stream_concurrency: usize,
+    /// A bidirectional stream on which no batch arrives for this long, with nothing left
+    /// to acknowledge, is ended with UNAVAILABLE (the client reopens one when it has data),
+    /// so an idle peer that answers pings cannot hold a stream for ever.
+    pub stream_idle_timeout: Duration,
     /// Request headers copied into each `ExportRequest` for the service (tenant ids and
     /// the like; see `otlp_net::forward_metadata`). Empty (the default): none. Batching
     /// merges requests and does not carry headers on.
@@ -119,6 +123,7 @@ impl Default for ReceiverConfig {
             request_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
             stream_concurrency: 32,
+            stream_idle_timeout: Duration::from_secs(60),
             dedup_capacity: 65_536,
             forward_headers: Vec::new(),
             decode: DecodeMode::Validate,
@@ -138,6 +143,8 @@ pub struct ReceiverStats {
     pub duplicate_batches: AtomicU64,
     /// Bidirectional streams being served now.
     pub open_streams: AtomicU64,
+    /// Streams ended because no batch arrived within the stream idle timeout.
+    pub idle_streams: AtomicU64,
     /// Streams ended because the peer took no acknowledgement within the request timeout
     /// (it stopped reading; its connection is closed, and its batches still
     /// unacknowledged are its to resend).

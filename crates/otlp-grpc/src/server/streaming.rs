@@ -85,6 +85,9 @@ where
         let mut ending: Result<(), ExportError> = Ok(());
         let mut shutdown = shared.shutdown.clone();
         let mut uncounted = Intake::default();
+        let idle_timeout = shared.config.stream_idle_timeout;
+        // Batches read and acknowledgements written are activity.
+        let mut last_activity = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 // Each batch is counted when admitted (its frame is bounded by the
@@ -95,6 +98,7 @@ where
                         // Decompression, validation and the export run in the batch's own
                         // task, so one stream's batches use every core.
                         Ok(Some(frame)) => {
+                            last_activity = tokio::time::Instant::now();
                             let encoding = encoding.clone();
                             let shared = shared.clone();
                             let limits = shared.config.limits;
@@ -123,6 +127,14 @@ where
                         }
                     }
                 }
+                () = tokio::time::sleep_until(last_activity.checked_add(idle_timeout).unwrap_or(last_activity)),
+                    if reading && in_flight.is_empty() && last_activity.checked_add(idle_timeout).is_some() => {
+                    shared.stats.idle_streams.fetch_add(1, Ordering::Relaxed);
+                    reading = false;
+                    ending = Err(ExportError::unavailable(format!(
+                        "no batch within the stream idle timeout ({idle_timeout:?})"
+                    )));
+                }
                 () = super::stopped(&mut shutdown), if reading => {
                     // Batches not yet read stay with the client, which resends them to
                     // wherever it reconnects; those taken are finished and acknowledged.
@@ -148,6 +160,7 @@ where
                     if !write_within(&shared, stalled.as_ref(), sender.data(frame_message(&ack))).await {
                         return;
                     }
+                    last_activity = tokio::time::Instant::now();
                 }
                 else => break,
             }
