@@ -21,14 +21,12 @@ impl Transport for Grpc {
         service: BoxedService,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
-            let address = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
             let running = GrpcReceiver::new(service)
-                .bind(address)
+                .bind(conformance::LOOPBACK)
                 .await
                 .map_err(|e| e.to_string())?;
             let endpoint = format!("http://{}", running.local_addr());
-            let stop: Stop = Box::new(move || Box::pin(running.shutdown()));
-            Ok((endpoint, stop))
+            Ok(conformance::started(endpoint, running.shutdown()))
         })
     }
 

@@ -43,6 +43,21 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Stops a receiver under test (its connections closed, its port released).
 pub type Stop = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
+/// The loopback address with a port the system picks: where the suite's receivers bind.
+pub const LOOPBACK: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    0,
+));
+
+/// What [`Transport::start_receiver`] returns for a receiver reached at `endpoint` and
+/// stopped by awaiting `stop`.
+pub fn started(
+    endpoint: String,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> (String, Stop) {
+    (endpoint, Box::new(move || Box::pin(stop)))
+}
+
 /// The transport under test.
 pub trait Transport: Send + Sync {
     /// A short name for reports (`grpc`, `http/json`, ...).

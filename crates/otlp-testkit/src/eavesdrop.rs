@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 /// Binds a loopback port and, on a thread, records up to 64 KiB from the first connection
 /// for `window`, then closes it. Join the handle for the bytes.
 ///
+/// # Panics
+///
+/// If no loopback port can be bound (test support: no peer data is involved).
+///
 /// ```
 /// let (address, recorded) = otlp_testkit::eavesdrop::first_bytes(std::time::Duration::from_millis(200));
 /// let mut client = std::net::TcpStream::connect(address).unwrap();
@@ -61,6 +65,10 @@ pub struct BlackHole {
 
 impl BlackHole {
     /// Binds a loopback port and holds every connection made to it.
+    ///
+    /// # Panics
+    ///
+    /// If no loopback port can be bound (test support: no peer data is involved).
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let address = listener.local_addr().expect("the bound address");
