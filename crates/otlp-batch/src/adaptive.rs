@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use otlp_model::SignalRequest;
+use otlp_model::wire::Batchable;
 
 use crate::policy::BatchPolicy;
 use crate::{BatchConfig, Batcher};
@@ -55,7 +55,7 @@ pub struct Adaptive<R> {
 /// Weight of the newest observation in the moving averages.
 const SMOOTHING: f64 = 0.2;
 
-impl<R: SignalRequest> Adaptive<R> {
+impl<R: Batchable> Adaptive<R> {
     /// Starts at the smallest batch and shortest linger.
     pub fn new(config: AdaptiveConfig) -> Self {
         Self {
@@ -95,7 +95,7 @@ impl<R: SignalRequest> Adaptive<R> {
     }
 }
 
-impl<R: SignalRequest> BatchPolicy<R> for Adaptive<R> {
+impl<R: Batchable> BatchPolicy<R> for Adaptive<R> {
     fn push(&mut self, request: R, now: Duration) -> Vec<R> {
         let items = request.item_count() as f64;
         if let Some(last) = self.last_push {

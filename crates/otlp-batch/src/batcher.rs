@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use otlp_model::SignalRequest;
+use otlp_model::wire::Batchable;
 
 /// When a batch is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct Batcher<R> {
     opened_at: Option<Duration>,
 }
 
-impl<R: SignalRequest> Batcher<R> {
+impl<R: Batchable> Batcher<R> {
     /// An empty batcher.
     pub fn new(config: BatchConfig) -> Self {
         Self {
@@ -118,8 +118,13 @@ impl<R: SignalRequest> Batcher<R> {
         // headers only, so the whole step is linear in the items.
         let opened_at = self.opened_at.unwrap_or(now);
         let total_items = self.items + items;
-        let mut combined = self.flush().unwrap_or_default();
-        SignalRequest::append(&mut combined, request);
+        let combined = match self.flush() {
+            Some(mut pending) => {
+                pending.append(request);
+                pending
+            }
+            None => request,
+        };
         let parts = if total_items > self.config.max_items {
             combined.split(self.config.max_items)
         } else {
@@ -156,7 +161,7 @@ impl<R: SignalRequest> Batcher<R> {
     fn add(&mut self, request: R, items: usize, bytes: usize, now: Duration) {
         match &mut self.pending {
             // Appending moves group headers only; items stay where they are.
-            Some(pending) => SignalRequest::append(pending, request),
+            Some(pending) => pending.append(request),
             None => {
                 self.pending = Some(request);
                 self.opened_at = Some(now);
@@ -194,7 +199,7 @@ impl<R: SignalRequest> Batcher<R> {
 /// The first cut aims at parts of the cap's size assuming items of the average size, so
 /// evenly sized items are cut once (linear time); a part that still exceeds the cap, an
 /// uneven one, is halved, which bounds the depth by the logarithm of the items.
-fn split_by_bytes<R: SignalRequest>(
+fn split_by_bytes<R: Batchable>(
     request: R,
     items: usize,
     bytes: usize,

@@ -17,6 +17,8 @@ use tower_service::Service;
 
 use crate::batcher::{BatchConfig, Batcher};
 use crate::policy::BatchPolicy;
+use crate::unit::BatchUnit;
+use otlp_model::wire::Payload;
 
 /// Batching plus how many batches may be exported at once, and how many requests may wait
 /// for the batcher.
@@ -89,7 +91,8 @@ impl<S: Signal> Clone for Batch<S> {
 
 impl<S: Signal> Batch<S> {
     /// Starts the batcher task (fixed-size and time-based batching by `config.batch`) on
-    /// the current runtime in front of `inner`.
+    /// the current runtime in front of `inner`. Requests that arrived as validated
+    /// protobuf are batched and split as bytes ([`Payload`]), without a decode.
     ///
     /// What `inner` sends and drops is `inner`'s to count: put a
     /// [`RetryLayer`](otlp_reliability::retry::RetryLayer) sharing `metrics` under the
@@ -102,12 +105,18 @@ impl<S: Signal> Batch<S> {
             + 'static,
         Svc::Future: Send,
     {
-        Self::with_policy(inner, Batcher::new(config.batch), config, metrics)
+        Self::with_policy(
+            inner,
+            Batcher::<Payload<S::Request>>::new(config.batch),
+            config,
+            metrics,
+        )
     }
 
     /// Starts the batcher task with another strategy ([`Adaptive`](crate::Adaptive),
-    /// [`Prioritized`](crate::Prioritized), or a user's own); `config.batch` is unused.
-    pub fn with_policy<Svc, P>(
+    /// [`Prioritized`](crate::Prioritized), or a user's own), over the unit it batches
+    /// (bytes where they arrived as bytes, or owned messages); `config.batch` is unused.
+    pub fn with_policy<Svc, P, U>(
         inner: Svc,
         policy: P,
         config: BatchLayerConfig,
@@ -119,7 +128,8 @@ impl<S: Signal> Batch<S> {
             + Send
             + 'static,
         Svc::Future: Send,
-        P: BatchPolicy<S::Request>,
+        P: BatchPolicy<U>,
+        U: BatchUnit<S>,
     {
         let (commands, receiver) = mpsc::channel(config.channel_capacity.max(1));
         let ledger = SharedLedger::default();
@@ -249,9 +259,9 @@ impl<Svc> Driver<Svc> {
     /// Exports one batch on its own task once a concurrency permit is free. The future
     /// owns what it needs (nothing borrowed from the driver), so the service need not be
     /// `Sync`.
-    fn dispatch<S>(
+    fn dispatch<S, U>(
         &self,
-        batch: S::Request,
+        batch: U,
         holds: Holds,
         feedback: &mpsc::UnboundedSender<(usize, Duration)>,
     ) -> impl Future<Output = ()> + Send + 'static
@@ -262,13 +272,14 @@ impl<Svc> Driver<Svc> {
             + Send
             + 'static,
         Svc::Future: Send,
+        U: BatchUnit<S>,
     {
         let exports = self.exports.clone();
         let mut inner = self.inner.clone();
         let (feedback, metrics, ledger) =
             (feedback.clone(), self.metrics.clone(), self.ledger.clone());
         async move {
-            let items = otlp_model::SignalRequest::item_count(&batch);
+            let items = batch.item_count();
             let Ok(permit) = exports.acquire_owned().await else {
                 return;
             };
@@ -287,7 +298,7 @@ impl<Svc> Driver<Svc> {
                 // service that cannot even become ready drops the batch here.
                 match poll_fn(|cx| inner.poll_ready(cx)).await {
                     Ok(()) => {
-                        let request = ExportRequest::new(batch).with_holds(holds);
+                        let request = batch.into_request().with_holds(holds);
                         let _ = inner.call(request).await;
                     }
                     Err(_) => metrics.add_dropped(DropReason::Permanent, items),
@@ -304,11 +315,11 @@ impl<Svc> Driver<Svc> {
         }
     }
 
-    /// Decodes a request for the strategy; a malformed one is counted and skipped.
-    fn message<S: Signal>(&self, request: ExportRequest<S>) -> Option<S::Request> {
+    /// The strategy's unit of a request; a malformed one is counted and skipped.
+    fn unit<S: Signal, U: BatchUnit<S>>(&self, request: ExportRequest<S>) -> Option<U> {
         let items = request.item_count();
-        match request.into_message() {
-            Ok(message) => Some(message),
+        match U::from_request(request) {
+            Ok(unit) => Some(unit),
             // Encoded bytes a receiver vouched for turned out malformed.
             Err(_) => {
                 self.discard(DropReason::Permanent, items);
@@ -318,7 +329,7 @@ impl<Svc> Driver<Svc> {
     }
 }
 
-async fn run<S, Svc, P>(
+async fn run<S, Svc, P, U>(
     mut commands: mpsc::Receiver<Command<S>>,
     driver: Driver<Svc>,
     mut batcher: P,
@@ -329,7 +340,8 @@ async fn run<S, Svc, P>(
         + Send
         + 'static,
     Svc::Future: Send,
-    P: BatchPolicy<S::Request>,
+    P: BatchPolicy<U>,
+    U: BatchUnit<S>,
 {
     let epoch = Instant::now();
     // Export latencies come back to the strategy (adaptive batching uses them).
@@ -344,7 +356,7 @@ async fn run<S, Svc, P>(
         ($batches:expr) => {
             for batch in $batches {
                 driver
-                    .dispatch::<S>(batch, held.snapshot(), &feedback)
+                    .dispatch::<S, U>(batch, held.snapshot(), &feedback)
                     .await;
             }
             if batcher.deadline().is_none() {
@@ -374,7 +386,7 @@ async fn run<S, Svc, P>(
                 } else {
                     0
                 };
-                let Some(message) = driver.message(request) else {
+                let Some(message) = driver.unit::<S, U>(request) else {
                     continue;
                 };
                 send_all!(batcher.push_sized(message, bytes, epoch.elapsed()));
@@ -389,7 +401,7 @@ async fn run<S, Svc, P>(
                 // Requests already in the channel are part of the drain.
                 while let Ok(Command::Export(mut request)) = commands.try_recv() {
                     held.add(request.take_holds());
-                    if let Some(message) = driver.message(request) {
+                    if let Some(message) = driver.unit::<S, U>(request) {
                         send_all!(batcher.push(message, epoch.elapsed()));
                     }
                 }
@@ -397,7 +409,9 @@ async fn run<S, Svc, P>(
                 // The last batches carry every hold; the driver lets go of its copy.
                 let holds = std::mem::take(&mut held).snapshot();
                 for batch in batcher.flush_all() {
-                    driver.dispatch::<S>(batch, holds.clone(), &feedback).await;
+                    driver
+                        .dispatch::<S, U>(batch, holds.clone(), &feedback)
+                        .await;
                 }
                 drop(holds);
                 // Every export has finished once every permit is free again. The caller

@@ -40,12 +40,14 @@ mod driver;
 mod policy;
 pub mod presets;
 mod priority;
+mod unit;
 
 pub use adaptive::{Adaptive, AdaptiveConfig};
 pub use batcher::{BatchConfig, Batcher};
 pub use driver::{Batch, BatchLayer, BatchLayerConfig};
 pub use policy::BatchPolicy;
 pub use priority::{Classifier, Prioritized};
+pub use unit::BatchUnit;
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use otlp_model::SignalRequest;
+use otlp_model::wire::Batchable;
 
 use crate::Batcher;
 
@@ -34,7 +34,7 @@ pub trait BatchPolicy<R>: Send + 'static {
     fn record_export(&mut self, _items: usize, _latency: Duration) {}
 }
 
-impl<R: SignalRequest> BatchPolicy<R> for Batcher<R> {
+impl<R: Batchable> BatchPolicy<R> for Batcher<R> {
     fn push(&mut self, request: R, now: Duration) -> Vec<R> {
         Batcher::push(self, request, now)
     }

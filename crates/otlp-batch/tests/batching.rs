@@ -9,6 +9,7 @@ use otlp_batch::{BatchConfig, BatchLayer, BatchLayerConfig, Batcher};
 use otlp_core::{ExportError, ExportOutcome, ExportRequest, GrpcCode, Traces};
 use otlp_model::SignalRequest;
 use otlp_model::collector::trace::ExportTraceServiceRequest;
+use otlp_model::wire::{Encoded, Payload};
 use otlp_reliability::backoff::BackoffConfig;
 use otlp_reliability::metrics::{DropReason, PipelineMetrics};
 use otlp_reliability::retry::RetryLayer;
@@ -62,54 +63,141 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Runs `ops` through a batcher of `R` (requests made by `into`, batches read back by
+/// `back`) and checks that every span comes out exactly once, in order, that no batch
+/// exceeds its caps, and that a batch leaves no later than its linger time after its first
+/// span arrived.
+fn check_batching<R: otlp_model::wire::Batchable>(
+    ops: Vec<Op>,
+    config: BatchConfig,
+    into: impl Fn(ExportTraceServiceRequest) -> R,
+    back: impl Fn(R) -> ExportTraceServiceRequest,
+) -> Result<(), TestCaseError> {
+    let mut batcher = Batcher::new(config);
+    let mut now = Duration::ZERO;
+    let mut next = 0usize;
+    let mut out: Vec<R> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Push(n) => {
+                out.extend(batcher.push(into(numbered(next, n)), now));
+                next += n;
+            }
+            Op::Tick(ms) => {
+                now += Duration::from_millis(ms);
+                if let Some(deadline) = batcher.deadline() {
+                    prop_assert!(deadline <= now + config.linger);
+                }
+                out.extend(batcher.expire(now));
+                if let Some(deadline) = batcher.deadline() {
+                    prop_assert!(deadline > now, "an expired batch was kept");
+                }
+            }
+            Op::Flush => out.extend(batcher.flush()),
+        }
+    }
+    out.extend(batcher.flush());
+    for batch in &out {
+        prop_assert!(batch.item_count() <= config.max_items);
+        prop_assert!(
+            batch.item_count() == 1 || batch.encoded_len() <= config.max_bytes,
+            "{} bytes",
+            batch.encoded_len()
+        );
+    }
+    let out: Vec<ExportTraceServiceRequest> = out.into_iter().map(back).collect();
+    let emitted: Vec<(String, usize)> = out.iter().flat_map(names).collect();
+    // Exactly once each...
+    let mut all: Vec<usize> = emitted.iter().map(|(_, n)| *n).collect();
+    all.sort_unstable();
+    prop_assert_eq!(all, (0..next).collect::<Vec<_>>());
+    // ...and in order within each resource group (merging coalesces a batch's groups,
+    // so spans of different resources may interleave differently).
+    for group in ["", "odd"] {
+        let sequence: Vec<usize> = emitted
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, n)| *n)
+            .collect();
+        prop_assert!(
+            sequence.windows(2).all(|w| w[0] < w[1]),
+            "{group}: {sequence:?}"
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
-    /// Every span comes out exactly once, in order; no batch exceeds its caps; a batch
-    /// leaves no later than its linger time after its first span arrived.
     #[test]
     fn every_span_once_in_order_within_caps(ops in proptest::collection::vec(op(), 1..40), max_items in 1usize..600, max_kib in 8usize..256) {
         let config = BatchConfig { max_items, max_bytes: max_kib * 1024, linger: Duration::from_secs(2) };
-        let mut batcher = Batcher::new(config);
-        let mut now = Duration::ZERO;
-        let mut next = 0usize;
-        let mut out: Vec<ExportTraceServiceRequest> = Vec::new();
-        for op in ops {
-            match op {
-                Op::Push(n) => {
-                    out.extend(batcher.push(numbered(next, n), now));
-                    next += n;
-                }
-                Op::Tick(ms) => {
-                    now += Duration::from_millis(ms);
-                    if let Some(deadline) = batcher.deadline() {
-                        prop_assert!(deadline <= now + config.linger);
-                    }
-                    out.extend(batcher.expire(now));
-                    if let Some(deadline) = batcher.deadline() {
-                        prop_assert!(deadline > now, "an expired batch was kept");
-                    }
-                }
-                Op::Flush => out.extend(batcher.flush()),
-            }
-        }
-        out.extend(batcher.flush());
-        let emitted: Vec<(String, usize)> = out.iter().flat_map(names).collect();
-        // Exactly once each...
-        let mut all: Vec<usize> = emitted.iter().map(|(_, n)| *n).collect();
-        all.sort_unstable();
-        prop_assert_eq!(all, (0..next).collect::<Vec<_>>());
-        // ...and in order within each resource group (merging coalesces a batch's groups,
-        // so spans of different resources may interleave differently).
-        for group in ["", "odd"] {
-            let sequence: Vec<usize> = emitted.iter().filter(|(g, _)| g == group).map(|(_, n)| *n).collect();
-            prop_assert!(sequence.windows(2).all(|w| w[0] < w[1]), "{group}: {sequence:?}");
-        }
-        for batch in &out {
-            prop_assert!(batch.item_count() <= max_items);
-            prop_assert!(batch.item_count() == 1 || batch.encoded_len() <= config.max_bytes, "{} bytes", batch.encoded_len());
-        }
+        check_batching(ops, config, |request| request, |batch| batch)?;
     }
+
+    /// The same, for requests that arrived as protobuf bytes and are batched as bytes.
+    #[test]
+    fn every_span_once_in_order_within_caps_as_bytes(ops in proptest::collection::vec(op(), 1..40), max_items in 1usize..600, max_kib in 8usize..256) {
+        let config = BatchConfig { max_items, max_bytes: max_kib * 1024, linger: Duration::from_secs(2) };
+        check_batching(
+            ops,
+            config,
+            |request| Payload::Encoded(Encoded::from_message(&request)),
+            |batch| match batch {
+                Payload::Encoded(bytes) => bytes.decode().expect("batches of bytes decode"),
+                Payload::Message(_) => panic!("bytes batched as messages"),
+            },
+        )?;
+    }
+}
+
+/// Requests that arrive as validated protobuf leave the batcher as protobuf: nothing is
+/// decoded on the way, and the exporter gets bytes that decode to every span in order.
+#[tokio::test(start_paused = true)]
+async fn encoded_requests_are_batched_and_exported_as_bytes() {
+    let metrics = Arc::new(PipelineMetrics::new());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let exporter = service_fn(move |batch: ExportRequest<Traces>| {
+        let items = batch.item_count();
+        record
+            .lock()
+            .expect("lock")
+            .push((batch.is_encoded(), batch.into_message()));
+        async move { Ok::<_, ExportError>(ExportOutcome::success(items)) }
+    });
+    let config = BatchLayerConfig {
+        batch: BatchConfig {
+            max_items: 300,
+            linger: Duration::from_secs(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let batching = BatchLayer::new(config, metrics.clone()).layer(exporter);
+    for first in (0..1000).step_by(100) {
+        let bytes = numbered(first, 100).encode_to_vec();
+        let request = ExportRequest::<Traces>::from_encoded(bytes.into(), 100);
+        batching
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("handed over");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = std::mem::take(&mut *seen.lock().expect("lock"));
+    assert_eq!(seen.len(), 4, "300 + 300 + 300 + 100");
+    let mut spans = Vec::new();
+    for (encoded, message) in seen {
+        assert!(encoded, "a batch of bytes is exported as bytes");
+        spans.extend(
+            names(&message.expect("valid protobuf"))
+                .into_iter()
+                .map(|(_, n)| n),
+        );
+    }
+    assert_eq!(spans, (0..1000).collect::<Vec<_>>());
 }
 
 #[tokio::test(start_paused = true)]

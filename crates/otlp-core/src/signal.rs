@@ -22,7 +22,7 @@ use otlp_model::{SignalRequest, SignalResponse};
 /// ```
 pub trait Signal: Send + Sync + Sized + 'static {
     /// The export request message.
-    type Request: SignalRequest<Response = Self::Response>;
+    type Request: SignalRequest<Response = Self::Response> + otlp_model::wire::WireLayout;
     /// The export response message.
     type Response: SignalResponse;
     /// The signal as a value.

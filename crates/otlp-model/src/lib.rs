@@ -41,6 +41,7 @@
 mod ids;
 mod request;
 mod split;
+pub mod wire;
 
 pub use ids::{HexError, IdError, SpanId, TraceId, decode_hex, encode_hex};
 pub use request::{SignalRequest, SignalResponse};

@@ -1,0 +1,549 @@
+//! A signal's export request kept as its protobuf bytes, cut into resource groups, so that
+//! batching appends and splits bytes instead of messages.
+//!
+//! Protobuf repeated fields concatenate: the encoding of a request is the concatenation of
+//! its `resource_*` fields, so appending two requests appends their group lists. Splitting
+//! keeps every group that fits whole (a slice of the buffer it arrived in) and rebuilds only
+//! the group cut at a part boundary: its resource header (every field but the scope groups),
+//! then the scope groups with the items that fall in the part, each scope with its own header.
+
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+
+use super::WireError;
+use super::reader::{WireType, fields, len_key_size, put_len_key};
+use super::view::ResourceView;
+use crate::SignalRequest;
+use crate::collector::logs::ExportLogsServiceRequest;
+use crate::collector::metrics::ExportMetricsServiceRequest;
+use crate::collector::trace::ExportTraceServiceRequest;
+use crate::metrics::Metric;
+use crate::split::{Item, data_point_count};
+
+/// The field number that repeats at every level of all three signals: the request's
+/// resource groups, a resource group's scope groups, a scope group's items.
+const CHILDREN: u32 = 1;
+pub(crate) const SCOPE_GROUPS: u32 = 2;
+pub(crate) const ITEMS: u32 = 2;
+
+/// How a signal's items sit in its encoding: the three request types share the resource ->
+/// scope -> element shape (with the same field numbers); they differ in what one element
+/// (a span, a log record, a metric) counts as.
+pub trait WireLayout: SignalRequest {
+    /// The field of an element holding its trace id (spans: 1, log records: 9), if any.
+    const TRACE_ID_FIELD: Option<u32>;
+
+    /// The items one encoded element holds: 1 for a span or a log record, the data points
+    /// of a metric (of its last `data` member, as a decode keeps it).
+    fn element_items(element: &[u8]) -> Result<usize, WireError>;
+
+    /// Cuts an element of more than `first` items into encoded pieces of `first`, then
+    /// `max`, `max`, ... items, each with its count. Only metrics hold more than one item.
+    fn cut_element(
+        element: &[u8],
+        first: usize,
+        max: usize,
+    ) -> Result<Vec<(Bytes, usize)>, WireError>;
+
+    /// The message's resource groups, each encoded as a whole field, with its items.
+    fn encode_groups(&self) -> Vec<(Bytes, usize)>;
+}
+
+/// Encodes each resource group of a request as the field it is in the request.
+macro_rules! encode_groups {
+    ($groups:expr, $count:expr) => {
+        $groups
+            .iter()
+            .map(|group| {
+                let len = group.encoded_len();
+                let mut out = Vec::with_capacity(len_key_size(CHILDREN, len) + len);
+                put_len_key(&mut out, CHILDREN, len);
+                group.encode_raw(&mut out);
+                (Bytes::from(out), $count(group))
+            })
+            .collect()
+    };
+}
+
+impl WireLayout for ExportTraceServiceRequest {
+    const TRACE_ID_FIELD: Option<u32> = Some(1);
+
+    fn encode_groups(&self) -> Vec<(Bytes, usize)> {
+        encode_groups!(self.resource_spans, |g: &crate::trace::ResourceSpans| {
+            g.scope_spans.iter().map(|s| s.spans.len()).sum::<usize>()
+        })
+    }
+
+    fn element_items(_element: &[u8]) -> Result<usize, WireError> {
+        Ok(1)
+    }
+
+    fn cut_element(element: &[u8], _: usize, _: usize) -> Result<Vec<(Bytes, usize)>, WireError> {
+        Ok(vec![(Bytes::copy_from_slice(element), 1)])
+    }
+}
+
+impl WireLayout for ExportLogsServiceRequest {
+    const TRACE_ID_FIELD: Option<u32> = Some(9);
+
+    fn encode_groups(&self) -> Vec<(Bytes, usize)> {
+        encode_groups!(self.resource_logs, |g: &crate::logs::ResourceLogs| {
+            g.scope_logs
+                .iter()
+                .map(|s| s.log_records.len())
+                .sum::<usize>()
+        })
+    }
+
+    fn element_items(_element: &[u8]) -> Result<usize, WireError> {
+        Ok(1)
+    }
+
+    fn cut_element(element: &[u8], _: usize, _: usize) -> Result<Vec<(Bytes, usize)>, WireError> {
+        Ok(vec![(Bytes::copy_from_slice(element), 1)])
+    }
+}
+
+/// `Metric.data`'s members: gauge, sum, histogram, exponential histogram, summary. Each is
+/// a message whose field 1 is its repeated data points.
+const METRIC_DATA: [u32; 5] = [5, 7, 9, 10, 11];
+const DATA_POINTS: u32 = 1;
+
+impl WireLayout for ExportMetricsServiceRequest {
+    const TRACE_ID_FIELD: Option<u32> = None;
+
+    fn encode_groups(&self) -> Vec<(Bytes, usize)> {
+        encode_groups!(
+            self.resource_metrics,
+            |g: &crate::metrics::ResourceMetrics| {
+                g.scope_metrics
+                    .iter()
+                    .flat_map(|s| &s.metrics)
+                    .map(data_point_count)
+                    .sum::<usize>()
+            }
+        )
+    }
+
+    fn element_items(element: &[u8]) -> Result<usize, WireError> {
+        // A decode keeps the last member of the oneof; repeats of one member merge.
+        let (mut member, mut points) = (0, 0);
+        for field in fields(element) {
+            let field = field?;
+            if field.wire_type != WireType::Len || !METRIC_DATA.contains(&field.number) {
+                continue;
+            }
+            let mut count = 0;
+            for point in fields(&element[field.value]) {
+                let point = point?;
+                count +=
+                    usize::from(point.number == DATA_POINTS && point.wire_type == WireType::Len);
+            }
+            if field.number == member {
+                points += count;
+            } else {
+                (member, points) = (field.number, count);
+            }
+        }
+        Ok(points)
+    }
+
+    fn cut_element(
+        element: &[u8],
+        first: usize,
+        max: usize,
+    ) -> Result<Vec<(Bytes, usize)>, WireError> {
+        // Rare (one metric per part boundary), so a decode of that one metric is cheap
+        // beside getting the oneof and merge rules right a second time.
+        let metric =
+            Metric::decode(element).map_err(|e| WireError::new_owned(format!("metric: {e}"), 0))?;
+        Ok(metric
+            .split_pieces(first, max)
+            .into_iter()
+            .map(|piece| {
+                let items = data_point_count(&piece);
+                (Bytes::from(piece.encode_to_vec()), items)
+            })
+            .collect())
+    }
+}
+
+/// One resource group: the whole `resource_*` field (key, length and payload).
+#[derive(Debug, Clone)]
+struct Group {
+    bytes: Bytes,
+    items: usize,
+}
+
+/// A signal's export request as protobuf bytes, split into its resource groups, which
+/// batching appends and splits without decoding a message.
+///
+/// ```
+/// use bytes::Bytes;
+/// use otlp_model::collector::trace::ExportTraceServiceRequest;
+/// use otlp_model::trace::{ResourceSpans, ScopeSpans, Span};
+/// use otlp_model::wire::Encoded;
+/// use prost::Message;
+///
+/// let request = ExportTraceServiceRequest {
+///     resource_spans: vec![ResourceSpans {
+///         scope_spans: vec![ScopeSpans { spans: vec![Span::default(); 5], ..Default::default() }],
+///         ..Default::default()
+///     }],
+/// };
+/// let encoded = Encoded::<ExportTraceServiceRequest>::new(Bytes::from(request.encode_to_vec()))?;
+/// let parts = encoded.split(2);
+/// assert_eq!(parts.iter().map(Encoded::item_count).collect::<Vec<_>>(), [2, 2, 1]);
+/// assert_eq!(parts[2].decode()?.resource_spans[0].scope_spans[0].spans.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Encoded<R> {
+    groups: Vec<Group>,
+    items: usize,
+    len: usize,
+    signal: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Encoded<R> {
+    fn clone(&self) -> Self {
+        Self {
+            groups: self.groups.clone(),
+            items: self.items,
+            len: self.len,
+            signal: PhantomData,
+        }
+    }
+}
+
+impl<R> Default for Encoded<R> {
+    fn default() -> Self {
+        Self {
+            groups: Vec::new(),
+            items: 0,
+            len: 0,
+            signal: PhantomData,
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Encoded<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoded")
+            .field("groups", &self.groups.len())
+            .field("items", &self.items)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl<R: WireLayout> Encoded<R> {
+    /// Reads the resource groups of an encoded export request and counts their items.
+    ///
+    /// This walks the framing down to the elements (spans, log records, metrics' data
+    /// fields) and does not check what it skips: pass bytes that were validated (as
+    /// receivers do before `ExportRequest::from_encoded`). Fields of the request other than
+    /// its resource groups are unknown to OTLP and are left out.
+    pub fn new(bytes: Bytes) -> Result<Self, WireError> {
+        let mut encoded = Self::default();
+        for field in fields(&bytes) {
+            let field = field?;
+            if field.number != CHILDREN || field.wire_type != WireType::Len {
+                continue;
+            }
+            let items = group_items::<R>(&bytes[field.value.clone()])?;
+            encoded.push(Group {
+                bytes: bytes.slice(field.whole),
+                items,
+            });
+        }
+        Ok(encoded)
+    }
+
+    /// The encoding of `message`, grouped the same way.
+    pub fn from_message(message: &R) -> Self {
+        let mut encoded = Self::default();
+        for (bytes, items) in message.encode_groups() {
+            encoded.push(Group { bytes, items });
+        }
+        encoded
+    }
+
+    /// Spans, data points or log records held.
+    pub fn item_count(&self) -> usize {
+        self.items
+    }
+
+    /// Whether no item is held (empty groups may be).
+    pub fn is_empty(&self) -> bool {
+        self.items == 0
+    }
+
+    /// The size of [`Encoded::to_bytes`]'s output.
+    pub fn encoded_len(&self) -> usize {
+        self.len
+    }
+
+    /// The request's encoding: its groups, one after the other (no copy for one group).
+    pub fn to_bytes(&self) -> Bytes {
+        if let [group] = self.groups.as_slice() {
+            return group.bytes.clone();
+        }
+        let mut out = BytesMut::with_capacity(self.len);
+        for group in &self.groups {
+            out.extend_from_slice(&group.bytes);
+        }
+        out.freeze()
+    }
+
+    /// The request as an owned message.
+    pub fn decode(&self) -> Result<R, prost::DecodeError> {
+        let mut message = R::default();
+        for group in &self.groups {
+            Message::merge(&mut message, group.bytes.clone())?;
+        }
+        Ok(message)
+    }
+
+    /// The resource groups, for reading routing fields without a decode.
+    pub fn resources(&self) -> impl Iterator<Item = ResourceView<'_, R>> {
+        self.groups.iter().filter_map(|group| {
+            let field = fields(&group.bytes).next()?.ok()?;
+            Some(ResourceView::new(group.bytes.get(field.value)?))
+        })
+    }
+
+    /// Appends the groups of `other`: O(its groups), nothing is copied.
+    pub fn append(&mut self, other: Self) {
+        self.groups.reserve(other.groups.len());
+        for group in other.groups {
+            self.push(group);
+        }
+    }
+
+    fn push(&mut self, group: Group) {
+        self.items += group.items;
+        self.len += group.bytes.len();
+        self.groups.push(group);
+    }
+
+    /// Splits into requests of at most `max_items` items each (`0` is taken as `1`),
+    /// keeping item order and each item's resource and scope, in time linear in the size.
+    /// A request of no more items is returned as it is.
+    ///
+    /// Bytes that [`Encoded::new`] accepted but that are malformed deeper down (they were not
+    /// validated) are an error.
+    pub fn try_split(self, max_items: usize) -> Result<Vec<Self>, WireError> {
+        let max = max_items.max(1);
+        if self.items <= max {
+            return Ok(vec![self]);
+        }
+        let mut cutter = Cutter {
+            max,
+            parts: Vec::with_capacity(self.items.div_ceil(max) + 1),
+            current: Self::default(),
+        };
+        for group in self.groups {
+            if group.items <= cutter.room() {
+                cutter.add(group);
+            } else {
+                cutter.cut::<R>(&group.bytes)?;
+            }
+        }
+        cutter.finish();
+        Ok(cutter.parts)
+    }
+
+    /// [`Encoded::try_split`] for bytes that were validated: malformed ones (which a
+    /// validator would have refused) come back whole, as one part.
+    pub fn split(self, max_items: usize) -> Vec<Self> {
+        let whole = self.clone();
+        self.try_split(max_items).unwrap_or_else(|_| vec![whole])
+    }
+}
+
+/// Items in one resource group's payload.
+pub(crate) fn group_items<R: WireLayout>(resource: &[u8]) -> Result<usize, WireError> {
+    let mut items = 0;
+    for scope in children(resource, SCOPE_GROUPS) {
+        let scope = &resource[scope?];
+        for element in children(scope, ITEMS) {
+            items += R::element_items(&scope[element?])?;
+        }
+    }
+    Ok(items)
+}
+
+/// The payloads of the length-delimited fields `number` of a message.
+pub(crate) fn children(
+    message: &[u8],
+    number: u32,
+) -> impl Iterator<Item = Result<Range<usize>, WireError>> {
+    fields(message).filter_map(move |field| match field {
+        Ok(field) if field.number == number && field.wire_type == WireType::Len => {
+            Some(Ok(field.value))
+        }
+        Ok(_) => None,
+        Err(e) => Some(Err(e)),
+    })
+}
+
+/// The fields of a message other than its children (`number`), as they are: a group's
+/// header.
+fn header(message: &Bytes, number: u32) -> Result<Vec<Bytes>, WireError> {
+    let mut out = Vec::new();
+    for field in fields(message) {
+        let field = field?;
+        if field.number != number || field.wire_type != WireType::Len {
+            out.push(message.slice(field.whole));
+        }
+    }
+    Ok(out)
+}
+
+/// A scope group being rebuilt: its header and the elements that fall in the part.
+#[derive(Default)]
+struct ScopePiece {
+    header: Vec<Bytes>,
+    elements: Vec<Bytes>,
+}
+
+impl ScopePiece {
+    fn payload_len(&self) -> usize {
+        let header: usize = self.header.iter().map(Bytes::len).sum();
+        let elements: usize = self
+            .elements
+            .iter()
+            .map(|e| len_key_size(ITEMS, e.len()) + e.len())
+            .sum();
+        header + elements
+    }
+}
+
+/// Fills parts of `max` items from whole groups and from the groups cut at boundaries.
+struct Cutter<R> {
+    max: usize,
+    parts: Vec<Encoded<R>>,
+    current: Encoded<R>,
+}
+
+impl<R: WireLayout> Cutter<R> {
+    fn room(&self) -> usize {
+        self.max - self.current.items
+    }
+
+    fn add(&mut self, group: Group) {
+        self.current.push(group);
+        if self.current.items == self.max {
+            self.close_part();
+        }
+    }
+
+    fn close_part(&mut self) {
+        if !self.current.groups.is_empty() {
+            self.parts.push(std::mem::take(&mut self.current));
+        }
+    }
+
+    fn finish(&mut self) {
+        // Groups without items after the last full part stay with it.
+        if self.current.items == 0
+            && let Some(last) = self.parts.last_mut()
+        {
+            last.append(std::mem::take(&mut self.current));
+        }
+        self.close_part();
+    }
+
+    /// Cuts one resource group (the whole field) across as many parts as it needs.
+    fn cut<L: WireLayout>(&mut self, group: &Bytes) -> Result<(), WireError> {
+        let field = fields(group)
+            .next()
+            .ok_or(WireError::new("empty resource group", 0))??;
+        let resource = group.slice(field.value);
+        let resource_header = header(&resource, SCOPE_GROUPS)?;
+        // The scope pieces of the resource piece being filled, and its items.
+        let mut scopes: Vec<ScopePiece> = Vec::new();
+        let mut filled = 0;
+        for scope in children(&resource, SCOPE_GROUPS) {
+            let scope = resource.slice(scope?);
+            let scope_header = header(&scope, ITEMS)?;
+            scopes.push(ScopePiece {
+                header: scope_header.clone(),
+                elements: Vec::new(),
+            });
+            for element in children(&scope, ITEMS) {
+                let element = scope.slice(element?);
+                let items = L::element_items(&element)?;
+                let room = self.room() - filled;
+                let pieces = if items <= room {
+                    vec![(element, items)]
+                } else {
+                    L::cut_element(&element, room, self.max)?
+                };
+                for (piece, items) in pieces {
+                    if let Some(last) = scopes.last_mut() {
+                        last.elements.push(piece);
+                    }
+                    filled += items;
+                    if filled == self.room() {
+                        self.close_resource(&resource_header, std::mem::take(&mut scopes), filled);
+                        filled = 0;
+                        self.close_part();
+                        // The scope continues in the next part, under the same headers.
+                        scopes.push(ScopePiece {
+                            header: scope_header.clone(),
+                            elements: Vec::new(),
+                        });
+                    }
+                }
+            }
+            // A scope reopened after the last cut without elements is left out; a scope
+            // that had no elements at all is kept where it was.
+            if scopes.last().is_some_and(|s| s.elements.is_empty())
+                && children(&scope, ITEMS).next().is_some()
+            {
+                scopes.pop();
+            }
+        }
+        if !scopes.is_empty() {
+            self.close_resource(&resource_header, scopes, filled);
+            if self.current.items == self.max {
+                self.close_part();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a resource group of `header` and `scopes` into the current part.
+    fn close_resource(&mut self, header: &[Bytes], scopes: Vec<ScopePiece>, items: usize) {
+        let header_len: usize = header.iter().map(Bytes::len).sum();
+        let scope_lens: Vec<usize> = scopes.iter().map(ScopePiece::payload_len).collect();
+        let payload_len = header_len
+            + scope_lens
+                .iter()
+                .map(|len| len_key_size(SCOPE_GROUPS, *len) + len)
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(len_key_size(CHILDREN, payload_len) + payload_len);
+        put_len_key(&mut out, CHILDREN, payload_len);
+        for field in header {
+            out.extend_from_slice(field);
+        }
+        for (scope, len) in scopes.iter().zip(scope_lens) {
+            put_len_key(&mut out, SCOPE_GROUPS, len);
+            for field in &scope.header {
+                out.extend_from_slice(field);
+            }
+            for element in &scope.elements {
+                put_len_key(&mut out, ITEMS, element.len());
+                out.extend_from_slice(element);
+            }
+        }
+        self.current.push(Group {
+            bytes: Bytes::from(out),
+            items,
+        });
+    }
+}

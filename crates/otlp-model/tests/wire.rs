@@ -1,0 +1,216 @@
+//! Property tests for byte-level batching: `Encoded` counts, appends and splits protobuf
+//! bytes exactly as the owned messages would be counted, appended and split.
+
+use bytes::Bytes;
+use otlp_model::SignalRequest;
+use otlp_model::collector::logs::ExportLogsServiceRequest;
+use otlp_model::collector::metrics::ExportMetricsServiceRequest;
+use otlp_model::collector::trace::ExportTraceServiceRequest;
+use otlp_model::common::any_value::Value;
+use otlp_model::wire::{Encoded, Payload, WireLayout};
+use otlp_testkit::strategies;
+use proptest::prelude::*;
+use prost::Message;
+
+fn encoded<R: WireLayout>(message: &R) -> Encoded<R> {
+    Encoded::new(Bytes::from(message.encode_to_vec())).expect("our own encoding reads")
+}
+
+/// One request per item, each with its resource and scope: a grouping-independent
+/// identity of a request's content, in order.
+fn singles<R: SignalRequest + std::any::Any>(mut request: R) -> Vec<R> {
+    // Metrics without data points count as no item: where they land is the splitter's
+    // choice, so they are left out of the identity.
+    if let Some(metrics) =
+        (&mut request as &mut dyn std::any::Any).downcast_mut::<ExportMetricsServiceRequest>()
+    {
+        for group in &mut metrics.resource_metrics {
+            for scope in &mut group.scope_metrics {
+                scope.metrics.retain(|m| {
+                    let mut one = ExportMetricsServiceRequest::default();
+                    one.resource_metrics
+                        .push(otlp_model::metrics::ResourceMetrics {
+                            scope_metrics: vec![otlp_model::metrics::ScopeMetrics {
+                                metrics: vec![m.clone()],
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        });
+                    one.item_count() > 0
+                });
+            }
+        }
+    }
+    request
+        .split(1)
+        .into_iter()
+        .filter(|part| part.item_count() > 0)
+        // Groups without items, too, land where the splitter chose.
+        .map(|part| part.partition(|_| true).0)
+        .collect()
+}
+
+/// Checks `Encoded` against the owned request: counts, bytes, splits at every cap.
+fn check_against_owned<R: WireLayout + std::fmt::Debug>(message: R, max: usize) {
+    let bytes = message.encode_to_vec();
+    let whole = encoded(&message);
+    assert_eq!(whole.item_count(), message.item_count());
+    assert_eq!(whole.to_bytes(), bytes, "groups concatenate to the request");
+    assert_eq!(whole.encoded_len(), bytes.len());
+    assert_eq!(Encoded::from_message(&message).to_bytes(), bytes);
+
+    let expected = singles(message.clone());
+    let parts = whole.try_split(max).expect("valid bytes split");
+    let total = message.item_count();
+    if total > max {
+        assert_eq!(
+            parts.len(),
+            total.div_ceil(max),
+            "every part but the last is full"
+        );
+    }
+    let mut got = Vec::new();
+    for part in &parts {
+        assert!(part.item_count() <= max);
+        let decoded = part.decode().expect("every part decodes");
+        assert_eq!(
+            decoded.item_count(),
+            part.item_count(),
+            "counts survive the cut"
+        );
+        assert_eq!(part.encoded_len(), part.to_bytes().len());
+        got.extend(singles(decoded));
+    }
+    assert_eq!(got.len(), expected.len(), "every item once");
+    if let Some(at) = (0..got.len()).find(|i| got[*i] != expected[*i]) {
+        panic!(
+            "item {at} differs: got\n{:?}\nexpected\n{:?}",
+            got[at], expected[at]
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn trace_bytes_split_like_messages(request in strategies::traces_request(), max in 1usize..6) {
+        check_against_owned(request, max);
+    }
+
+    #[test]
+    fn log_bytes_split_like_messages(request in strategies::logs_request(), max in 1usize..6) {
+        check_against_owned(request, max);
+    }
+
+    #[test]
+    fn metric_bytes_split_like_messages(request in strategies::metrics_request(), max in 1usize..5) {
+        check_against_owned(request, max);
+    }
+
+    #[test]
+    fn appended_bytes_hold_both_requests(a in strategies::traces_request(), b in strategies::traces_request()) {
+        let mut bytes = encoded(&a);
+        bytes.append(encoded(&b));
+        let mut owned = a;
+        SignalRequest::append(&mut owned, b);
+        prop_assert_eq!(bytes.item_count(), owned.item_count());
+        prop_assert_eq!(bytes.decode().expect("decodes"), owned);
+    }
+
+    #[test]
+    fn a_message_meeting_bytes_is_encoded_and_nothing_is_lost(a in strategies::logs_request(), b in strategies::logs_request()) {
+        let mut payload = Payload::Message(a.clone());
+        otlp_model::wire::Batchable::append(&mut payload, Payload::Encoded(encoded(&b)));
+        let mut owned = a;
+        SignalRequest::append(&mut owned, b);
+        let Payload::Encoded(bytes) = payload else { panic!("mixed payloads are bytes") };
+        prop_assert_eq!(bytes.decode().expect("decodes"), owned);
+    }
+
+    #[test]
+    fn views_read_what_a_decode_reads(request in strategies::traces_request()) {
+        let bytes = encoded(&request);
+        let views: Vec<_> = bytes.resources().collect();
+        prop_assert_eq!(views.len(), request.resource_spans.len());
+        for (view, group) in views.iter().zip(&request.resource_spans) {
+            let name = group.resource.iter().flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.as_str()),
+                    _ => None,
+                });
+            prop_assert_eq!(view.service_name(), name);
+            let trace_ids: Vec<&[u8]> = view.elements().filter_map(|e| e.trace_id()).collect();
+            let expected: Vec<&[u8]> = group.scope_spans.iter().flat_map(|s| &s.spans)
+                .map(|span| span.trace_id.as_ref()).collect();
+            prop_assert_eq!(trace_ids, expected);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_are_refused_or_read_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), max in 1usize..4) {
+        if let Ok(read) = Encoded::<ExportMetricsServiceRequest>::new(Bytes::from(bytes)) {
+            let _ = read.try_split(max);
+        }
+    }
+}
+
+#[test]
+fn a_metric_with_many_points_is_cut_inside_by_bytes() {
+    use otlp_model::metrics::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+    };
+    let points = (0..10)
+        .map(|i| NumberDataPoint {
+            time_unix_nano: i,
+            ..Default::default()
+        })
+        .collect();
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "queue.depth".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: points,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let parts = encoded(&request).split(4);
+    let sizes: Vec<usize> = parts.iter().map(Encoded::item_count).collect();
+    assert_eq!(sizes, [4, 4, 2]);
+    let last = parts[2].decode().expect("decodes");
+    let metric = &last.resource_metrics[0].scope_metrics[0].metrics[0];
+    assert_eq!(metric.name, "queue.depth");
+    check_against_owned(request, 3);
+}
+
+#[test]
+fn a_later_metric_data_member_replaces_an_earlier_one_as_a_decode_does() {
+    // Metric { gauge: 2 points, sum: 1 point }: a decode keeps the sum only.
+    use otlp_model::metrics::{Gauge, Metric, NumberDataPoint, Sum, metric::Data};
+    let gauge = Metric {
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint::default(); 2],
+        })),
+        ..Default::default()
+    };
+    let sum = Metric {
+        data: Some(Data::Sum(Sum {
+            data_points: vec![NumberDataPoint::default()],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let mut element = gauge.encode_to_vec();
+    element.extend(sum.encode_to_vec());
+    assert_eq!(ExportMetricsServiceRequest::element_items(&element), Ok(1));
+    assert_eq!(ExportTraceServiceRequest::element_items(&element), Ok(1));
+    assert_eq!(ExportLogsServiceRequest::element_items(&element), Ok(1));
+}
