@@ -30,7 +30,7 @@ commands:
                       a README.md in every crate
   bench [suite..] [--quick] [--readme]
                       run benchmarks in release mode (suites: codecs, compression, pipeline, grpc, http,
-                      websocket, scenarios; default: all, then the summary beside the design document's
+                      websocket, scenarios, relay; default: all, then the summary beside the design document's
                       tables), results in target/bench/ (Markdown, JSON, summary.svg); --quick: under two
                       minutes; --readme: the summary replaces the README's benchmark section
   fuzz [--seconds N]  build the libFuzzer targets in fuzz/ (stable toolchain) and run each
@@ -81,6 +81,18 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<(), String> {
         return Err("--readme needs every suite (no suite names)".into());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The relay suite runs the relay binary, which must sit beside the benchmarks'.
+    let suites: Vec<&str> = args.iter().map(|a| a.as_str()).filter(|a| !a.starts_with("--")).collect();
+    if suites.is_empty() || suites.iter().any(|s| matches!(*s, "all" | "relay")) {
+        let built = std::process::Command::new(&cargo)
+            .current_dir(root)
+            .args(["build", "--release", "--quiet", "-p", "otlp-relay", "--bin", "otlp-relay"])
+            .status()
+            .map_err(|e| format!("building the relay: {e}"))?;
+        if !built.success() {
+            return Err(format!("building the relay exited with {built}"));
+        }
+    }
     let status = std::process::Command::new(cargo)
         .current_dir(root)
         .args(["run", "--release", "--quiet", "-p", "otlp-bench", "--"])

@@ -134,13 +134,13 @@ fn suite(
 }
 
 /// A running receiver and the count of spans it decoded.
-struct Target {
-    endpoint: String,
-    decoded: Arc<AtomicU64>,
-    stop: Box<dyn FnOnce() + Send>,
+pub(crate) struct Target {
+    pub(crate) endpoint: String,
+    pub(crate) decoded: Arc<AtomicU64>,
+    pub(crate) stop: Box<dyn FnOnce() + Send>,
 }
 
-async fn start_ours(decode: DecodeMode) -> Result<Target, String> {
+pub(crate) async fn start_ours(decode: DecodeMode) -> Result<Target, String> {
     let decoded = Arc::new(AtomicU64::new(0));
     let counter = decoded.clone();
     let service = tower::service_fn(move |request: AnyExportRequest| {

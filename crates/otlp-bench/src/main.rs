@@ -13,6 +13,7 @@ mod http;
 mod measure;
 mod pipeline;
 mod progress;
+mod relay;
 mod scenarios;
 mod summary;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
             "http",
             "websocket",
             "scenarios",
+            "relay",
         ]
     } else {
         suites
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
             "codecs" => codecs::run(quick),
             "pipeline" => pipeline::run(quick),
             "scenarios" => scenarios::run(quick),
+            "relay" => relay::run(quick),
             other => Err(format!("unknown suite `{other}`\n\n{USAGE}")),
         };
         match result {

@@ -100,7 +100,12 @@ impl Report {
 
 /// User + system CPU time of this process so far, from /proc (clock ticks of 10 ms).
 pub(crate) fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    cpu_time_of("self")
+}
+
+/// User + system CPU time of process `pid` (or `self`) so far, every thread included.
+pub(crate) fn cpu_time_of(pid: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return Duration::ZERO;
     };
     // Fields after the command name (which may contain spaces) start at ')'.

@@ -262,6 +262,11 @@ pub struct Pipeline {
     pub overflow: Overflow,
     /// Most items per exported batch.
     pub batch_items: usize,
+    /// Most bytes (protobuf) per exported batch, unless one item alone is larger.
+    pub batch_bytes: u64,
+    /// Decode each request to batch it rather than batching its protobuf bytes: the path
+    /// before byte-level batching, for comparing the two (`cargo xtask bench relay`).
+    pub decode_to_batch: bool,
     /// How long a batch waits to fill.
     pub linger: Interval,
     /// Batches exported at once, per signal.
@@ -276,6 +281,8 @@ impl Default for Pipeline {
             queue_items: 2048 * 512,
             overflow: Overflow::Block,
             batch_items: 512,
+            batch_bytes: 4 << 20,
+            decode_to_batch: false,
             linger: Interval(Duration::from_millis(200)),
             concurrent_exports: 4,
             drain_timeout: Interval(Duration::from_secs(10)),
@@ -594,6 +601,9 @@ impl Config {
                     pipeline.queue_items, pipeline.batch_items
                 ),
             ));
+        }
+        if pipeline.batch_bytes == 0 {
+            return Err(ConfigError::setting("pipeline.batch_bytes", "must be at least 1"));
         }
         if pipeline.concurrent_exports == 0 {
             return Err(ConfigError::setting(

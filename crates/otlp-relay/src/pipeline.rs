@@ -106,10 +106,11 @@ pub fn build(
         .batch(BatchLayerConfig {
             batch: BatchConfig {
                 max_items: settings.batch_items,
+                max_bytes: usize::try_from(settings.batch_bytes).unwrap_or(usize::MAX),
                 linger: settings.linger.0,
-                ..BatchConfig::default()
             },
             max_concurrent_exports: settings.concurrent_exports,
+            decode: settings.decode_to_batch,
             ..BatchLayerConfig::default()
         });
     let builder = match attempt_timeout {

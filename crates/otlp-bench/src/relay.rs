@@ -1,0 +1,391 @@
+//! `cargo xtask bench relay`: the relay binary as a gateway — gRPC in, batching (items and
+//! bytes capped), gRPC out to a sink — on loopback, measured from the relay process's own
+//! counters (`/proc/<pid>/stat` for CPU, `/proc/<pid>/status` for memory).
+//!
+//! In one run, beside each other:
+//! - **receive only**: the same clients straight into the sink, the ceiling of one hop;
+//! - **relay, bytes**: the default path, where validated protobuf is batched and split as
+//!   bytes and sent without a decode or an encode;
+//! - **relay, decode to batch**: `decode_to_batch = true`, the path before byte batching;
+//! - **quiet relay**: 10,000 spans/s (100 requests of 100 spans each second), the relay's
+//!   share of a core and its resident memory.
+//!
+//! The clients and the sink run in this process, on a 2-worker runtime; the relay is its own
+//! process. Everything shares the machine's cores, as a gateway shares its host.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use otlp_core::{ExportRequest, Traces};
+use otlp_grpc::{DecodeMode, ExporterConfig, GrpcExporter};
+use prost::Message;
+use serde_json::json;
+
+use crate::grpc::{Target, start_ours};
+use crate::measure::{Report, cpu_time, cpu_time_of};
+
+/// Exports in flight from the clients in the throughput runs.
+const CONCURRENCY: usize = 16;
+/// Spans per client request in the throughput runs.
+const REQUEST_SPANS: usize = 512;
+/// The relay's batch caps: the Collector's batch processor default of 8192 items, and the
+/// usual 4 MiB gRPC message.
+const BATCH_ITEMS: usize = 8192;
+const BATCH_BYTES: usize = 4 << 20;
+/// The quiet load: requests of this many spans, this many times a second.
+const QUIET_SPANS: usize = 100;
+const QUIET_RATE: u32 = 100;
+
+/// One measured configuration.
+struct Row {
+    label: &'static str,
+    spans: u64,
+    spans_per_s: f64,
+    /// CPU time per span of the process named in `cpu_of`.
+    cpu_ns_per_span: f64,
+    cpu_of: &'static str,
+    cpu_cores: f64,
+}
+
+pub(crate) fn run(quick: bool) -> Result<Report, String> {
+    let budget = if quick {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(6)
+    };
+    let quiet_for = if quick {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_secs(20)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let requests: Vec<Bytes> = (0..32)
+        .map(|i| Bytes::from(otlp_testkit::realistic::traces(REQUEST_SPANS, i).encode_to_vec()))
+        .collect();
+    let quiet_requests: Vec<Bytes> = (0..32)
+        .map(|i| Bytes::from(otlp_testkit::realistic::traces(QUIET_SPANS, i).encode_to_vec()))
+        .collect();
+    let relay_binary = relay_binary()?;
+    runtime.block_on(async {
+        eprintln!("relay: receive only...");
+        let receive_only = receive_only(&requests, budget).await?;
+        eprintln!("relay: bytes path...");
+        let bytes = through_relay(&relay_binary, false, &requests, budget).await?;
+        eprintln!("relay: decode-to-batch path...");
+        let decoded = through_relay(&relay_binary, true, &requests, budget).await?;
+        eprintln!("relay: quiet, 10,000 spans/s...");
+        let quiet = quiet(&relay_binary, &quiet_requests, quiet_for).await?;
+        Ok(report(quick, &[receive_only, bytes, decoded], &quiet))
+    })
+}
+
+/// `otlp-relay` beside this binary (`cargo xtask bench` builds both).
+fn relay_binary() -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.with_file_name("otlp-relay");
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: run `cargo xtask bench relay`, which builds it",
+            path.display()
+        ))
+    }
+}
+
+/// A relay process exporting to `sink`, killed on drop.
+struct RelayProcess {
+    child: Child,
+    endpoint: String,
+    _config: tempfile_path::TempPath,
+}
+
+impl RelayProcess {
+    fn start(binary: &std::path::Path, sink: &str, decode_to_batch: bool) -> Result<Self, String> {
+        let config = format!(
+            "[receivers.grpc]\nlisten = \"127.0.0.1:0\"\n[receivers.http]\nlisten = \"off\"\n\
+             [admin]\nlisten = \"off\"\n\
+             [pipeline]\nbatch_items = {BATCH_ITEMS}\nbatch_bytes = {BATCH_BYTES}\n\
+             linger = \"50ms\"\ndecode_to_batch = {decode_to_batch}\n\
+             [exporter]\nkind = \"otlp\"\n\
+             [exporter.otlp]\nprotocol = \"grpc\"\nendpoint = \"{sink}\"\ncompression = \"none\"\n"
+        );
+        let path = tempfile_path::TempPath::write("relay-bench.toml", &config)?;
+        let mut child = Command::new(binary)
+            .args(["--config", &path.0.display().to_string(), "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let stderr = child.stderr.take().ok_or("the relay's standard error")?;
+        let mut banner = String::new();
+        BufReader::new(stderr)
+            .read_line(&mut banner)
+            .map_err(|e| e.to_string())?;
+        let address = banner
+            .split("gRPC ")
+            .nth(1)
+            .and_then(|rest| rest.split([',', ';', ' ']).next())
+            .ok_or_else(|| format!("no gRPC address in the relay's banner {banner:?}"))?;
+        Ok(Self {
+            endpoint: format!("http://{address}"),
+            child,
+            _config: path,
+        })
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary file removed on drop.
+mod tempfile_path {
+    /// The path of a file written for the run.
+    pub(crate) struct TempPath(pub(crate) std::path::PathBuf);
+
+    impl TempPath {
+        pub(crate) fn write(name: &str, contents: &str) -> Result<Self, String> {
+            let path = std::env::temp_dir().join(format!("otlp-bench-{}-{name}", std::process::id()));
+            std::fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Self(path))
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+fn exporter(endpoint: &str) -> Result<GrpcExporter, String> {
+    GrpcExporter::new(ExporterConfig::new(endpoint).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())
+}
+
+/// Sends the requests round robin from `CONCURRENCY` lanes for `budget`; returns the spans
+/// sent (every one acknowledged).
+async fn load(endpoint: &str, requests: &[Bytes], budget: Duration) -> Result<u64, String> {
+    let client = exporter(endpoint)?;
+    let started = Instant::now();
+    let mut lanes = Vec::new();
+    for lane in 0..CONCURRENCY {
+        let client = client.clone();
+        let requests = requests.to_vec();
+        lanes.push(tokio::spawn(async move {
+            let (mut sent, mut i) = (0u64, lane);
+            while started.elapsed() < budget {
+                let bytes = requests[i % requests.len()].clone();
+                let request = ExportRequest::<Traces>::from_encoded(bytes, REQUEST_SPANS);
+                client.export(&request).await.map_err(|e| e.to_string())?;
+                sent += REQUEST_SPANS as u64;
+                i += CONCURRENCY;
+            }
+            Ok::<_, String>(sent)
+        }));
+    }
+    let mut sent = 0;
+    for lane in lanes {
+        sent += lane.await.map_err(|e| e.to_string())??;
+    }
+    Ok(sent)
+}
+
+/// Waits until the sink has counted `expected` spans more than `before`, for at most 30 s.
+async fn delivered(sink: &Target, before: u64, expected: u64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = sink.decoded.load(Ordering::Relaxed) - before;
+        if got >= expected {
+            return if got == expected {
+                Ok(())
+            } else {
+                Err(format!("the sink got {got} spans of {expected} sent"))
+            };
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the sink got {got} spans of {expected} within 30 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn receive_only(requests: &[Bytes], budget: Duration) -> Result<Row, String> {
+    let sink = start_ours(DecodeMode::Validate).await?;
+    load(&sink.endpoint, &requests[..4], Duration::ZERO).await?;
+    let before = sink.decoded.load(Ordering::Relaxed);
+    let (cpu_before, started) = (cpu_time(), Instant::now());
+    let sent = load(&sink.endpoint, requests, budget).await?;
+    delivered(&sink, before, sent).await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_time().saturating_sub(cpu_before));
+    (sink.stop)();
+    Ok(Row {
+        label: "receive only: clients -> sink",
+        spans: sent,
+        spans_per_s: sent as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_span: cpu.as_nanos() as f64 / sent.max(1) as f64,
+        cpu_of: "bench process (clients + sink)",
+        cpu_cores: cpu.as_secs_f64() / elapsed.as_secs_f64(),
+    })
+}
+
+async fn through_relay(
+    binary: &std::path::Path,
+    decode_to_batch: bool,
+    requests: &[Bytes],
+    budget: Duration,
+) -> Result<Row, String> {
+    let sink = start_ours(DecodeMode::Validate).await?;
+    let relay = RelayProcess::start(binary, &sink.endpoint, decode_to_batch)?;
+    // Warm up: connections, buffers, the relay's allocator.
+    let warm = load(&relay.endpoint, requests, Duration::from_millis(300)).await?;
+    delivered(&sink, 0, warm).await?;
+    let before = sink.decoded.load(Ordering::Relaxed);
+    let pid = relay.pid();
+    let (cpu_before, started) = (cpu_time_of(&pid), Instant::now());
+    let sent = load(&relay.endpoint, requests, budget).await?;
+    delivered(&sink, before, sent).await?;
+    let (elapsed, cpu) = (started.elapsed(), cpu_time_of(&pid).saturating_sub(cpu_before));
+    drop(relay);
+    (sink.stop)();
+    Ok(Row {
+        label: if decode_to_batch {
+            "relay, decode to batch (before): gRPC -> decode, batch -> encode, gRPC"
+        } else {
+            "relay, bytes (default): gRPC -> validate, batch bytes -> gRPC"
+        },
+        spans: sent,
+        spans_per_s: sent as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_span: cpu.as_nanos() as f64 / sent.max(1) as f64,
+        cpu_of: "relay process",
+        cpu_cores: cpu.as_secs_f64() / elapsed.as_secs_f64(),
+    })
+}
+
+/// The quiet relay's figures.
+struct Quiet {
+    spans_per_s: f64,
+    core_percent: f64,
+    rss_mib: f64,
+    peak_rss_mib: f64,
+}
+
+async fn quiet(binary: &std::path::Path, requests: &[Bytes], span: Duration) -> Result<Quiet, String> {
+    let sink = start_ours(DecodeMode::Validate).await?;
+    let relay = RelayProcess::start(binary, &sink.endpoint, false)?;
+    let client = exporter(&relay.endpoint)?;
+    let pid = relay.pid();
+    let mut ticker = tokio::time::interval(Duration::from_secs(1) / QUIET_RATE);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One second to settle (connections, first batches), then the measured span.
+    let mut sent = 0u64;
+    let mut measured = None;
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < span + Duration::from_secs(1) {
+        if measured.is_none() && started.elapsed() >= Duration::from_secs(1) {
+            measured = Some((Instant::now(), cpu_time_of(&pid), sent));
+        }
+        ticker.tick().await;
+        let bytes = requests[i % requests.len()].clone();
+        i += 1;
+        let request = ExportRequest::<Traces>::from_encoded(bytes, QUIET_SPANS);
+        client.export(&request).await.map_err(|e| e.to_string())?;
+        sent += QUIET_SPANS as u64;
+    }
+    let (from, cpu_before, sent_before) = measured.ok_or("the quiet run was too short")?;
+    let (elapsed, cpu) = (from.elapsed(), cpu_time_of(&pid).saturating_sub(cpu_before));
+    let memory = memory_of(&pid);
+    delivered(&sink, 0, sent).await?;
+    drop(relay);
+    (sink.stop)();
+    Ok(Quiet {
+        spans_per_s: (sent - sent_before) as f64 / elapsed.as_secs_f64(),
+        core_percent: 100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
+        rss_mib: memory.0,
+        peak_rss_mib: memory.1,
+    })
+}
+
+/// Resident and peak resident memory of process `pid`, in MiB.
+fn memory_of(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+fn report(quick: bool, rows: &[Row], quiet: &Quiet) -> Report {
+    let mut markdown = format!(
+        "## The relay as a gateway: gRPC in, batch ({BATCH_ITEMS} items, {} MiB), gRPC out{}\n\n\
+         Clients send {REQUEST_SPANS}-span requests, {CONCURRENCY} in flight; the sink is our \
+         validating gRPC receiver. Spans/s counts what reached the sink.\n\n\
+         | path | spans | spans/s | CPU-ns/span | CPU of | cores busy |\n|---|---:|---:|---:|---|---:|\n",
+        BATCH_BYTES >> 20,
+        if quick { " (quick)" } else { "" }
+    );
+    for row in rows {
+        markdown.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0} | {} | {:.2} |\n",
+            row.label, row.spans, row.spans_per_s, row.cpu_ns_per_span, row.cpu_of, row.cpu_cores
+        ));
+    }
+    if let [_, bytes, decoded] = rows {
+        markdown.push_str(&format!(
+            "\nBytes path vs decode to batch: {:.2}x the spans/s, {:.2}x less relay CPU per span.\n",
+            bytes.spans_per_s / decoded.spans_per_s,
+            decoded.cpu_ns_per_span / bytes.cpu_ns_per_span
+        ));
+    }
+    markdown.push_str(&format!(
+        "\n### Quiet relay: {QUIET_RATE} requests of {QUIET_SPANS} spans a second\n\n\
+         | spans/s | relay CPU (% of a core) | RSS (MiB) | peak RSS (MiB) |\n|---:|---:|---:|---:|\n\
+         | {:.0} | {:.2} | {:.1} | {:.1} |\n",
+        quiet.spans_per_s, quiet.core_percent, quiet.rss_mib, quiet.peak_rss_mib
+    ));
+    let json = json!({
+        "quick": quick,
+        "batch_items": BATCH_ITEMS,
+        "batch_bytes": BATCH_BYTES,
+        "rows": rows.iter().map(|row| json!({
+            "label": row.label,
+            "spans": row.spans,
+            "spans_per_s": row.spans_per_s,
+            "cpu_ns_per_span": row.cpu_ns_per_span,
+            "cpu_of": row.cpu_of,
+            "cpu_cores": row.cpu_cores,
+        })).collect::<Vec<_>>(),
+        "quiet": {
+            "spans_per_s": quiet.spans_per_s,
+            "core_percent": quiet.core_percent,
+            "rss_mib": quiet.rss_mib,
+            "peak_rss_mib": quiet.peak_rss_mib,
+        },
+    });
+    Report {
+        name: "relay",
+        markdown,
+        json,
+    }
+}
