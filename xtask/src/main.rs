@@ -77,16 +77,32 @@ fn main() -> ExitCode {
 pub(crate) fn bench(root: &Path, args: &[String]) -> Result<(), String> {
     let readme = args.iter().any(|a| a == "--readme");
     let args: Vec<&String> = args.iter().filter(|a| *a != "--readme").collect();
-    if readme && args.iter().any(|a| !a.starts_with("--") && *a != "all") {
-        return Err("--readme needs every suite (no suite names)".into());
+    let relay_only = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .eq(["relay"].iter());
+    if readme && !relay_only && args.iter().any(|a| !a.starts_with("--") && *a != "all") {
+        return Err("--readme needs every suite (no suite names), or the relay suite alone".into());
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // The relay suite runs the relay binary, which must sit beside the benchmarks'.
-    let suites: Vec<&str> = args.iter().map(|a| a.as_str()).filter(|a| !a.starts_with("--")).collect();
+    let suites: Vec<&str> = args
+        .iter()
+        .map(|a| a.as_str())
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     if suites.is_empty() || suites.iter().any(|s| matches!(*s, "all" | "relay")) {
         let built = std::process::Command::new(&cargo)
             .current_dir(root)
-            .args(["build", "--release", "--quiet", "-p", "otlp-relay", "--bin", "otlp-relay"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "otlp-relay",
+                "--bin",
+                "otlp-relay",
+            ])
             .status()
             .map_err(|e| format!("building the relay: {e}"))?;
         if !built.success() {
@@ -103,31 +119,46 @@ pub(crate) fn bench(root: &Path, args: &[String]) -> Result<(), String> {
         return Err(format!("benchmarks exited with {status}"));
     }
     if readme {
-        let summary = std::fs::read_to_string(root.join("target/bench/summary.md"))
-            .map_err(|e| format!("reading target/bench/summary.md: {e}"))?;
         let path = root.join("README.md");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("reading README.md: {e}"))?;
-        let updated = splice_bench_section(&text, &summary)?;
-        std::fs::write(&path, updated).map_err(|e| format!("writing README.md: {e}"))?;
-        println!("README.md: benchmark section replaced by target/bench/summary.md");
+        let mut text =
+            std::fs::read_to_string(&path).map_err(|e| format!("reading README.md: {e}"))?;
+        let mut sections = vec![("relay.md", RELAY_BEGIN, RELAY_END)];
+        if !relay_only {
+            sections.push(("summary.md", BENCH_BEGIN, BENCH_END));
+        }
+        for (file, begin, end) in sections {
+            let body = std::fs::read_to_string(root.join("target/bench").join(file))
+                .map_err(|e| format!("reading target/bench/{file}: {e}"))?;
+            text = splice_bench_section(&text, begin, end, &body)?;
+            println!("README.md: section {begin} replaced by target/bench/{file}");
+        }
+        std::fs::write(&path, text).map_err(|e| format!("writing README.md: {e}"))?;
     }
     Ok(())
 }
 
 const BENCH_BEGIN: &str = "<!-- bench:begin (written by `cargo xtask bench --readme`) -->";
 const BENCH_END: &str = "<!-- bench:end -->";
+const RELAY_BEGIN: &str =
+    "<!-- bench-relay:begin (written by `cargo xtask bench relay --readme`) -->";
+const RELAY_END: &str = "<!-- bench-relay:end -->";
 
-/// `text` with everything between the benchmark markers replaced by `summary` (its top
-/// heading demoted below the README's own section heading).
-fn splice_bench_section(text: &str, summary: &str) -> Result<String, String> {
+/// `text` with everything between the markers `open` and `close` replaced by `summary`
+/// (its headings demoted below the README's own section heading).
+fn splice_bench_section(
+    text: &str,
+    open: &str,
+    close: &str,
+    summary: &str,
+) -> Result<String, String> {
     let begin = text
-        .find(BENCH_BEGIN)
-        .ok_or_else(|| format!("README.md has no {BENCH_BEGIN:?} marker"))?
-        + BENCH_BEGIN.len();
+        .find(open)
+        .ok_or_else(|| format!("README.md has no {open:?} marker"))?
+        + open.len();
     let end = text[begin..]
-        .find(BENCH_END)
+        .find(close)
         .map(|i| begin + i)
-        .ok_or_else(|| format!("README.md has no {BENCH_END:?} marker"))?;
+        .ok_or_else(|| format!("README.md has no {close:?} marker"))?;
     let body: String = summary
         .lines()
         .map(|line| {
@@ -157,11 +188,12 @@ mod bench_tests {
     #[test]
     fn the_readme_section_is_replaced_between_the_markers_only() {
         let readme = format!("intro\n{BENCH_BEGIN}\nold figures\n{BENCH_END}\noutro\n");
-        let updated = splice_bench_section(&readme, "# Title\n| a |\n").expect("markers");
+        let updated = splice_bench_section(&readme, BENCH_BEGIN, BENCH_END, "# Title\n| a |\n")
+            .expect("markers");
         assert_eq!(
             updated,
             format!("intro\n{BENCH_BEGIN}\n### Title\n| a |\n{BENCH_END}\noutro\n")
         );
-        assert!(splice_bench_section("no markers", "x").is_err());
+        assert!(splice_bench_section("no markers", BENCH_BEGIN, BENCH_END, "x").is_err());
     }
 }

@@ -322,6 +322,7 @@ async fn shutdown_keeps_its_deadline_when_every_export_is_stuck() {
         },
         max_concurrent_exports: 1,
         channel_capacity: 4,
+        ..Default::default()
     };
     let batching = BatchLayer::new(config, metrics.clone()).layer(exporter);
     batching

@@ -160,7 +160,8 @@ mod tempfile_path {
 
     impl TempPath {
         pub(crate) fn write(name: &str, contents: &str) -> Result<Self, String> {
-            let path = std::env::temp_dir().join(format!("otlp-bench-{}-{name}", std::process::id()));
+            let path =
+                std::env::temp_dir().join(format!("otlp-bench-{}-{name}", std::process::id()));
             std::fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(Self(path))
         }
@@ -219,7 +220,9 @@ async fn delivered(sink: &Target, before: u64, expected: u64) -> Result<(), Stri
             };
         }
         if Instant::now() > deadline {
-            return Err(format!("the sink got {got} spans of {expected} within 30 s"));
+            return Err(format!(
+                "the sink got {got} spans of {expected} within 30 s"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -260,7 +263,10 @@ async fn through_relay(
     let (cpu_before, started) = (cpu_time_of(&pid), Instant::now());
     let sent = load(&relay.endpoint, requests, budget).await?;
     delivered(&sink, before, sent).await?;
-    let (elapsed, cpu) = (started.elapsed(), cpu_time_of(&pid).saturating_sub(cpu_before));
+    let (elapsed, cpu) = (
+        started.elapsed(),
+        cpu_time_of(&pid).saturating_sub(cpu_before),
+    );
     drop(relay);
     (sink.stop)();
     Ok(Row {
@@ -285,7 +291,11 @@ struct Quiet {
     peak_rss_mib: f64,
 }
 
-async fn quiet(binary: &std::path::Path, requests: &[Bytes], span: Duration) -> Result<Quiet, String> {
+async fn quiet(
+    binary: &std::path::Path,
+    requests: &[Bytes],
+    span: Duration,
+) -> Result<Quiet, String> {
     let sink = start_ours(DecodeMode::Validate).await?;
     let relay = RelayProcess::start(binary, &sink.endpoint, false)?;
     let client = exporter(&relay.endpoint)?;
@@ -338,7 +348,7 @@ fn memory_of(pid: &str) -> (f64, f64) {
 
 fn report(quick: bool, rows: &[Row], quiet: &Quiet) -> Report {
     let mut markdown = format!(
-        "## The relay as a gateway: gRPC in, batch ({BATCH_ITEMS} items, {} MiB), gRPC out{}\n\n\
+        "## The relay as a gateway: gRPC in, batch ({BATCH_ITEMS} items, {} MiB, linger 50 ms), gRPC out{}\n\n\
          Clients send {REQUEST_SPANS}-span requests, {CONCURRENCY} in flight; the sink is our \
          validating gRPC receiver. Spans/s counts what reached the sink.\n\n\
          | path | spans | spans/s | CPU-ns/span | CPU of | cores busy |\n|---|---:|---:|---:|---|---:|\n",

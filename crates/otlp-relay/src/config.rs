@@ -603,7 +603,10 @@ impl Config {
             ));
         }
         if pipeline.batch_bytes == 0 {
-            return Err(ConfigError::setting("pipeline.batch_bytes", "must be at least 1"));
+            return Err(ConfigError::setting(
+                "pipeline.batch_bytes",
+                "must be at least 1",
+            ));
         }
         if pipeline.concurrent_exports == 0 {
             return Err(ConfigError::setting(
