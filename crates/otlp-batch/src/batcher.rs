@@ -8,7 +8,8 @@ use otlp_model::wire::Batchable;
 /// When a batch is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchConfig {
-    /// No batch holds more items (spans, data points, log records) than this.
+    /// No batch holds more items (spans, data points, log records) than this, except
+    /// encoded bytes that cannot be cut because they do not decode (they leave whole).
     pub max_items: usize,
     /// No batch's protobuf encoding exceeds this many bytes, unless a single item does
     /// (`usize::MAX`: not capped, and requests are not sized, which saves a walk over each).
@@ -212,12 +213,23 @@ fn split_by_bytes<R: Batchable>(
     }
     let parts_wanted = bytes.div_ceil(max_bytes.max(1)).max(2);
     let per_part = items.div_ceil(parts_wanted).max(1);
-    for part in request.split(per_part) {
+    let parts = request.split(per_part);
+    if parts.len() == 1 {
+        // Could not be cut (bytes that do not decode): it leaves as it is, once.
+        out.extend(parts);
+        return;
+    }
+    for part in parts {
         let part_items = part.item_count();
         let part_bytes = part.encoded_len();
         if part_bytes > max_bytes && part_items > 1 {
             let half = part_items.div_ceil(2);
-            for piece in part.split(half) {
+            let pieces = part.split(half);
+            if pieces.len() == 1 {
+                out.extend(pieces);
+                continue;
+            }
+            for piece in pieces {
                 let piece_items = piece.item_count();
                 let piece_bytes = piece.encoded_len();
                 split_by_bytes(piece, piece_items, piece_bytes, max_bytes, out);

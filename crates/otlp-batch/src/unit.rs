@@ -19,7 +19,8 @@ pub trait BatchUnit<S: Signal>: Batchable {
 impl<S: Signal> BatchUnit<S> for Payload<S::Request> {
     fn from_request(request: ExportRequest<S>) -> Result<Self, ExportError> {
         if request.is_encoded() {
-            // O(1): the validated bytes are shared, not copied.
+            // The validated bytes are shared, not copied; reading their groups walks the
+            // framing down to the items, not into them.
             Encoded::new(request.to_protobuf())
                 .map(Payload::Encoded)
                 .map_err(|e| ExportError::invalid_argument(e.to_string()))

@@ -564,3 +564,30 @@ async fn holds_live_until_the_batches_carrying_the_items_are_exported() {
     assert_eq!(live.load(Ordering::SeqCst), 0, "kept after export");
     assert_eq!(metrics.snapshot().received, 500);
 }
+
+/// Bytes whose framing reads but whose metric does not decode (a name that is not UTF-8)
+/// cannot be cut: they leave the batcher once, whole, for the peer to refuse. Before, the
+/// byte splitter recursed on them until the stack overflowed.
+#[test]
+fn bytes_that_cannot_be_cut_leave_the_batcher_once() {
+    use otlp_model::collector::metrics::ExportMetricsServiceRequest;
+    let mut bytes = vec![0x0a, 0x0d, 0x12, 0x0b, 0x12, 0x09];
+    bytes.extend([0x0a, 0x01, 0xff, 0x2a, 0x04, 0x0a, 0x00, 0x0a, 0x00]);
+    let encoded = Encoded::<ExportMetricsServiceRequest>::new(bytes.into()).expect("framing reads");
+    let config = BatchConfig {
+        max_items: 1,
+        max_bytes: 4,
+        linger: Duration::from_secs(1),
+    };
+    let mut batcher = Batcher::new(config);
+    let mut out = batcher.push(Payload::Encoded(encoded), Duration::ZERO);
+    out.extend(batcher.flush());
+    let items: Vec<usize> = out
+        .iter()
+        .map(|part| match part {
+            Payload::Encoded(bytes) => bytes.item_count(),
+            Payload::Message(_) => 0,
+        })
+        .collect();
+    assert_eq!(items, [2]);
+}

@@ -214,3 +214,132 @@ fn a_later_metric_data_member_replaces_an_earlier_one_as_a_decode_does() {
     assert_eq!(ExportTraceServiceRequest::element_items(&element), Ok(1));
     assert_eq!(ExportLogsServiceRequest::element_items(&element), Ok(1));
 }
+
+/// A metric whose name is not UTF-8, with two gauge points, as a request: `Encoded::new`
+/// reads its framing, but the metric does not decode.
+fn undecodable_metrics() -> Bytes {
+    let metric = [0x0a, 0x01, 0xff, 0x2a, 0x04, 0x0a, 0x00, 0x0a, 0x00];
+    let mut request = vec![0x0a, 0x0d, 0x12, 0x0b, 0x12, 0x09];
+    request.extend(metric);
+    Bytes::from(request)
+}
+
+#[test]
+fn bytes_that_do_not_decode_leave_whole_once_and_never_loop() {
+    let encoded =
+        Encoded::<ExportMetricsServiceRequest>::new(undecodable_metrics()).expect("framing reads");
+    assert_eq!(encoded.item_count(), 2);
+    assert!(encoded.clone().try_split(1).is_err());
+    let parts = encoded.split(1);
+    assert_eq!(parts.len(), 1, "handed on whole, for the peer to refuse");
+    assert_eq!(parts[0].item_count(), 2);
+}
+
+#[test]
+fn keys_beyond_32_bits_and_overlong_varints_are_refused() {
+    // Field 2^29 as a key (above 32 bits once shifted), then an overlong length.
+    assert!(
+        Encoded::<ExportTraceServiceRequest>::new(Bytes::from_static(&[
+            0x82, 0x80, 0x80, 0x80, 0x10, 0x00
+        ]))
+        .is_err()
+    );
+    let overlong = [
+        0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02,
+    ];
+    assert!(Encoded::<ExportTraceServiceRequest>::new(Bytes::copy_from_slice(&overlong)).is_err());
+}
+
+/// `ResourceLogs { resource: Resource { attributes: [KeyValue { key, <value fields> }] } }`.
+fn logs_with_attribute(key: &str, value_fields: &[&[u8]]) -> Bytes {
+    fn len_field(number: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![number << 3 | 2, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+    let mut attribute = len_field(1, key.as_bytes());
+    for value in value_fields {
+        attribute.extend(len_field(2, value));
+    }
+    let resource = len_field(1, &attribute);
+    let group = len_field(1, &resource);
+    Bytes::from(len_field(1, &group))
+}
+
+#[test]
+fn attribute_values_are_read_as_a_decode_reads_them() {
+    let read = |bytes: Bytes| {
+        let decoded = ExportLogsServiceRequest::decode(bytes.clone()).expect("decodes");
+        let encoded = Encoded::<ExportLogsServiceRequest>::new(bytes).expect("reads");
+        let view = encoded
+            .resources()
+            .next()
+            .map(|r| r.service_name().map(str::to_string));
+        let owned = decoded.resource_logs[0].resource.as_ref().and_then(|r| {
+            r.attributes[0]
+                .value
+                .as_ref()
+                .and_then(|v| match v.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+        });
+        (view.flatten(), owned)
+    };
+    // A repeated `value` merges: the empty second one changes nothing.
+    let (view, owned) = read(logs_with_attribute(
+        "service.name",
+        &[b"\x0a\x08checkout", b""],
+    ));
+    assert_eq!(owned.as_deref(), Some("checkout"));
+    assert_eq!(view, owned);
+    // An unknown field after the string leaves it the value.
+    let (view, owned) = read(logs_with_attribute(
+        "service.name",
+        &[b"\x0a\x08checkout\x78\x01"],
+    ));
+    assert_eq!(owned.as_deref(), Some("checkout"));
+    assert_eq!(view, owned);
+    // A later member replaces the string (int 1).
+    let (view, owned) = read(logs_with_attribute(
+        "service.name",
+        &[b"\x0a\x08checkout", b"\x18\x01"],
+    ));
+    assert_eq!(owned, None);
+    assert_eq!(view, owned);
+}
+
+#[test]
+fn an_unknown_field_of_a_cut_group_is_not_copied_into_every_part() {
+    use otlp_model::trace::{ResourceSpans, ScopeSpans, Span};
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); 100],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    // The scope group gains an unknown field 9 of 64 KiB.
+    let mut scope = request.resource_spans[0].scope_spans[0].encode_to_vec();
+    let unknown = vec![0u8; 64 << 10];
+    let mut field = vec![0x4a, 0x80, 0x80, 0x04];
+    field.extend(&unknown);
+    scope.extend(field);
+    let mut resource = vec![0x12];
+    prost::encoding::encode_varint(scope.len() as u64, &mut resource);
+    resource.extend(scope);
+    let mut bytes = vec![0x0a];
+    prost::encoding::encode_varint(resource.len() as u64, &mut bytes);
+    bytes.extend(resource);
+    let parts = Encoded::<ExportTraceServiceRequest>::new(Bytes::from(bytes))
+        .expect("reads")
+        .split(10);
+    assert_eq!(parts.len(), 10);
+    let total: usize = parts.iter().map(Encoded::encoded_len).sum();
+    assert!(
+        total < 8 << 10,
+        "{total} bytes: the unknown field was repeated"
+    );
+}

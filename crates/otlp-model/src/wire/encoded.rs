@@ -356,11 +356,23 @@ impl<R: WireLayout> Encoded<R> {
         Ok(cutter.parts)
     }
 
-    /// [`Encoded::try_split`] for bytes that were validated: malformed ones (which a
-    /// validator would have refused) come back whole, as one part.
+    /// [`Encoded::try_split`], falling back to a decode and the owned splitter where the
+    /// bytes cut (a metric across a boundary) do not decode as they should; bytes that do
+    /// not decode at all come back whole, as one part, for the exporter's peer to refuse
+    /// (and the pipeline to count). Receivers validate before this, so that is a library
+    /// user's `ExportRequest::from_encoded` of bytes it did not check.
     pub fn split(self, max_items: usize) -> Vec<Self> {
         let whole = self.clone();
-        self.try_split(max_items).unwrap_or_else(|_| vec![whole])
+        match self.try_split(max_items) {
+            Ok(parts) => parts,
+            Err(_) => match whole.decode() {
+                Ok(message) => SignalRequest::split(message, max_items)
+                    .iter()
+                    .map(Self::from_message)
+                    .collect(),
+                Err(_) => vec![whole],
+            },
+        }
     }
 }
 
@@ -390,13 +402,16 @@ pub(crate) fn children(
     })
 }
 
-/// The fields of a message other than its children (`number`), as they are: a group's
-/// header.
-fn header(message: &Bytes, number: u32) -> Result<Vec<Bytes>, WireError> {
+/// A group's header as it is repeated in every part the group is cut into: its known
+/// fields other than the children (the resource or scope, 1, and the schema URL, 3), as
+/// they are. Unknown fields are left out, as a decode drops them, so that a large unknown
+/// field is not copied into every part.
+fn header(message: &Bytes) -> Result<Vec<Bytes>, WireError> {
+    const HEADER_FIELDS: [u32; 2] = [1, 3];
     let mut out = Vec::new();
     for field in fields(message) {
         let field = field?;
-        if field.number != number || field.wire_type != WireType::Len {
+        if HEADER_FIELDS.contains(&field.number) {
             out.push(message.slice(field.whole));
         }
     }
@@ -463,13 +478,13 @@ impl<R: WireLayout> Cutter<R> {
             .next()
             .ok_or(WireError::new("empty resource group", 0))??;
         let resource = group.slice(field.value);
-        let resource_header = header(&resource, SCOPE_GROUPS)?;
+        let resource_header = header(&resource)?;
         // The scope pieces of the resource piece being filled, and its items.
         let mut scopes: Vec<ScopePiece> = Vec::new();
         let mut filled = 0;
         for scope in children(&resource, SCOPE_GROUPS) {
             let scope = resource.slice(scope?);
-            let scope_header = header(&scope, ITEMS)?;
+            let scope_header = header(&scope)?;
             scopes.push(ScopePiece {
                 header: scope_header.clone(),
                 elements: Vec::new(),

@@ -59,8 +59,10 @@ impl Iterator for Fields<'_> {
 
 fn read_field(bytes: &[u8], start: usize) -> Result<Field, WireError> {
     let (key, pos) = varint(bytes, start)?;
-    let number = u32::try_from(key >> 3)
+    // As prost: a key is a 32-bit value, and field 0 does not exist.
+    let number = u32::try_from(key)
         .ok()
+        .map(|key| key >> 3)
         .filter(|n| *n != 0)
         .ok_or(WireError::new("invalid field number", start))?;
     let (wire_type, value) = match key & 7 {
@@ -125,6 +127,9 @@ pub(crate) fn varint(bytes: &[u8], mut pos: usize) -> Result<(u64, usize), WireE
             return Err(WireError::new("truncated varint", start));
         };
         pos += 1;
+        if shift == 9 && byte > 1 {
+            return Err(WireError::new("varint longer than 64 bits", start));
+        }
         value |= u64::from(byte & 0x7f) << (shift * 7);
         if byte < 0x80 {
             return Ok((value, pos));
@@ -196,5 +201,15 @@ mod tests {
         assert_eq!(read[1].number, 2);
         // End of group 6 where group 5 is open.
         assert!(fields(&[0x2b, 0x34]).next().is_some_and(|f| f.is_err()));
+    }
+
+    #[test]
+    fn keys_and_varints_are_refused_where_prost_refuses_them() {
+        // A tenth varint byte above 1 overflows 64 bits.
+        let long = [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02];
+        assert!(varint(&long, 0).is_err());
+        // A key above 32 bits (field 2^29, length-delimited, empty).
+        let big_key = [0x82, 0x80, 0x80, 0x80, 0x10, 0x00];
+        assert!(fields(&big_key).next().is_some_and(|f| f.is_err()));
     }
 }

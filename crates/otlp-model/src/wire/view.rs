@@ -65,8 +65,7 @@ impl<'a, R: WireLayout> ResourceView<'a, R> {
             for attribute in children(resource, ATTRIBUTES) {
                 let attribute = &resource[attribute.ok()?];
                 if last_len_field(attribute, KEY) == Some(key.as_bytes()) {
-                    let value = last_len_field(attribute, VALUE)?;
-                    return std::str::from_utf8(last_string_member(value)?).ok();
+                    return std::str::from_utf8(string_value(attribute)?).ok();
                 }
             }
         }
@@ -126,15 +125,29 @@ fn last_len_field(message: &[u8], number: u32) -> Option<&[u8]> {
     message.get(last?)
 }
 
-/// An `AnyValue`'s string, when its last oneof member is `string_value`.
-fn last_string_member(value: &[u8]) -> Option<&[u8]> {
-    let mut last = None;
-    for field in fields(value) {
-        let field = field.ok()?;
-        last = Some(field);
+/// `AnyValue`'s oneof members (string, bool, int, double, array, kvlist, bytes, string
+/// index); other field numbers are unknown and change nothing.
+const VALUE_MEMBERS: std::ops::RangeInclusive<u32> = 1..=8;
+
+/// A `KeyValue`'s string value as a decode sees it: repeated `value` fields merge, and the
+/// last oneof member present across them wins.
+fn string_value(attribute: &[u8]) -> Option<&[u8]> {
+    let mut last: Option<(u32, &[u8])> = None;
+    for value in fields(attribute) {
+        let value = value.ok()?;
+        if value.number != VALUE || value.wire_type != WireType::Len {
+            continue;
+        }
+        let value = attribute.get(value.value)?;
+        for member in fields(value) {
+            let member = member.ok()?;
+            if VALUE_MEMBERS.contains(&member.number) {
+                last = Some((member.number, value.get(member.value.clone())?));
+            }
+        }
     }
-    let last = last?;
-    (last.number == STRING_VALUE && last.wire_type == WireType::Len)
-        .then(|| value.get(last.value))
-        .flatten()
+    match last? {
+        (STRING_VALUE, string) => Some(string),
+        _ => None,
+    }
 }
