@@ -472,31 +472,8 @@ fn two_million_tiny_items_are_cut_in_one_pass() {
 /// One metric with a million points is cut into full batches of points in one pass.
 #[test]
 fn a_metric_with_a_million_points_is_cut_in_one_pass() {
-    use otlp_model::collector::metrics::ExportMetricsServiceRequest;
-    use otlp_model::metrics::{
-        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
-    };
-    let points: Vec<NumberDataPoint> = (0..1_000_000u64)
-        .map(|n| NumberDataPoint {
-            time_unix_nano: n,
-            ..Default::default()
-        })
-        .collect();
-    let request = ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "m".into(),
-                    data: Some(Data::Gauge(Gauge {
-                        data_points: points,
-                    })),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    use otlp_model::metrics::metric::Data;
+    let request = otlp_testkit::realistic::one_gauge("m", 1_000_000);
     let parts = request.split(1000);
     assert_eq!(parts.len(), 1000);
     let mut next = 0u64;

@@ -103,11 +103,7 @@ fn suite(
     } else {
         Duration::from_secs(4)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::measure::runtime()?;
     let mut rows = Vec::new();
     let mut single = Vec::new();
     for &batch in crate::measure::batch_sizes(quick) {

@@ -78,11 +78,7 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
     } else {
         Duration::from_secs(4)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::measure::runtime()?;
     let json_codec = otlp_codec::Json::default();
     let mut rows = Vec::new();
     for format in [Format::Protobuf, Format::Json] {

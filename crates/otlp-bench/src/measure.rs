@@ -98,6 +98,16 @@ impl Report {
     }
 }
 
+/// The runtime every suite runs on: two workers, as many as this class of machine has
+/// cores, with I/O and timers.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// User + system CPU time of this process so far, from /proc (clock ticks of 10 ms).
 pub(crate) fn cpu_time() -> Duration {
     cpu_time_of("self")

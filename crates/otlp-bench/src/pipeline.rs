@@ -22,11 +22,7 @@ const REQUEST_SPANS: usize = 100;
 
 pub(crate) fn run(quick: bool) -> Result<Report, String> {
     let requests = if quick { 1_000 } else { 5_000 };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::measure::runtime()?;
     let mut rows = Vec::new();
     for (label, with_queue, byte_caps) in [
         ("batch(512 items) -> retry -> no-op", false, false),

@@ -61,11 +61,7 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
     } else {
         Duration::from_secs(20)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::measure::runtime()?;
     let requests: Vec<Bytes> = (0..32)
         .map(|i| Bytes::from(otlp_testkit::realistic::traces(REQUEST_SPANS, i).encode_to_vec()))
         .collect();

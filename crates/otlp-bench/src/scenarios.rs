@@ -204,11 +204,7 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
     } else {
         Duration::from_secs(4)
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = crate::measure::runtime()?;
     let mut rows = Vec::new();
     for (index, preset) in presets::ALL.into_iter().enumerate() {
         crate::progress::step("scenarios", index, presets::ALL.len(), preset.name);

@@ -158,30 +158,7 @@ proptest! {
 
 #[test]
 fn a_metric_with_many_points_is_cut_inside_by_bytes() {
-    use otlp_model::metrics::{
-        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
-    };
-    let points = (0..10)
-        .map(|i| NumberDataPoint {
-            time_unix_nano: i,
-            ..Default::default()
-        })
-        .collect();
-    let request = ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "queue.depth".into(),
-                    data: Some(Data::Gauge(Gauge {
-                        data_points: points,
-                    })),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let request = otlp_testkit::realistic::one_gauge("queue.depth", 10);
     let parts = encoded(&request).split(4);
     let sizes: Vec<usize> = parts.iter().map(Encoded::item_count).collect();
     assert_eq!(sizes, [4, 4, 2]);
@@ -211,8 +188,6 @@ fn a_later_metric_data_member_replaces_an_earlier_one_as_a_decode_does() {
     let mut element = gauge.encode_to_vec();
     element.extend(sum.encode_to_vec());
     assert_eq!(ExportMetricsServiceRequest::element_items(&element), Ok(1));
-    assert_eq!(ExportTraceServiceRequest::element_items(&element), Ok(1));
-    assert_eq!(ExportLogsServiceRequest::element_items(&element), Ok(1));
 }
 
 /// A metric whose name is not UTF-8, with two gauge points, as a request: `Encoded::new`

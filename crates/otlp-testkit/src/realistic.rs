@@ -167,6 +167,33 @@ pub fn traces(count: usize, seed: u64) -> ExportTraceServiceRequest {
     }
 }
 
+/// One gauge named `name` with `points` data points (time stamps 0, 1, ...), under one
+/// resource and scope: the shape that makes a splitter cut inside a metric.
+pub fn one_gauge(name: &str, points: usize) -> ExportMetricsServiceRequest {
+    use otlp_model::metrics::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+    };
+    let data_points = (0..points as u64)
+        .map(|time_unix_nano| NumberDataPoint {
+            time_unix_nano,
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: name.to_string(),
+                    data: Some(Data::Gauge(Gauge { data_points })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
 /// Realistic HTTP server metrics with `points` data points in all, alternating between a
 /// request counter (sum) and a duration histogram, one point per route and status.
 pub fn metrics(points: usize, seed: u64) -> ExportMetricsServiceRequest {

@@ -4,8 +4,9 @@
 //! Protobuf repeated fields concatenate: the encoding of a request is the concatenation of
 //! its `resource_*` fields, so appending two requests appends their group lists. Splitting
 //! keeps every group that fits whole (a slice of the buffer it arrived in) and rebuilds only
-//! the group cut at a part boundary: its resource header (every field but the scope groups),
-//! then the scope groups with the items that fall in the part, each scope with its own header.
+//! the group cut at a part boundary: its resource header (the resource and schema URL), then
+//! the scope groups with the items that fall in the part, each scope with its own header —
+//! all slices of the same buffer, with new keys and lengths, joined when the part is sent.
 
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -174,8 +175,49 @@ impl WireLayout for ExportMetricsServiceRequest {
 /// One resource group: the whole `resource_*` field (key, length and payload).
 #[derive(Debug, Clone)]
 struct Group {
-    bytes: Bytes,
+    bytes: GroupBytes,
+    len: usize,
     items: usize,
+}
+
+/// A group's encoding: a slice of the buffer it arrived in, or, for a group rebuilt where a
+/// split cut it, the pieces it is made of — slices of that buffer (headers, runs of
+/// elements) and the few keys and lengths written anew — joined only when the part is
+/// sent. So the parts of a cut group share its headers instead of each copying them: a
+/// large resource split into many parts costs a few pointers per part, not the resource.
+#[derive(Debug, Clone)]
+enum GroupBytes {
+    Whole(Bytes),
+    Pieces(Vec<Bytes>),
+}
+
+impl Group {
+    fn whole(bytes: Bytes, items: usize) -> Self {
+        Self {
+            len: bytes.len(),
+            bytes: GroupBytes::Whole(bytes),
+            items,
+        }
+    }
+
+    fn write_to(&self, out: &mut BytesMut) {
+        match &self.bytes {
+            GroupBytes::Whole(bytes) => out.extend_from_slice(bytes),
+            GroupBytes::Pieces(pieces) => pieces.iter().for_each(|p| out.extend_from_slice(p)),
+        }
+    }
+
+    /// The group as one buffer (a copy only for a rebuilt group).
+    fn contiguous(&self) -> Bytes {
+        match &self.bytes {
+            GroupBytes::Whole(bytes) => bytes.clone(),
+            GroupBytes::Pieces(_) => {
+                let mut out = BytesMut::with_capacity(self.len);
+                self.write_to(&mut out);
+                out.freeze()
+            }
+        }
+    }
 }
 
 /// A signal's export request as protobuf bytes, split into its resource groups, which
@@ -254,10 +296,7 @@ impl<R: WireLayout> Encoded<R> {
                 continue;
             }
             let items = group_items::<R>(&bytes[field.value.clone()])?;
-            encoded.push(Group {
-                bytes: bytes.slice(field.whole),
-                items,
-            });
+            encoded.push(Group::whole(bytes.slice(field.whole), items));
         }
         Ok(encoded)
     }
@@ -266,7 +305,7 @@ impl<R: WireLayout> Encoded<R> {
     pub fn from_message(message: &R) -> Self {
         let mut encoded = Self::default();
         for (bytes, items) in message.encode_groups() {
-            encoded.push(Group { bytes, items });
+            encoded.push(Group::whole(bytes, items));
         }
         encoded
     }
@@ -289,11 +328,11 @@ impl<R: WireLayout> Encoded<R> {
     /// The request's encoding: its groups, one after the other (no copy for one group).
     pub fn to_bytes(&self) -> Bytes {
         if let [group] = self.groups.as_slice() {
-            return group.bytes.clone();
+            return group.contiguous();
         }
         let mut out = BytesMut::with_capacity(self.len);
         for group in &self.groups {
-            out.extend_from_slice(&group.bytes);
+            group.write_to(&mut out);
         }
         out.freeze()
     }
@@ -302,16 +341,17 @@ impl<R: WireLayout> Encoded<R> {
     pub fn decode(&self) -> Result<R, prost::DecodeError> {
         let mut message = R::default();
         for group in &self.groups {
-            Message::merge(&mut message, group.bytes.clone())?;
+            Message::merge(&mut message, group.contiguous())?;
         }
         Ok(message)
     }
 
     /// The resource groups, for reading routing fields without a decode.
-    pub fn resources(&self) -> impl Iterator<Item = ResourceView<'_, R>> {
+    pub fn resources(&self) -> impl Iterator<Item = ResourceView<R>> + '_ {
         self.groups.iter().filter_map(|group| {
-            let field = fields(&group.bytes).next()?.ok()?;
-            Some(ResourceView::new(group.bytes.get(field.value)?))
+            let bytes = group.contiguous();
+            let field = fields(&bytes).next()?.ok()?;
+            Some(ResourceView::new(bytes.slice(field.value)))
         })
     }
 
@@ -325,7 +365,7 @@ impl<R: WireLayout> Encoded<R> {
 
     fn push(&mut self, group: Group) {
         self.items += group.items;
-        self.len += group.bytes.len();
+        self.len += group.len;
         self.groups.push(group);
     }
 
@@ -349,7 +389,7 @@ impl<R: WireLayout> Encoded<R> {
             if group.items <= cutter.room() {
                 cutter.add(group);
             } else {
-                cutter.cut::<R>(&group.bytes)?;
+                cutter.cut::<R>(&group.contiguous())?;
             }
         }
         cutter.finish();
@@ -418,22 +458,61 @@ fn header(message: &Bytes) -> Result<Vec<Bytes>, WireError> {
     Ok(out)
 }
 
-/// A scope group being rebuilt: its header and the elements that fall in the part.
-#[derive(Default)]
+/// A scope group being rebuilt: its header and the elements that fall in the part, as
+/// runs of whole element fields of the scope's buffer (adjacent elements make one run) or
+/// pieces of a cut metric written anew.
 struct ScopePiece {
+    scope: Bytes,
     header: Vec<Bytes>,
-    elements: Vec<Bytes>,
+    runs: Vec<Run>,
+}
+
+enum Run {
+    Slice(Range<usize>),
+    Written(Bytes),
 }
 
 impl ScopePiece {
-    fn payload_len(&self) -> usize {
-        let header: usize = self.header.iter().map(Bytes::len).sum();
-        let elements: usize = self
-            .elements
+    fn new(scope: &Bytes, header: &[Bytes]) -> Self {
+        Self {
+            scope: scope.clone(),
+            header: header.to_vec(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Adds the whole element field at `range` of the scope's buffer.
+    fn push_slice(&mut self, range: Range<usize>) {
+        if let Some(Run::Slice(last)) = self.runs.last_mut()
+            && last.end == range.start
+        {
+            last.end = range.end;
+            return;
+        }
+        self.runs.push(Run::Slice(range));
+    }
+
+    /// Adds an element encoded anew (a piece of a cut metric), with its key and length.
+    fn push_written(&mut self, element: &[u8]) {
+        let mut field = Vec::with_capacity(len_key_size(ITEMS, element.len()) + element.len());
+        put_len_key(&mut field, ITEMS, element.len());
+        field.extend_from_slice(element);
+        self.runs.push(Run::Written(Bytes::from(field)));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The pieces of the scope's payload.
+    fn pieces(&self) -> impl Iterator<Item = Bytes> + '_ {
+        self.header
             .iter()
-            .map(|e| len_key_size(ITEMS, e.len()) + e.len())
-            .sum();
-        header + elements
+            .cloned()
+            .chain(self.runs.iter().map(|run| match run {
+                Run::Slice(range) => self.scope.slice(range.clone()),
+                Run::Written(bytes) => bytes.clone(),
+            }))
     }
 }
 
@@ -485,41 +564,35 @@ impl<R: WireLayout> Cutter<R> {
         for scope in children(&resource, SCOPE_GROUPS) {
             let scope = resource.slice(scope?);
             let scope_header = header(&scope)?;
-            scopes.push(ScopePiece {
-                header: scope_header.clone(),
-                elements: Vec::new(),
-            });
-            for element in children(&scope, ITEMS) {
-                let element = scope.slice(element?);
-                let items = L::element_items(&element)?;
+            scopes.push(ScopePiece::new(&scope, &scope_header));
+            let mut had_elements = false;
+            for element in fields(&scope) {
+                let element = element?;
+                if element.number != ITEMS || element.wire_type != WireType::Len {
+                    continue;
+                }
+                had_elements = true;
+                let items = L::element_items(&scope[element.value.clone()])?;
                 let room = self.room() - filled;
-                let pieces = if items <= room {
-                    vec![(element, items)]
-                } else {
-                    L::cut_element(&element, room, self.max)?
-                };
-                for (piece, items) in pieces {
+                if items <= room {
                     if let Some(last) = scopes.last_mut() {
-                        last.elements.push(piece);
+                        last.push_slice(element.whole);
                     }
                     filled += items;
-                    if filled == self.room() {
-                        self.close_resource(&resource_header, std::mem::take(&mut scopes), filled);
-                        filled = 0;
-                        self.close_part();
-                        // The scope continues in the next part, under the same headers.
-                        scopes.push(ScopePiece {
-                            header: scope_header.clone(),
-                            elements: Vec::new(),
-                        });
+                    self.close_if_full(&resource_header, &mut scopes, &mut filled);
+                } else {
+                    for (piece, items) in L::cut_element(&scope[element.value], room, self.max)? {
+                        if let Some(last) = scopes.last_mut() {
+                            last.push_written(&piece);
+                        }
+                        filled += items;
+                        self.close_if_full(&resource_header, &mut scopes, &mut filled);
                     }
                 }
             }
             // A scope reopened after the last cut without elements is left out; a scope
             // that had no elements at all is kept where it was.
-            if scopes.last().is_some_and(|s| s.elements.is_empty())
-                && children(&scope, ITEMS).next().is_some()
-            {
+            if scopes.last().is_some_and(ScopePiece::is_empty) && had_elements {
                 scopes.pop();
             }
         }
@@ -532,32 +605,49 @@ impl<R: WireLayout> Cutter<R> {
         Ok(())
     }
 
-    /// Writes a resource group of `header` and `scopes` into the current part.
+    /// When the part is full: closes the resource piece into it, closes it, and reopens
+    /// the scope being read (same headers) for the next part.
+    fn close_if_full(
+        &mut self,
+        header: &[Bytes],
+        scopes: &mut Vec<ScopePiece>,
+        filled: &mut usize,
+    ) {
+        if *filled != self.room() {
+            return;
+        }
+        let reopened = scopes
+            .last()
+            .map(|open| ScopePiece::new(&open.scope, &open.header));
+        self.close_resource(header, std::mem::take(scopes), *filled);
+        *filled = 0;
+        self.close_part();
+        scopes.extend(reopened);
+    }
+
+    /// Adds a resource group of `header` and `scopes` to the current part, as pieces that
+    /// share the buffers they came from.
     fn close_resource(&mut self, header: &[Bytes], scopes: Vec<ScopePiece>, items: usize) {
-        let header_len: usize = header.iter().map(Bytes::len).sum();
-        let scope_lens: Vec<usize> = scopes.iter().map(ScopePiece::payload_len).collect();
-        let payload_len = header_len
-            + scope_lens
-                .iter()
-                .map(|len| len_key_size(SCOPE_GROUPS, *len) + len)
-                .sum::<usize>();
-        let mut out = Vec::with_capacity(len_key_size(CHILDREN, payload_len) + payload_len);
-        put_len_key(&mut out, CHILDREN, payload_len);
-        for field in header {
-            out.extend_from_slice(field);
+        let mut pieces = Vec::with_capacity(2 + header.len() + 3 * scopes.len());
+        pieces.push(Bytes::new()); // the group's key and length, once known
+        let mut payload_len: usize = header.iter().map(Bytes::len).sum();
+        pieces.extend(header.iter().cloned());
+        for scope in &scopes {
+            let body: Vec<Bytes> = scope.pieces().collect();
+            let len: usize = body.iter().map(Bytes::len).sum();
+            let mut key = Vec::with_capacity(len_key_size(SCOPE_GROUPS, len));
+            put_len_key(&mut key, SCOPE_GROUPS, len);
+            payload_len += key.len() + len;
+            pieces.push(Bytes::from(key));
+            pieces.extend(body);
         }
-        for (scope, len) in scopes.iter().zip(scope_lens) {
-            put_len_key(&mut out, SCOPE_GROUPS, len);
-            for field in &scope.header {
-                out.extend_from_slice(field);
-            }
-            for element in &scope.elements {
-                put_len_key(&mut out, ITEMS, element.len());
-                out.extend_from_slice(element);
-            }
-        }
+        let mut key = Vec::with_capacity(len_key_size(CHILDREN, payload_len));
+        put_len_key(&mut key, CHILDREN, payload_len);
+        let len = key.len() + payload_len;
+        pieces[0] = Bytes::from(key);
         self.current.push(Group {
-            bytes: Bytes::from(out),
+            bytes: GroupBytes::Pieces(pieces),
+            len,
             items,
         });
     }

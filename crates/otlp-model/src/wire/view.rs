@@ -4,6 +4,8 @@
 
 use std::marker::PhantomData;
 
+use bytes::Bytes;
+
 use super::encoded::{ITEMS, SCOPE_GROUPS, WireLayout, children};
 use super::reader::{WireType, fields};
 
@@ -15,14 +17,14 @@ const KEY: u32 = 1;
 const VALUE: u32 = 2;
 const STRING_VALUE: u32 = 1;
 
-/// One resource group of an encoded request.
-pub struct ResourceView<'a, R> {
-    payload: &'a [u8],
+/// One resource group of an encoded request (its payload shares the request's buffer).
+pub struct ResourceView<R> {
+    payload: Bytes,
     signal: PhantomData<fn() -> R>,
 }
 
-impl<'a, R: WireLayout> ResourceView<'a, R> {
-    pub(crate) fn new(payload: &'a [u8]) -> Self {
+impl<R: WireLayout> ResourceView<R> {
+    pub(crate) fn new(payload: Bytes) -> Self {
         Self {
             payload,
             signal: PhantomData,
@@ -58,9 +60,9 @@ impl<'a, R: WireLayout> ResourceView<'a, R> {
     /// assert_eq!(resource.attribute_str("host.name"), None);
     /// # Ok::<(), otlp_model::wire::WireError>(())
     /// ```
-    pub fn attribute_str(&self, key: &str) -> Option<&'a str> {
+    pub fn attribute_str(&self, key: &str) -> Option<&str> {
         // Repeated `resource` fields merge on decode: their attributes concatenate.
-        for resource in children(self.payload, RESOURCE) {
+        for resource in children(&self.payload, RESOURCE) {
             let resource = &self.payload[resource.ok()?];
             for attribute in children(resource, ATTRIBUTES) {
                 let attribute = &resource[attribute.ok()?];
@@ -73,13 +75,13 @@ impl<'a, R: WireLayout> ResourceView<'a, R> {
     }
 
     /// `service.name`, the attribute routing most often keys on.
-    pub fn service_name(&self) -> Option<&'a str> {
+    pub fn service_name(&self) -> Option<&str> {
         self.attribute_str("service.name")
     }
 
     /// The encoded elements (spans, metrics, log records) of every scope, in order.
-    pub fn elements(&self) -> impl Iterator<Item = ElementView<'a, R>> + 'a {
-        let payload = self.payload;
+    pub fn elements(&self) -> impl Iterator<Item = ElementView<'_, R>> + '_ {
+        let payload: &[u8] = &self.payload;
         children(payload, SCOPE_GROUPS)
             .filter_map(move |scope| payload.get(scope.ok()?))
             .flat_map(|scope| {
