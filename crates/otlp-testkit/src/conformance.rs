@@ -7,7 +7,8 @@
 //! throttled refusal keeps its class and its hint (or, for an exporter that resends by
 //! itself, nothing is resent before the hint); a transient failure stays retryable and a
 //! permanent one permanent; a receiver that is gone is a retryable failure, in bounded
-//! time.
+//! time; an empty request is accepted; concurrent exports over one exporter each get their
+//! own answer.
 //!
 //! ```
 //! use otlp_testkit::conformance::{self, in_process::InProcess};
@@ -182,6 +183,11 @@ pub async fn run(transport: &dyn Transport) -> Report {
         "a receiver that is gone is a retryable failure",
         receiver_gone(transport).await,
     ));
+    checks.push(("an empty request is accepted", empty(transport).await));
+    checks.push((
+        "concurrent exports each get their own answer",
+        concurrent(transport).await,
+    ));
     Report {
         transport: transport.name(),
         checks,
@@ -345,4 +351,69 @@ async fn receiver_gone(transport: &dyn Transport) -> Result<(), String> {
         Err(error) if error.is_retryable() => Ok(()),
         other => Err(format!("expected a retryable error, got {other:?}")),
     }
+}
+
+/// A request without items (OTLP allows it; the answer is a plain success).
+async fn empty(transport: &dyn Transport) -> Result<(), String> {
+    let service = BoxedService::new(tower::service_fn(|request: AnyExportRequest| async move {
+        Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
+    }));
+    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let exporter = transport.exporter(&endpoint)?;
+    let request = ExportRequest::<Traces>::new(Default::default()).into();
+    let result = exchange(exporter, request).await;
+    stop().await;
+    match result? {
+        Ok(outcome) if outcome.accepted() == 0 && outcome.rejected() == 0 => Ok(()),
+        other => Err(format!("expected a success of no items, got {other:?}")),
+    }
+}
+
+/// Exports in flight at once over one exporter (clones of it).
+const CONCURRENT: usize = 16;
+
+/// `CONCURRENT` exports of 1, 2, ... spans at once, answered by a service that takes a
+/// moment, so that they overlap: each must arrive once and get the answer for its own
+/// items (a transport that mixes up responses, or serialises and drops, fails).
+async fn concurrent(transport: &dyn Transport) -> Result<(), String> {
+    let seen: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let record = seen.clone();
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        let items = request.item_count();
+        if let Ok(mut seen) = record.lock() {
+            seen.push(items);
+        }
+        async move {
+            // Answer late and in reverse order of size, so that answers overtake requests.
+            tokio::time::sleep(Duration::from_millis(
+                5 * (CONCURRENT - items.min(CONCURRENT)) as u64,
+            ))
+            .await;
+            Ok::<_, ExportError>(ExportOutcome::success(items))
+        }
+    }));
+    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let exporter = transport.exporter(&endpoint)?;
+    let exports = (1..=CONCURRENT).map(|spans| {
+        let request = ExportRequest::<Traces>::new(realistic::traces(spans, spans as u64)).into();
+        let exporter = exporter.clone();
+        async move { (spans, exchange(exporter, request).await) }
+    });
+    let results = futures_util::future::join_all(exports).await;
+    stop().await;
+    for (spans, result) in results {
+        match result? {
+            Ok(outcome) if outcome.accepted() == spans => {}
+            other => return Err(format!("the export of {spans} spans got {other:?}")),
+        }
+    }
+    let mut seen = seen
+        .lock()
+        .map_err(|_| "the recording lock is poisoned".to_string())?
+        .clone();
+    seen.sort_unstable();
+    if seen != (1..=CONCURRENT).collect::<Vec<_>>() {
+        return Err(format!("the receiver's service saw {seen:?}"));
+    }
+    Ok(())
 }

@@ -325,7 +325,8 @@ impl<R: WireLayout> Encoded<R> {
         self.len
     }
 
-    /// The request's encoding: its groups, one after the other (no copy for one group).
+    /// The request's encoding: its groups, one after the other (no copy for a single group
+    /// as it arrived; a group rebuilt by a split is joined here).
     pub fn to_bytes(&self) -> Bytes {
         if let [group] = self.groups.as_slice() {
             return group.contiguous();
