@@ -150,7 +150,7 @@ pub struct CompressionError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecompressError {
     /// The output would exceed the limit (HTTP 413, gRPC RESOURCE_EXHAUSTED).
-    #[error("decompressed size exceeds the limit of {limit} bytes")]
+    #[error("the message exceeds the limit of {limit} bytes (after decompression)")]
     TooLarge {
         /// The limit that was exceeded.
         limit: usize,
@@ -163,6 +163,39 @@ pub enum DecompressError {
         /// What the decoder reported.
         message: String,
     },
+}
+
+/// A received body as the service behind a receiver sees it: decompressed with `encoding`
+/// when the peer declared one, and no larger than `limit` bytes either way. The one bounded
+/// decompression step of every receiver (a gRPC message, an HTTP body, a WebSocket
+/// message), so that all refuse the same sizes with the same error.
+///
+/// ```
+/// use bytes::Bytes;
+/// use otlp_compression::{Compression, DecompressError, Gzip, decompress_received};
+///
+/// let mut packed = Vec::new();
+/// Gzip::default().compress(&[7u8; 1000], &mut packed)?;
+/// let body = decompress_received(Bytes::from(packed), Some(&Gzip::default()), 4096)?;
+/// assert_eq!(body.len(), 1000);
+/// let refused = decompress_received(Bytes::from(vec![0u8; 5000]), None, 4096);
+/// assert_eq!(refused, Err(DecompressError::TooLarge { limit: 4096 }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decompress_received(
+    body: bytes::Bytes,
+    encoding: Option<&dyn Compression>,
+    limit: usize,
+) -> Result<bytes::Bytes, DecompressError> {
+    match encoding {
+        None if body.len() > limit => Err(DecompressError::TooLarge { limit }),
+        None => Ok(body),
+        Some(algorithm) => {
+            let mut out = Vec::new();
+            algorithm.decompress(&body, limit, &mut out)?;
+            Ok(bytes::Bytes::from(out))
+        }
+    }
 }
 
 impl DecompressError {

@@ -160,24 +160,20 @@ impl FrameDecoder {
         frame: Frame,
         encoding: Option<&dyn Compression>,
     ) -> Result<Bytes, ExportError> {
-        let limit = self.limits.max_message_bytes;
-        if !frame.compressed {
-            if frame.payload.len() > limit {
-                return Err(ExportError::too_large(format!(
-                    "gRPC message of {} bytes exceeds the limit of {limit} bytes",
-                    frame.payload.len()
-                )));
+        let encoding = match (frame.compressed, encoding) {
+            (false, _) => None,
+            (true, Some(algorithm)) => Some(algorithm),
+            (true, None) => {
+                return Err(ExportError::new(
+                    ErrorKind::Internal,
+                    "a compressed gRPC message arrived without grpc-encoding",
+                ));
             }
-            return Ok(frame.payload);
-        }
-        let Some(algorithm) = encoding else {
-            return Err(ExportError::new(
-                ErrorKind::Internal,
-                "a compressed gRPC message arrived without grpc-encoding",
-            ));
         };
-        let mut out = Vec::new();
-        algorithm.decompress(&frame.payload, limit, &mut out)?;
-        Ok(Bytes::from(out))
+        Ok(otlp_compression::decompress_received(
+            frame.payload,
+            encoding,
+            self.limits.max_message_bytes,
+        )?)
     }
 }

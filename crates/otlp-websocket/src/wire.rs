@@ -129,16 +129,12 @@ impl Encoding {
     ) -> Result<Batch, (Option<u64>, ExportError)> {
         match (self, message) {
             (Encoding::Protobuf(compression), Message::Binary(bytes)) => {
-                let bytes = match compression {
-                    None => bytes,
-                    Some(algorithm) => {
-                        let mut out = Vec::new();
-                        algorithm
-                            .decompress(&bytes, max_decompressed, &mut out)
-                            .map_err(|e| (None, ExportError::from(e)))?;
-                        Bytes::from(out)
-                    }
-                };
+                let bytes = otlp_compression::decompress_received(
+                    bytes,
+                    compression.as_deref(),
+                    max_decompressed,
+                )
+                .map_err(|e| (None, ExportError::from(e)))?;
                 let sequence = peek_sequence(&bytes);
                 decode_batch(mode, bytes).map_err(|e| (sequence, e))
             }

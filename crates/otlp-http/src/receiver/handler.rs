@@ -174,21 +174,18 @@ where
         )))
     })?
     .map_err(with_codec)?;
-    let bytes = match &encoding {
-        None => raw,
-        Some(algorithm) => {
-            let mut out = Vec::new();
-            algorithm
-                .decompress(&raw, config.max_decompressed_bytes, &mut out)
-                .map_err(|e| with_codec(ExportError::from(e)))?;
-            intake
-                .cover(raw.len().saturating_add(out.len()))
-                .map_err(with_codec)?;
-            Bytes::from(out)
-        }
-    };
-    if bytes.len() > config.max_decompressed_bytes {
-        return Err(with_codec(too_large(config.max_decompressed_bytes)));
+    let raw_len = raw.len();
+    let bytes = otlp_compression::decompress_received(
+        raw,
+        encoding.as_deref(),
+        config.max_decompressed_bytes,
+    )
+    .map_err(|e| with_codec(ExportError::from(e)))?;
+    if encoding.is_some() {
+        // Both copies are held until the compressed one is dropped.
+        intake
+            .cover(raw_len.saturating_add(bytes.len()))
+            .map_err(with_codec)?;
     }
     let mut request = if codec.is_protobuf() {
         otlp_codec::validate::protobuf_request::<S>(config.decode, bytes).map_err(with_codec)?
