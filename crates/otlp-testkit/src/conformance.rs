@@ -8,7 +8,7 @@
 //! itself, nothing is resent before the hint); a transient failure stays retryable and a
 //! permanent one permanent; a receiver that is gone is a retryable failure, in bounded
 //! time; an empty request is accepted; concurrent exports over one exporter each get their
-//! own answer.
+//! own answer; a stop lets an export in flight finish with its answer.
 //!
 //! ```
 //! use otlp_testkit::conformance::{self, in_process::InProcess};
@@ -41,7 +41,8 @@ pub type BoxedService =
 /// A boxed future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Stops a receiver under test (its connections closed, its port released).
+/// Stops a receiver under test: exports in flight are answered (drained), then its
+/// connections are closed and its port released.
 pub type Stop = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
 /// The loopback address with a port the system picks: where the suite's receivers bind.
@@ -187,6 +188,10 @@ pub async fn run(transport: &dyn Transport) -> Report {
     checks.push((
         "concurrent exports each get their own answer",
         concurrent(transport).await,
+    ));
+    checks.push((
+        "a stop lets an export in flight finish",
+        drain(transport).await,
     ));
     Report {
         transport: transport.name(),
@@ -416,4 +421,44 @@ async fn concurrent(transport: &dyn Transport) -> Result<(), String> {
         return Err(format!("the receiver's service saw {seen:?}"));
     }
     Ok(())
+}
+
+/// An export whose service is still working when the receiver is told to stop: the stop
+/// must wait for it (drain), and the client must get the service's answer, not a cut
+/// connection; and the stop must end.
+async fn drain(transport: &dyn Transport) -> Result<(), String> {
+    let (entered, service_entered) = tokio::sync::oneshot::channel::<()>();
+    let entered = Arc::new(Mutex::new(Some(entered)));
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        if let Some(entered) = entered.lock().ok().and_then(|mut e| e.take()) {
+            let _ = entered.send(());
+        }
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
+        }
+    }));
+    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let exporter = transport.exporter(&endpoint)?;
+    let [traces, ..] = requests();
+    let items = traces.item_count();
+    let export = tokio::spawn(exchange(exporter, traces));
+    if tokio::time::timeout(EXCHANGE_DEADLINE, service_entered)
+        .await
+        .is_err()
+    {
+        stop().await;
+        return Err("the export never reached the service".into());
+    }
+    let (stopped, exported) = tokio::join!(tokio::time::timeout(EXCHANGE_DEADLINE, stop()), export);
+    let exported = exported.map_err(|e| format!("the export task failed: {e}"))?;
+    if stopped.is_err() {
+        return Err(format!("the stop did not end within {EXCHANGE_DEADLINE:?}"));
+    }
+    match exported? {
+        Ok(outcome) if outcome.accepted() == items => Ok(()),
+        other => Err(format!(
+            "expected the service's success for {items} items, got {other:?}"
+        )),
+    }
 }

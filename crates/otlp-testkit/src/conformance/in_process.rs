@@ -49,6 +49,9 @@ pub enum Breakage {
     DropsPartialSuccess,
 }
 
+/// How long a stop waits for the exports already sent to be answered.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl InProcess {
     /// The transport with `breakage` in its exporter.
     pub fn broken(breakage: Breakage) -> Self {
@@ -89,9 +92,14 @@ impl Transport for InProcess {
             let name = endpoint.clone();
             let stop: Stop = Box::new(move || {
                 Box::pin(async move {
+                    // New exports find nobody; the ones already sent are answered (the loop
+                    // ends when the last sender is gone), within a bound.
                     lock(&listeners).remove(&name);
-                    serving.abort();
-                    let _ = serving.await;
+                    let mut serving = serving;
+                    if tokio::time::timeout(DRAIN, &mut serving).await.is_err() {
+                        serving.abort();
+                        let _ = serving.await;
+                    }
                 })
             });
             Ok((endpoint, stop))
