@@ -4,7 +4,11 @@
 use otlp_core::AnyExportRequest;
 use std::time::Duration;
 
-use otlp_grpc::{ExporterConfig, GrpcExporter, GrpcReceiver, StreamExporter, StreamExporterConfig};
+use otlp_grpc::framing::FrameLimits;
+use otlp_grpc::{
+    ExporterConfig, GrpcExporter, GrpcReceiver, ReceiverConfig, StreamExporter,
+    StreamExporterConfig,
+};
 use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
 
 struct Grpc {
@@ -19,9 +23,18 @@ impl Transport for Grpc {
     fn start_receiver(
         &self,
         service: BoxedService,
+        max_request_bytes: usize,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
+            let config = ReceiverConfig {
+                limits: FrameLimits {
+                    max_message_bytes: max_request_bytes,
+                    max_frame_bytes: max_request_bytes,
+                },
+                ..ReceiverConfig::default()
+            };
             let running = GrpcReceiver::new(service)
+                .with_config(config)
                 .bind(conformance::LOOPBACK)
                 .await
                 .map_err(|e| e.to_string())?;

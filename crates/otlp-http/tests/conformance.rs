@@ -1,7 +1,7 @@
 //! The transport conformance suite (`otlp_testkit::conformance`) over OTLP/HTTP, with the
 //! protobuf and the JSON encodings, on loopback.
 
-use otlp_http::{HttpExporter, HttpExporterConfig, HttpReceiver};
+use otlp_http::{HttpExporter, HttpExporterConfig, HttpReceiver, HttpReceiverConfig};
 use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
 
 struct Http {
@@ -21,9 +21,16 @@ impl Transport for Http {
     fn start_receiver(
         &self,
         service: BoxedService,
+        max_request_bytes: usize,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
+            let config = HttpReceiverConfig {
+                max_body_bytes: max_request_bytes,
+                max_decompressed_bytes: max_request_bytes,
+                ..HttpReceiverConfig::default()
+            };
             let running = HttpReceiver::new(service)
+                .with_config(config)
                 .bind(conformance::LOOPBACK)
                 .await
                 .map_err(|e| e.to_string())?;

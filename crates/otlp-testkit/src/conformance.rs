@@ -8,7 +8,9 @@
 //! itself, nothing is resent before the hint); a transient failure stays retryable and a
 //! permanent one permanent; a receiver that is gone is a retryable failure, in bounded
 //! time; an empty request is accepted; concurrent exports over one exporter each get their
-//! own answer; a stop lets an export in flight finish with its answer.
+//! own answer; a stop lets an export in flight finish with its answer; a request over the
+//! receiver's limit is refused as too large (not retried as it is: the retry layer splits
+//! it), and the service never sees it.
 //!
 //! ```
 //! use otlp_testkit::conformance::{self, in_process::InProcess};
@@ -66,10 +68,13 @@ pub trait Transport: Send + Sync {
     fn name(&self) -> String;
 
     /// Starts a receiver (on loopback, for a network transport) that hands every request
-    /// to `service`; returns the endpoint an exporter reaches it at, and how to stop it.
+    /// to `service` and refuses, as too large, any request over `max_request_bytes` (as
+    /// sent, and after decompression); returns the endpoint an exporter reaches it at, and
+    /// how to stop it.
     fn start_receiver(
         &self,
         service: BoxedService,
+        max_request_bytes: usize,
     ) -> BoxFuture<'_, Result<(String, Stop), String>>;
 
     /// An exporter to `endpoint`.
@@ -117,6 +122,10 @@ impl Report {
         );
     }
 }
+
+/// The request limit of the suite's receivers, far above its requests but the one that
+/// "a request over the limit" exceeds.
+const MAX_REQUEST: usize = 4 << 20;
 
 /// Longest any single exchange of the suite may take.
 const EXCHANGE_DEADLINE: Duration = Duration::from_secs(15);
@@ -193,6 +202,10 @@ pub async fn run(transport: &dyn Transport) -> Report {
         "a stop lets an export in flight finish",
         drain(transport).await,
     ));
+    checks.push((
+        "a request over the receiver's limit is refused as too large",
+        over_the_limit(transport).await,
+    ));
     Report {
         transport: transport.name(),
         checks,
@@ -227,7 +240,7 @@ async fn round_trips(transport: &dyn Transport) -> Result<(), String> {
         }
         async move { Ok(ExportOutcome::success(items)) }
     }));
-    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
     let exporter = transport.exporter(&endpoint)?;
     let mut result = Ok(());
     for request in requests() {
@@ -286,7 +299,7 @@ async fn answered_with(
     let service = BoxedService::new(tower::service_fn(move |_: AnyExportRequest| async move {
         answer()
     }));
-    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
     let exporter = transport.exporter(&endpoint)?;
     let [traces, ..] = requests();
     let result = exchange(exporter, traces).await;
@@ -303,7 +316,7 @@ async fn throttled(transport: &dyn Transport) -> Result<(), String> {
         }
         async { Err::<ExportOutcome, _>(ExportError::unavailable("busy").with_retry_after(HINT)) }
     }));
-    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
     let exporter = transport.exporter(&endpoint)?;
     let [traces, ..] = requests();
     let result = exchange(exporter, traces).await;
@@ -348,7 +361,7 @@ async fn receiver_gone(transport: &dyn Transport) -> Result<(), String> {
     let service = BoxedService::new(tower::service_fn(|request: AnyExportRequest| async move {
         Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
     }));
-    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
     stop().await;
     let exporter = transport.exporter(&endpoint)?;
     let [traces, ..] = requests();
@@ -363,7 +376,7 @@ async fn empty(transport: &dyn Transport) -> Result<(), String> {
     let service = BoxedService::new(tower::service_fn(|request: AnyExportRequest| async move {
         Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
     }));
-    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
     let exporter = transport.exporter(&endpoint)?;
     let request = ExportRequest::<Traces>::new(Default::default()).into();
     let result = exchange(exporter, request).await;
@@ -397,7 +410,7 @@ async fn concurrent(transport: &dyn Transport) -> Result<(), String> {
             Ok::<_, ExportError>(ExportOutcome::success(items))
         }
     }));
-    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
     let exporter = transport.exporter(&endpoint)?;
     let exports = (1..=CONCURRENT).map(|spans| {
         let request = ExportRequest::<Traces>::new(realistic::traces(spans, spans as u64)).into();
@@ -438,7 +451,7 @@ async fn drain(transport: &dyn Transport) -> Result<(), String> {
             Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
         }
     }));
-    let (endpoint, stop) = transport.start_receiver(service).await?;
+    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
     let exporter = transport.exporter(&endpoint)?;
     let [traces, ..] = requests();
     let items = traces.item_count();
@@ -459,6 +472,44 @@ async fn drain(transport: &dyn Transport) -> Result<(), String> {
         Ok(outcome) if outcome.accepted() == items => Ok(()),
         other => Err(format!(
             "expected the service's success for {items} items, got {other:?}"
+        )),
+    }
+}
+
+/// A request about three times a 64 KiB limit: refused before the service, as too large
+/// (`ErrorKind::TooLarge`, permanent as it is, which the retry layer answers by splitting).
+async fn over_the_limit(transport: &dyn Transport) -> Result<(), String> {
+    const LIMIT: usize = 64 << 10;
+    let reached: Arc<Mutex<usize>> = Arc::default();
+    let record = reached.clone();
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        if let Ok(mut reached) = record.lock() {
+            *reached += 1;
+        }
+        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
+    }));
+    let (endpoint, stop) = transport.start_receiver(service, LIMIT).await?;
+    let exporter = transport.exporter(&endpoint)?;
+    let request: AnyExportRequest = ExportRequest::<Traces>::new(realistic::traces(400, 21)).into();
+    let size = request.encoded_len();
+    if size < 2 * LIMIT {
+        stop().await;
+        return Err(format!("the suite's large request is only {size} bytes"));
+    }
+    let result = exchange(exporter, request).await;
+    stop().await;
+    let reached = *reached
+        .lock()
+        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    if reached != 0 {
+        return Err(format!(
+            "a request of {size} bytes reached the service over a {LIMIT}-byte limit"
+        ));
+    }
+    match result? {
+        Err(error) if error.kind() == otlp_core::ErrorKind::TooLarge => Ok(()),
+        other => Err(format!(
+            "expected a too-large refusal of {size} bytes, got {other:?}"
         )),
     }
 }

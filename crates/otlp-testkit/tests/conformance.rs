@@ -18,7 +18,9 @@ async fn an_exporter_that_makes_every_error_permanent_fails() {
         [
             "a throttled refusal keeps its class and its hint",
             "a transient failure stays retryable",
-            "a receiver that is gone is a retryable failure"
+            "a receiver that is gone is a retryable failure",
+            // A too-large refusal turned into a malformed one: nothing would split it.
+            "a request over the receiver's limit is refused as too large"
         ],
         "{report:?}"
     );

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tower_service::Service;
 
 use crate::wire::Encoding;
@@ -124,6 +125,7 @@ impl WsExporter {
             stats: stats.clone(),
             commands: receiver,
             closed: false,
+            sent_sizes: HashMap::new(),
             epoch: Instant::now(),
             ids: BatchIds::new(),
         };
@@ -190,6 +192,9 @@ struct Driver {
     closed: bool,
     epoch: Instant,
     ids: BatchIds,
+    /// The message size of each batch written and not yet answered, so that a close for a
+    /// message too big (1009) can be pinned on the largest of them.
+    sent_sizes: HashMap<u64, usize>,
 }
 
 /// How a connection ended.
@@ -198,6 +203,8 @@ enum Outcome {
     Broken,
     /// The server refused the handshake for a reason a retry cannot fix.
     Refused(ExportError),
+    /// The server closed the stream because a message exceeded its limit (1009).
+    TooLarge,
 }
 
 impl Driver {
@@ -222,6 +229,7 @@ impl Driver {
             match self.connection().await {
                 Outcome::Finished => return,
                 Outcome::Refused(error) => self.fail_all(&error),
+                Outcome::TooLarge => self.fail_largest_sent(),
                 Outcome::Broken => {}
             }
             self.sender.handle_disconnect();
@@ -261,6 +269,23 @@ impl Driver {
         }
     }
 
+    /// The peer closed with 1009 without saying which message was too big (it could not
+    /// read it): the largest batch in flight is failed as too large — permanent as it is, so
+    /// a retry layer splits it — and the others are resent. Were the guess wrong, the
+    /// refused batch is split and delivered all the same, and the next 1009 names the next.
+    fn fail_largest_sent(&mut self) {
+        let Some((&sequence, &size)) = self.sent_sizes.iter().max_by_key(|(_, size)| **size) else {
+            return;
+        };
+        let error = ExportError::too_large(format!(
+            "the peer closed the stream for a message too big (1009); the largest batch in \
+             flight, of {size} bytes, is refused as too large"
+        ));
+        let ack = otlp_stream::completed(sequence, &Err(error));
+        let event = self.sender.handle_ack(&ack, self.now());
+        self.apply(event);
+    }
+
     fn apply(&mut self, event: AckEvent) {
         let (sequence, result, counter) = match event {
             AckEvent::Delivered { sequence, outcome } => {
@@ -272,6 +297,7 @@ impl Driver {
             _ => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.sent_sizes.remove(&sequence);
         if let Some(reply) = self.replies.remove(&sequence) {
             let _ = reply.send(result);
         }
@@ -389,6 +415,7 @@ impl Driver {
                 .batch_message(transmit.sequence, &transmit.payload)
             {
                 Ok(message) => {
+                    self.sent_sizes.insert(transmit.sequence, message.len());
                     if socket.feed(message).await.is_err() {
                         return false;
                     }
@@ -434,6 +461,9 @@ impl Driver {
                         };
                         let event = self.sender.handle_ack(&ack, self.now());
                         self.apply(event);
+                    }
+                    Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Size => {
+                        return Outcome::TooLarge;
                     }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Outcome::Broken,
                     Some(Ok(_)) => {}

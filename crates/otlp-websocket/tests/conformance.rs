@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use otlp_core::AnyExportRequest;
 use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
-use otlp_websocket::{WsExporter, WsExporterConfig, WsReceiver};
+use otlp_websocket::{WsExporter, WsExporterConfig, WsReceiver, WsReceiverConfig};
 
 struct WebSocket;
 
@@ -17,9 +17,18 @@ impl Transport for WebSocket {
     fn start_receiver(
         &self,
         service: BoxedService,
+        max_request_bytes: usize,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
+            let defaults = WsReceiverConfig::default();
+            let config = WsReceiverConfig {
+                max_message_bytes: max_request_bytes,
+                max_frame_bytes: defaults.max_frame_bytes.min(max_request_bytes),
+                max_decompressed_bytes: max_request_bytes,
+                ..defaults
+            };
             let running = WsReceiver::new(service)
+                .with_config(config)
                 .bind(conformance::LOOPBACK)
                 .await
                 .map_err(|e| e.to_string())?;

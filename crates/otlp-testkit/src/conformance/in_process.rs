@@ -73,6 +73,7 @@ impl Transport for InProcess {
     fn start_receiver(
         &self,
         service: BoxedService,
+        max_request_bytes: usize,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
             let endpoint = format!("inproc://{}", self.next.fetch_add(1, Ordering::Relaxed));
@@ -80,9 +81,16 @@ impl Transport for InProcess {
             let (sender, mut receiver) = mpsc::channel::<Envelope>(16);
             let serving = tokio::spawn(async move {
                 while let Some((signal, bytes, answer)) = receiver.recv().await {
-                    let outcome = match decode(signal, bytes) {
-                        Ok(request) => service.clone().oneshot(request).await,
-                        Err(error) => Err(error),
+                    let outcome = if bytes.len() > max_request_bytes {
+                        Err(ExportError::too_large(format!(
+                            "a request of {} bytes exceeds the limit of {max_request_bytes}",
+                            bytes.len()
+                        )))
+                    } else {
+                        match decode(signal, bytes) {
+                            Ok(request) => service.clone().oneshot(request).await,
+                            Err(error) => Err(error),
+                        }
                     };
                     let _ = answer.send(outcome);
                 }
