@@ -146,7 +146,10 @@ pub(crate) async fn start_ours(decode: DecodeMode) -> Result<Target, String> {
     });
     let running = GrpcReceiver::new(service)
         .with_config(ReceiverConfig {
-            decode,
+            intake: otlp_grpc::IntakeConfig {
+                decode,
+                ..Default::default()
+            },
             ..Default::default()
         })
         .bind("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)

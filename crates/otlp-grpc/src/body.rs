@@ -135,7 +135,7 @@ pub(crate) async fn next_frame<B>(
     body: &mut B,
     decoder: &mut FrameDecoder,
     trailers: &mut Option<HeaderMap>,
-    intake: &mut otlp_net::budget::Intake,
+    intake: &mut otlp_net::budget::Admission,
 ) -> Result<Option<Frame>, ExportError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -172,28 +172,49 @@ where
     }
 }
 
-/// Reads the single message of a unary body: exactly one frame, decompressed within the
-/// limits. A second frame or none at all is a protocol violation.
-pub(crate) async fn read_unary<B>(
+/// Reads the single frame of a unary body, as sent. A second frame or none at all is a
+/// protocol violation.
+pub(crate) async fn read_unary_frame<B>(
     body: &mut B,
     decoder: &mut FrameDecoder,
-    encoding: Option<&dyn Compression>,
     trailers: &mut Option<HeaderMap>,
-    intake: &mut otlp_net::budget::Intake,
-) -> Result<Option<Bytes>, ExportError>
+    admission: &mut otlp_net::budget::Admission,
+) -> Result<Option<Frame>, ExportError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let Some(frame) = next_frame(body, decoder, trailers, intake).await? else {
+    let Some(frame) = next_frame(body, decoder, trailers, admission).await? else {
         return Ok(None);
     };
-    if next_frame(body, decoder, trailers, intake).await?.is_some() {
+    if next_frame(body, decoder, trailers, admission)
+        .await?
+        .is_some()
+    {
         return Err(ExportError::new(
             ErrorKind::Unimplemented,
             "a unary call carried more than one message",
         ));
     }
+    Ok(Some(frame))
+}
+
+/// Reads the single message of a unary body ([`read_unary_frame`]), decompressed within
+/// the limits.
+pub(crate) async fn read_unary<B>(
+    body: &mut B,
+    decoder: &mut FrameDecoder,
+    encoding: Option<&dyn Compression>,
+    trailers: &mut Option<HeaderMap>,
+    intake: &mut otlp_net::budget::Admission,
+) -> Result<Option<Bytes>, ExportError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let Some(frame) = read_unary_frame(body, decoder, trailers, intake).await? else {
+        return Ok(None);
+    };
     let compressed = frame.compressed.then_some(frame.payload.len());
     let message = decoder.message(frame, encoding)?;
     if let Some(compressed) = compressed {

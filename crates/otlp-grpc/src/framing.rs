@@ -160,20 +160,28 @@ impl FrameDecoder {
         frame: Frame,
         encoding: Option<&dyn Compression>,
     ) -> Result<Bytes, ExportError> {
-        let encoding = match (frame.compressed, encoding) {
-            (false, _) => None,
-            (true, Some(algorithm)) => Some(algorithm),
-            (true, None) => {
-                return Err(ExportError::new(
-                    ErrorKind::Internal,
-                    "a compressed gRPC message arrived without grpc-encoding",
-                ));
-            }
-        };
+        let encoding = frame_encoding(&frame, encoding)?;
         Ok(otlp_compression::decompress_received(
             frame.payload,
             encoding,
             self.limits.max_message_bytes,
         )?)
+    }
+}
+
+/// The algorithm that decompresses `frame`: `encoding` (the request's `grpc-encoding`) when
+/// the frame is compressed, none when it is not. A compressed frame without an encoding is
+/// INTERNAL, as the gRPC specification says.
+pub fn frame_encoding<'a>(
+    frame: &Frame,
+    encoding: Option<&'a dyn Compression>,
+) -> Result<Option<&'a dyn Compression>, ExportError> {
+    match (frame.compressed, encoding) {
+        (false, _) => Ok(None),
+        (true, Some(algorithm)) => Ok(Some(algorithm)),
+        (true, None) => Err(ExportError::new(
+            ErrorKind::Internal,
+            "a compressed gRPC message arrived without grpc-encoding",
+        )),
     }
 }

@@ -44,6 +44,8 @@ mod server;
 pub mod status;
 
 pub use otlp_net::auth;
+pub use otlp_net::intake::{IntakeConfig, IntakeStats};
+pub use otlp_net::listener::ListenerLimits;
 #[cfg(feature = "tls")]
 pub use otlp_net::tls;
 

@@ -31,10 +31,7 @@ async fn still_serving(endpoint: &str) {
 #[tokio::test]
 async fn each_kind_of_bad_input_gets_its_status_and_others_are_still_served() {
     let config = ReceiverConfig {
-        limits: otlp_grpc::framing::FrameLimits {
-            max_message_bytes: 4 * 1024 * 1024,
-            max_frame_bytes: 4 * 1024 * 1024,
-        },
+        intake: otlp_grpc::IntakeConfig::default().with_max_request_bytes(4 * 1024 * 1024),
         ..Default::default()
     };
     let (record, running) = start_recording_receiver(config).await;

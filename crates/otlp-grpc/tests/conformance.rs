@@ -4,7 +4,6 @@
 use otlp_core::AnyExportRequest;
 use std::time::Duration;
 
-use otlp_grpc::framing::FrameLimits;
 use otlp_grpc::{
     ExporterConfig, GrpcExporter, GrpcReceiver, ReceiverConfig, StreamExporter,
     StreamExporterConfig,
@@ -27,10 +26,8 @@ impl Transport for Grpc {
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
             let config = ReceiverConfig {
-                limits: FrameLimits {
-                    max_message_bytes: max_request_bytes,
-                    max_frame_bytes: max_request_bytes,
-                },
+                intake: otlp_grpc::IntakeConfig::default()
+                    .with_max_request_bytes(max_request_bytes),
                 ..ReceiverConfig::default()
             };
             let running = GrpcReceiver::new(service)

@@ -118,7 +118,10 @@ print(result.name)
 async fn the_official_python_exporter_sends_to_our_receiver() {
     let (record, running) = start_recording_receiver(ReceiverConfig {
         // The metadata the client sends is forwarded when listed.
-        forward_headers: vec![http::HeaderName::from_static("x-sender")],
+        intake: otlp_grpc::IntakeConfig {
+            forward_headers: vec![http::HeaderName::from_static("x-sender")],
+            ..Default::default()
+        },
         ..ReceiverConfig::default()
     })
     .await;

@@ -183,7 +183,10 @@ async fn partial_success_and_throttling_reach_the_exporter() {
 #[tokio::test]
 async fn a_refused_encoding_is_reported_as_such_and_identity_still_works() {
     let config = ReceiverConfig {
-        compression: CompressionSet::new().with(Gzip::default()),
+        intake: otlp_grpc::IntakeConfig {
+            compression: CompressionSet::new().with(Gzip::default()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (record, running) = start_recording_receiver(config).await;
@@ -212,10 +215,13 @@ async fn bearer_tokens_guard_the_receiver_and_metadata_is_forwarded() {
     // The operator lists the metadata to forward; credentials never travel, even listed.
     let running = GrpcReceiver::new(service)
         .with_config(otlp_grpc::ReceiverConfig {
-            forward_headers: vec![
-                http::HeaderName::from_static("x-tenant"),
-                http::header::AUTHORIZATION,
-            ],
+            intake: otlp_grpc::IntakeConfig {
+                forward_headers: vec![
+                    http::HeaderName::from_static("x-tenant"),
+                    http::header::AUTHORIZATION,
+                ],
+                ..Default::default()
+            },
             ..Default::default()
         })
         .with_auth(BearerToken::new("s3cret"))
@@ -355,7 +361,10 @@ async fn export_stream_acknowledges_receipt_then_completion() {
 #[tokio::test]
 async fn full_decode_mode_delivers_the_same() {
     let config = ReceiverConfig {
-        decode: otlp_grpc::DecodeMode::Full,
+        intake: otlp_grpc::IntakeConfig {
+            decode: otlp_grpc::DecodeMode::Full,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (record, running) = start_recording_receiver(config).await;

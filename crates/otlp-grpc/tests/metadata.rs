@@ -54,10 +54,13 @@ async fn no_metadata_is_copied_unless_listed_and_credentials_never() {
     let none = headers_seen(ReceiverConfig::default()).await;
     assert!(none.is_empty(), "{none:?}");
     let listed = headers_seen(ReceiverConfig {
-        forward_headers: vec![
-            http::HeaderName::from_static("x-tenant"),
-            http::header::AUTHORIZATION,
-        ],
+        intake: otlp_grpc::IntakeConfig {
+            forward_headers: vec![
+                http::HeaderName::from_static("x-tenant"),
+                http::header::AUTHORIZATION,
+            ],
+            ..Default::default()
+        },
         ..ReceiverConfig::default()
     })
     .await;

@@ -136,8 +136,11 @@ async fn malformed_and_unsupported_requests_get_their_status_and_body() {
 #[tokio::test]
 async fn oversized_requests_and_bombs_get_413() {
     let config = HttpReceiverConfig {
-        max_body_bytes: 1 << 20,
-        max_decompressed_bytes: 4 << 20,
+        intake: otlp_http::IntakeConfig {
+            max_sent_bytes: 1 << 20,
+            max_request_bytes: 4 << 20,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (_, running) = start(config).await;

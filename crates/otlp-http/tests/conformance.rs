@@ -25,8 +25,8 @@ impl Transport for Http {
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
             let config = HttpReceiverConfig {
-                max_body_bytes: max_request_bytes,
-                max_decompressed_bytes: max_request_bytes,
+                intake: otlp_http::IntakeConfig::default()
+                    .with_max_request_bytes(max_request_bytes),
                 ..HttpReceiverConfig::default()
             };
             let running = HttpReceiver::new(service)

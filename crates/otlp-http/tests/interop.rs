@@ -109,7 +109,10 @@ exporter.shutdown()
 async fn the_official_python_exporter_sends_to_our_receiver() {
     let (record, running) = start(HttpReceiverConfig {
         // The metadata the client sends is forwarded when listed.
-        forward_headers: vec![http::HeaderName::from_static("x-sender")],
+        intake: otlp_http::IntakeConfig {
+            forward_headers: vec![http::HeaderName::from_static("x-sender")],
+            ..Default::default()
+        },
         ..HttpReceiverConfig::default()
     })
     .await;
@@ -180,7 +183,10 @@ async fn the_official_node_exporters_send_json_and_protobuf() {
     };
     let (record, running) = start(HttpReceiverConfig {
         // The metadata the client sends is forwarded when listed.
-        forward_headers: vec![http::HeaderName::from_static("x-sender")],
+        intake: otlp_http::IntakeConfig {
+            forward_headers: vec![http::HeaderName::from_static("x-sender")],
+            ..Default::default()
+        },
         ..HttpReceiverConfig::default()
     })
     .await;

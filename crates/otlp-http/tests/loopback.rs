@@ -124,10 +124,13 @@ async fn bearer_tokens_are_checked_and_metadata_forwarded() {
     // The operator lists the metadata to forward; credentials never travel, even listed.
     let running = HttpReceiver::new(service)
         .with_config(otlp_http::HttpReceiverConfig {
-            forward_headers: vec![
-                http::HeaderName::from_static("x-tenant"),
-                http::header::AUTHORIZATION,
-            ],
+            intake: otlp_http::IntakeConfig {
+                forward_headers: vec![
+                    http::HeaderName::from_static("x-tenant"),
+                    http::header::AUTHORIZATION,
+                ],
+                ..Default::default()
+            },
             ..Default::default()
         })
         .with_auth(BearerToken::new("s3cret"))

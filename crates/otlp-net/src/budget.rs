@@ -1,5 +1,5 @@
 //! A memory budget shared by receivers and the pipeline behind them: a request's bytes
-//! from the first one read (bodies, decompression, via [`Intake`]) to its decoded size,
+//! from the first one read (bodies, decompression, via [`Admission`]) to its decoded size,
 //! held with the request ([`admit`]) while it is queued, batched, exported and retried,
 //! across every connection, stream and transport that shares the budget. Per-request
 //! limits bound one request; the budget bounds them all together, so a slow downstream or
@@ -110,15 +110,15 @@ impl Reservation {
 }
 
 /// The reservation of one request on its way in: it grows as the body arrives and is
-/// decompressed ([`Intake::cover`]), then becomes the request's own ([`Intake::admit`]),
+/// decompressed ([`Admission::cover`]), then becomes the request's own ([`Admission::admit`]),
 /// so the bytes are counted from the first one read until the data leaves the process.
 /// Without a budget it does nothing.
 ///
 /// ```
 /// use otlp_core::{AnyExportRequest, ExportRequest, Traces};
-/// use otlp_net::budget::{Intake, MemoryBudget};
+/// use otlp_net::budget::{Admission, MemoryBudget};
 /// let budget = MemoryBudget::new(1 << 20);
-/// let mut intake = Intake::new(Some(&budget));
+/// let mut intake = Admission::new(Some(&budget));
 /// intake.cover(4096).unwrap(); // the body so far
 /// assert_eq!(budget.in_use(), 4096);
 /// let request = AnyExportRequest::from(ExportRequest::<Traces>::new(
@@ -130,12 +130,12 @@ impl Reservation {
 /// assert_eq!(budget.in_use(), 0);
 /// ```
 #[derive(Debug, Default)]
-pub struct Intake {
+pub struct Admission {
     budget: Option<MemoryBudget>,
     held: Option<Reservation>,
 }
 
-impl Intake {
+impl Admission {
     /// An empty reservation against `budget` (none: nothing is counted).
     pub fn new(budget: Option<&MemoryBudget>) -> Self {
         Self {
@@ -236,7 +236,7 @@ pub fn admit(
     budget: Option<&MemoryBudget>,
     request: AnyExportRequest,
 ) -> Result<AnyExportRequest, ExportError> {
-    Intake::new(budget).admit(request)
+    Admission::new(budget).admit(request)
 }
 
 /// Reserves `bytes` from `budget` if there is one (receivers without a budget hold what

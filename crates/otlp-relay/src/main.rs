@@ -13,10 +13,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use otlp_core::SignalKind;
-use otlp_grpc::framing::FrameLimits;
 use otlp_grpc::{GrpcReceiver, ReceiverConfig};
 use otlp_http::{Cors, HttpReceiver, HttpReceiverConfig};
 use otlp_net::budget::MemoryBudget;
+use otlp_net::intake::IntakeConfig;
 use otlp_net::listener::ListenerLimits;
 use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
 use otlp_relay::pipeline::{self, Exporter};
@@ -305,6 +305,12 @@ async fn run(options: Options) -> Result<(), String> {
         None => ReceiverConfig::default().dedup_capacity,
     };
     let windows = stream_receivers * DedupWindow::new(dedup_capacity).bound_bytes();
+    // Every receiver takes requests in with the same settings.
+    let intake = IntakeConfig {
+        memory_budget: budget.clone(),
+        ..IntakeConfig::default()
+    }
+    .with_max_request_bytes(max_request);
     let _windows = otlp_net::budget::reserve(budget.as_ref(), windows).map_err(|e| {
         format!("receivers.memory_budget_bytes cannot hold the de-duplication windows: {e}")
     })?;
@@ -316,12 +322,8 @@ async fn run(options: Options) -> Result<(), String> {
         receivers.grpc.listen,
         async |address| {
             let mut receiver = GrpcReceiver::new(sink.clone()).with_config(ReceiverConfig {
-                memory_budget: budget.clone(),
-                limits: FrameLimits {
-                    max_message_bytes: max_request,
-                    max_frame_bytes: max_request,
-                },
-                max_connections: receivers.max_connections,
+                intake: intake.clone(),
+                listener,
                 dedup_capacity,
                 ..ReceiverConfig::default()
             });
@@ -338,10 +340,8 @@ async fn run(options: Options) -> Result<(), String> {
     let ws_defaults = {
         let defaults = WsReceiverConfig::default();
         WsReceiverConfig {
-            memory_budget: budget.clone(),
-            max_message_bytes: max_request,
+            intake: intake.clone(),
             max_frame_bytes: defaults.max_frame_bytes.min(max_request),
-            max_decompressed_bytes: max_request,
             listener,
             allowed_origins: receivers.allowed_origins.clone(),
             dedup_capacity,
@@ -354,9 +354,7 @@ async fn run(options: Options) -> Result<(), String> {
         receivers.http.listen,
         async |address| {
             let mut receiver = HttpReceiver::new(sink.clone()).with_config(HttpReceiverConfig {
-                memory_budget: budget.clone(),
-                max_body_bytes: max_request,
-                max_decompressed_bytes: max_request,
+                intake: intake.clone(),
                 listener,
                 cors: Cors::allow_origins(receivers.allowed_origins.iter().cloned()),
                 ..HttpReceiverConfig::default()

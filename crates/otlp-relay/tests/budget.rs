@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use otlp_core::{AnyExportRequest, ErrorKind, ExportRequest, RetryClass, Traces};
 use otlp_net::budget::MemoryBudget;
+use otlp_net::intake::IntakeConfig;
 use otlp_testkit::realistic;
 use otlp_testkit::recording::Gate;
 
@@ -20,7 +21,10 @@ async fn requests_past_the_shared_budget_wait_their_turn_on_every_transport() {
     let loopback = "127.0.0.1:0".parse().expect("address");
     let grpc = otlp_grpc::GrpcReceiver::new(gate.clone())
         .with_config(otlp_grpc::ReceiverConfig {
-            memory_budget: Some(budget.clone()),
+            intake: IntakeConfig {
+                memory_budget: Some(budget.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .bind(loopback)
@@ -28,7 +32,10 @@ async fn requests_past_the_shared_budget_wait_their_turn_on_every_transport() {
         .expect("bind gRPC");
     let http = otlp_http::HttpReceiver::new(gate.clone())
         .with_config(otlp_http::HttpReceiverConfig {
-            memory_budget: Some(budget.clone()),
+            intake: IntakeConfig {
+                memory_budget: Some(budget.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .bind(loopback)
@@ -36,7 +43,10 @@ async fn requests_past_the_shared_budget_wait_their_turn_on_every_transport() {
         .expect("bind HTTP");
     let ws = otlp_websocket::WsReceiver::new(gate.clone())
         .with_config(otlp_websocket::WsReceiverConfig {
-            memory_budget: Some(budget.clone()),
+            intake: IntakeConfig {
+                memory_budget: Some(budget.clone()),
+                ..Default::default()
+            },
             ..Default::default()
         })
         .bind(loopback)

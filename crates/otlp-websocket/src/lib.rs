@@ -42,6 +42,8 @@ mod receiver;
 pub mod wire;
 
 pub use exporter::{WsExporter, WsExporterConfig, WsExporterStats};
+pub use otlp_net::intake::{IntakeConfig, IntakeStats};
+pub use otlp_net::listener::ListenerLimits;
 pub use receiver::{RunningWsReceiver, WsReceiver, WsReceiverConfig, WsReceiverStats};
 pub use wire::Encoding;
 

@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
-use otlp_codec::validate::DecodeMode;
-use otlp_compression::CompressionSet;
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
 use otlp_net::auth::Authenticate;
+use otlp_net::intake::{Intake, IntakeConfig};
 use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
 use otlp_net::upgrade::{Refusal, UpgradeHandler, UpgradedIo};
 use otlp_stream::{DedupWindow, acknowledge, completed};
@@ -35,14 +34,13 @@ use crate::wire::Encoding;
 pub struct WsReceiverConfig {
     /// The handshake path (default `/v1/stream`).
     pub path: String,
-    /// Compression algorithms offered through subprotocols.
-    pub compression: CompressionSet,
-    /// Largest message as sent (close 1009 beyond).
-    pub max_message_bytes: usize,
-    /// Largest frame as sent (close 1009 beyond).
+    /// What every receiver shares: the size limits (a message as sent, close 1009
+    /// beyond; a message after decompression, a too-large acknowledgement), compression
+    /// algorithms offered through subprotocols, validate or decode, the memory budget.
+    /// Forwarded headers are not used: a batch has no headers of its own.
+    pub intake: IntakeConfig,
+    /// Largest WebSocket frame as sent (close 1009 beyond).
     pub max_frame_bytes: usize,
-    /// Largest message after decompression (close 1009 beyond).
-    pub max_decompressed_bytes: usize,
     /// Ping interval.
     pub ping_interval: Duration,
     /// No batch received for this long closes the connection (4000); pings and pongs do
@@ -58,34 +56,20 @@ pub struct WsReceiverConfig {
     pub listener: ListenerLimits,
     /// Batch ids remembered to recognise resends.
     pub dedup_capacity: usize,
-    /// Validate protobuf payloads only (the default) or decode them.
-    pub decode: DecodeMode,
-    /// The memory budget requests are admitted against, shared with other receivers and
-    /// with the pipeline behind them: each request reserves its decoded-size estimate,
-    /// and the reservation travels with it (queue, batching, retry) until its data has
-    /// left the process. `None`: bounded only by the per-request and connection limits.
-    /// A request that does not fit now is refused retryably with a hint (UNAVAILABLE +
-    /// RetryInfo, 503 + Retry-After, a retryable stream acknowledgement); one larger than
-    /// the whole budget as too large.
-    pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
 impl Default for WsReceiverConfig {
     fn default() -> Self {
         Self {
             path: "/v1/stream".to_string(),
-            compression: CompressionSet::with_defaults(),
-            max_message_bytes: 64 << 20,
+            intake: IntakeConfig::default(),
             max_frame_bytes: 16 << 20,
-            max_decompressed_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             concurrency: 32,
             allowed_origins: Vec::new(),
             listener: ListenerLimits::default(),
             dedup_capacity: 65_536,
-            decode: DecodeMode::Validate,
-            memory_budget: None,
         }
     }
 }
@@ -108,6 +92,12 @@ pub struct WsReceiverStats {
     /// Connections ended because a write (an acknowledgement, a ping) did not complete
     /// within the idle timeout: the peer stopped reading.
     pub stalled_connections: AtomicU64,
+}
+
+impl AsRef<otlp_net::intake::IntakeStats> for WsReceiverStats {
+    fn as_ref(&self) -> &otlp_net::intake::IntakeStats {
+        &self.intake
+    }
 }
 
 impl std::ops::Deref for WsReceiverStats {
@@ -134,11 +124,25 @@ impl<Svc> std::fmt::Debug for WsReceiver<Svc> {
 }
 
 struct Shared<Svc> {
-    service: Svc,
+    intake: Intake<Svc, WsReceiverStats>,
     config: WsReceiverConfig,
     auth: Option<Arc<dyn Authenticate>>,
     dedup: Mutex<DedupWindow>,
-    stats: Arc<WsReceiverStats>,
+}
+
+impl<Svc> Shared<Svc> {
+    fn new(receiver: WsReceiver<Svc>, stats: Arc<WsReceiverStats>) -> Self {
+        Self {
+            dedup: Mutex::new(DedupWindow::new(receiver.config.dedup_capacity)),
+            intake: Intake::new(receiver.service, receiver.config.intake.clone(), stats),
+            config: receiver.config,
+            auth: receiver.auth,
+        }
+    }
+
+    fn stats(&self) -> &WsReceiverStats {
+        self.intake.stats()
+    }
 }
 
 impl<Svc> WsReceiver<Svc>
@@ -184,13 +188,7 @@ where
         shutdown: watch::Receiver<bool>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let limits = self.config.listener;
-        let shared = Arc::new(Shared {
-            dedup: Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
-            service: self.service,
-            config: self.config,
-            auth: self.auth,
-            stats,
-        });
+        let shared = Arc::new(Shared::new(self, stats));
         let signal = shutdown.clone();
         listener::accept_loop(listener, limits, None, shutdown, move |connection| {
             serve_connection(shared.clone(), connection, signal.clone())
@@ -209,13 +207,7 @@ where
     /// receiver's listener limits and shutdown then apply.
     pub fn into_upgrade_handler(self) -> (Arc<dyn UpgradeHandler>, Arc<WsReceiverStats>) {
         let stats = Arc::new(WsReceiverStats::default());
-        let shared = Arc::new(Shared {
-            dedup: Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
-            service: self.service,
-            config: self.config,
-            auth: self.auth,
-            stats: stats.clone(),
-        });
+        let shared = Arc::new(Shared::new(self, stats.clone()));
         (Arc::new(WsUpgrade { shared }), stats)
     }
 }
@@ -236,14 +228,14 @@ where
     fn accept(&self, parts: &http::request::Parts) -> Result<http::HeaderMap, Refusal> {
         let refused = |status: StatusCode, message: String| {
             self.shared
-                .stats
+                .stats()
                 .refused_handshakes
                 .fetch_add(1, Ordering::Relaxed);
             Refusal { status, message }
         };
         // Upgraded connections leave the HTTP listener's count, so the connection limit is
         // kept here (handshakes in flight may pass it by their number).
-        let open = self.shared.stats.open_connections.load(Ordering::Relaxed);
+        let open = self.shared.stats().open_connections.load(Ordering::Relaxed);
         if open >= self.shared.config.listener.max_connections as u64 {
             return Err(refused(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -293,11 +285,12 @@ where
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             // `accept` chose from the same header, so this finds the same encoding.
-            let Some(encoding) = Encoding::choose(offered, &shared.config.compression) else {
+            let Some(encoding) = Encoding::choose(offered, &shared.config.intake.compression)
+            else {
                 return;
             };
             let ws_config = WebSocketConfig::default()
-                .max_message_size(Some(shared.config.max_message_bytes))
+                .max_message_size(Some(shared.config.intake.max_sent_bytes))
                 .max_frame_size(Some(shared.config.max_frame_bytes));
             let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                 io,
@@ -354,7 +347,7 @@ fn check_handshake<Svc>(
         .get(header::SEC_WEBSOCKET_PROTOCOL)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some(encoding) = Encoding::choose(offered, &config.compression) else {
+    let Some(encoding) = Encoding::choose(offered, &config.intake.compression) else {
         return Err(refusal(
             StatusCode::BAD_REQUEST,
             "no supported subprotocol offered",
@@ -397,13 +390,13 @@ async fn serve_connection<Svc>(
         Ok(response)
     };
     let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(config.max_message_bytes))
+        .max_message_size(Some(config.intake.max_sent_bytes))
         .max_frame_size(Some(config.max_frame_bytes));
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_config));
     let Ok(Ok(ws)) = tokio::time::timeout(config.listener.handshake_timeout, handshake).await
     else {
         shared
-            .stats
+            .stats()
             .refused_handshakes
             .fetch_add(1, Ordering::Relaxed);
         return;
@@ -440,12 +433,10 @@ async fn serve_socket<Svc, Io>(
 {
     use futures_util::{SinkExt, StreamExt};
     let config = &shared.config;
-    shared.stats.connections.fetch_add(1, Ordering::Relaxed);
-    shared
-        .stats
-        .open_connections
-        .fetch_add(1, Ordering::Relaxed);
-    let _open = OpenConnection(&shared.stats);
+    let stats = shared.stats();
+    stats.connections.fetch_add(1, Ordering::Relaxed);
+    stats.open_connections.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenConnection(stats);
     let (mut sink, mut stream) = ws.split();
     let mut in_flight: JoinSet<Result<otlp_model::stream::StreamAck, Message>> = JoinSet::new();
     let mut ping = tokio::time::interval(config.ping_interval);
@@ -494,7 +485,7 @@ async fn serve_socket<Svc, Io>(
                 // A peer that stops reading its acknowledgements cannot hold the
                 // connection: the write has the idle timeout to complete.
                 let sent = tokio::time::timeout(config.idle_timeout, sink.send(encoding.ack_message(&ack))).await;
-                if !sent_in_time(sent, &shared.stats) {
+                if !sent_in_time(sent, stats) {
                     return;
                 }
             }
@@ -504,7 +495,7 @@ async fn serve_socket<Svc, Io>(
                     ending = Some(close(CloseCode::from(4000), "idle"));
                 } else if !sent_in_time(
                     tokio::time::timeout(config.idle_timeout, sink.send(Message::Ping(Default::default()))).await,
-                    &shared.stats,
+                    stats,
                 ) {
                     return;
                 }
@@ -561,37 +552,25 @@ where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
-    let config = &shared.config;
+    let intake = &shared.intake;
     // The message is counted against the memory budget as soon as it is read (the
     // WebSocket library holds at most one per connection while reading it); a batch that
     // does not fit is refused retryably, under its own number when it can be read.
-    let mut intake = otlp_net::budget::Intake::new(config.memory_budget.as_ref());
-    if let Err(error) = intake.cover(message.len()) {
-        shared
-            .stats
-            .refused_requests
-            .fetch_add(1, Ordering::Relaxed);
+    let mut admission = intake.admission();
+    if let Err(error) = admission.cover(message.len()) {
+        let error = intake.refused(error);
         return match peek_message_sequence(&message) {
             Some(sequence) => Ok(completed(sequence, &Err(error))),
             None => Err(close(CloseCode::Again, error.message())),
         };
     }
-    match encoding.read_batch(message, config.decode, config.max_decompressed_bytes) {
+    // The intake counts its refusals.
+    match encoding.read_batch(message, intake, &mut admission) {
         Ok((sequence, id, request)) => {
-            Ok(process(shared.clone(), sequence, id, request, intake).await)
+            Ok(process(shared.clone(), sequence, id, request, admission).await)
         }
-        Err((Some(sequence), error)) => {
-            shared
-                .stats
-                .refused_requests
-                .fetch_add(1, Ordering::Relaxed);
-            Ok(completed(sequence, &Err(error)))
-        }
+        Err((Some(sequence), error)) => Ok(completed(sequence, &Err(error))),
         Err((None, error)) => {
-            shared
-                .stats
-                .refused_requests
-                .fetch_add(1, Ordering::Relaxed);
             let code = match error.kind() {
                 otlp_core::ErrorKind::TooLarge => CloseCode::Size,
                 otlp_core::ErrorKind::UnsupportedMediaType => CloseCode::Unsupported,
@@ -607,18 +586,18 @@ async fn process<Svc>(
     sequence: u64,
     id: Option<Vec<u8>>,
     request: AnyExportRequest,
-    intake: otlp_net::budget::Intake,
+    admission: otlp_net::budget::Admission,
 ) -> otlp_model::stream::StreamAck
 where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
     let items = request.item_count();
-    let export = otlp_net::intake::deliver(&shared.service, &shared.stats, request, intake);
+    let export = shared.intake.deliver(request, admission);
     let (ack, duplicate) = acknowledge(&shared.dedup, sequence, id.as_deref(), items, export).await;
     if duplicate {
         shared
-            .stats
+            .stats()
             .duplicate_batches
             .fetch_add(1, Ordering::Relaxed);
     }

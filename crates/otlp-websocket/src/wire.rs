@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use otlp_codec::validate::DecodeMode;
 use otlp_codec::{Codec, Json};
 use otlp_compression::{Compression, CompressionSet};
 use otlp_core::{AnyExportRequest, ExportError, ExportRequest};
 use otlp_model::stream::stream_batch::Payload;
 use otlp_model::stream::{StreamAck, StreamBatch};
-use otlp_stream::envelope::{Batch, decode_batch, encode_batch, peek_sequence, with_batch_id};
+use otlp_net::budget::Admission;
+use otlp_net::intake::{Intake, IntakeStats};
+use otlp_stream::envelope::{Batch, encode_batch, with_batch_id};
 use prost::Message as _;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -119,33 +120,30 @@ impl Encoding {
         }
     }
 
-    /// The batch a received message carries. A failure names the batch's sequence when it
-    /// is readable, so that the batch alone can be refused.
-    pub fn read_batch(
+    /// The batch a received message carries, taken in by `intake` (protobuf: decompressed
+    /// with both copies held in `admission`, then validated or decoded; JSON: decoded). A
+    /// failure names the batch's sequence when it is readable, so that the batch alone can
+    /// be refused; every failure is counted as a refusal.
+    pub fn read_batch<Svc, St: AsRef<IntakeStats>>(
         &self,
         message: Message,
-        mode: DecodeMode,
-        max_decompressed: usize,
+        intake: &Intake<Svc, St>,
+        admission: &mut Admission,
     ) -> Result<Batch, (Option<u64>, ExportError)> {
         match (self, message) {
             (Encoding::Protobuf(compression), Message::Binary(bytes)) => {
-                let bytes = otlp_compression::decompress_received(
-                    bytes,
-                    compression.as_deref(),
-                    max_decompressed,
-                )
-                .map_err(|e| (None, ExportError::from(e)))?;
-                let sequence = peek_sequence(&bytes);
-                decode_batch(mode, bytes).map_err(|e| (sequence, e))
+                let bytes = intake
+                    .decompress(bytes, compression.as_deref(), admission)
+                    .map_err(|e| (None, e))?;
+                intake.stream_batch(bytes)
             }
             (Encoding::Json, Message::Text(text)) => {
                 let batch: StreamBatch = Json::default()
                     .decode(Bytes::from(text.as_bytes().to_vec()))
                     .map_err(|e| {
-                        (
-                            None,
-                            ExportError::invalid_argument(format!("malformed StreamBatch: {e}")),
-                        )
+                        let error =
+                            ExportError::invalid_argument(format!("malformed StreamBatch: {e}"));
+                        (None, intake.refused(error))
                     })?;
                 let sequence = batch.sequence;
                 let request = match batch.payload {
@@ -153,10 +151,8 @@ impl Encoding {
                     Some(Payload::Metrics(r)) => AnyExportRequest::Metrics(ExportRequest::new(r)),
                     Some(Payload::Logs(r)) => AnyExportRequest::Logs(ExportRequest::new(r)),
                     None => {
-                        return Err((
-                            Some(sequence),
-                            ExportError::invalid_argument("the batch carries no payload"),
-                        ));
+                        let error = ExportError::invalid_argument("the batch carries no payload");
+                        return Err((Some(sequence), intake.refused(error)));
                     }
                 };
                 let id = (!batch.batch_id.is_empty()).then(|| batch.batch_id.to_vec());
@@ -168,10 +164,10 @@ impl Encoding {
             }
             (_, _) => Err((
                 None,
-                ExportError::new(
+                intake.refused(ExportError::new(
                     otlp_core::ErrorKind::UnsupportedMediaType,
                     "a message of the wrong kind for the subprotocol",
-                ),
+                )),
             )),
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use otlp_core::AnyExportRequest;
 use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
-use otlp_websocket::{WsExporter, WsExporterConfig, WsReceiver, WsReceiverConfig};
+use otlp_websocket::{IntakeConfig, WsExporter, WsExporterConfig, WsReceiver, WsReceiverConfig};
 
 struct WebSocket;
 
@@ -22,9 +22,8 @@ impl Transport for WebSocket {
         Box::pin(async move {
             let defaults = WsReceiverConfig::default();
             let config = WsReceiverConfig {
-                max_message_bytes: max_request_bytes,
+                intake: IntakeConfig::default().with_max_request_bytes(max_request_bytes),
                 max_frame_bytes: defaults.max_frame_bytes.min(max_request_bytes),
-                max_decompressed_bytes: max_request_bytes,
                 ..defaults
             };
             let running = WsReceiver::new(service)

@@ -240,7 +240,7 @@ async fn refused_handshakes_fail_batches_with_their_class() {
 async fn an_oversized_message_closes_with_1009_and_the_exporter_reports_it() {
     let seen: Shared = Arc::default();
     let config = WsReceiverConfig {
-        max_message_bytes: 64 * 1024,
+        intake: otlp_websocket::IntakeConfig::default().with_max_request_bytes(64 * 1024),
         max_frame_bytes: 64 * 1024,
         ..Default::default()
     };

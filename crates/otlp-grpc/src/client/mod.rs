@@ -362,7 +362,7 @@ async fn read_unary_response(
         &mut body,
         &mut decoder,
         &mut trailers,
-        &mut otlp_net::budget::Intake::default(),
+        &mut otlp_net::budget::Admission::default(),
     )
     .await?
     {

@@ -36,7 +36,7 @@ impl StagedExport {
             &mut self.body,
             &mut self.decoder,
             &mut self.trailers,
-            &mut otlp_net::budget::Intake::default(),
+            &mut otlp_net::budget::Admission::default(),
         )
         .await
         {

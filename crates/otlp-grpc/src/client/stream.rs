@@ -364,7 +364,7 @@ impl Driver {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             let room = self.sender.has_room() && body.is_some();
             // Acknowledgements are not counted against a budget (there is none here).
-            let mut uncounted = otlp_net::budget::Intake::default();
+            let mut uncounted = otlp_net::budget::Admission::default();
             tokio::select! {
                 command = self.commands.recv(), if room && !self.closed => {
                     match command {

@@ -15,8 +15,8 @@ use otlp_core::{
 use prost::Message;
 
 use super::{Shared, streaming};
-use crate::body::{GrpcBody, read_unary};
-use crate::framing::{FrameDecoder, encode_frame};
+use crate::body::{GrpcBody, read_unary, read_unary_frame};
+use crate::framing::{FrameDecoder, encode_frame, frame_encoding};
 use crate::protocol::{
     EXPORT_BIDIRECTIONAL_PATH, EXPORT_STREAM_PATH, HEALTH_CHECK_PATH, HEALTH_WATCH_PATH,
     STREAM_SERVICE, parse_grpc_timeout,
@@ -92,7 +92,7 @@ fn prepare<Svc>(
     let encoding = match parts.headers.get("grpc-encoding").map(|v| v.to_str()) {
         None => None,
         Some(Ok(name)) if name.eq_ignore_ascii_case("identity") => None,
-        Some(Ok(name)) => match shared.config.compression.by_grpc_name(name) {
+        Some(Ok(name)) => match shared.config.intake.compression.by_grpc_name(name) {
             Some(algorithm) => Some(algorithm.clone()),
             None => {
                 return Err(ExportError::new(
@@ -125,33 +125,26 @@ async fn unary<S, Svc>(
     encoding: Option<Arc<dyn Compression>>,
 ) -> Result<Response<GrpcBody>, ExportError>
 where
-    S: Signal,
+    S: otlp_codec::CodecSignal,
     AnyExportRequest: From<ExportRequest<S>>,
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
-    let mut decoder = FrameDecoder::new(shared.config.limits);
+    let intake = &shared.intake;
+    let mut decoder = FrameDecoder::new(shared.config.frame_limits());
     let mut trailers = None;
     // Counted against the memory budget from the first byte read.
-    let mut intake = otlp_net::budget::Intake::new(shared.config.memory_budget.as_ref());
-    let message = read_unary(
-        &mut body,
-        &mut decoder,
-        encoding.as_deref(),
-        &mut trailers,
-        &mut intake,
-    )
-    .await
-    .map_err(|e| refused(shared, e))?
-    .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
-    let mut request = otlp_codec::validate::protobuf_request::<S>(shared.config.decode, message)
-        .map_err(|e| refused(shared, e))?;
-    otlp_net::forward_metadata(
-        &parts.headers,
-        &shared.config.forward_headers,
-        request.headers_mut(),
-    );
-    let outcome = shared.export(request.into(), intake).await?;
+    let mut admission = intake.admission();
+    let frame = read_unary_frame(&mut body, &mut decoder, &mut trailers, &mut admission)
+        .await
+        .and_then(|frame| frame.ok_or_else(|| ExportError::internal("the call carried no message")))
+        .and_then(|frame| Ok((frame_encoding(&frame, encoding.as_deref())?, frame)))
+        .map_err(|e| refused(shared, e));
+    let (compression, frame) = frame?;
+    // The intake counts its own refusals.
+    let message = intake.decompress(frame.payload, compression, &mut admission)?;
+    let request = intake.request::<S>(message, &otlp_codec::Protobuf::default(), &parts.headers)?;
+    let outcome = intake.deliver(request.into(), admission).await?;
     let response: S::Response = outcome.to_response();
     Ok(grpc_response(
         shared,
@@ -161,7 +154,7 @@ where
 }
 
 pub(crate) fn refused<Svc>(shared: &Shared<Svc>, error: ExportError) -> ExportError {
-    shared.stats.refused(error)
+    shared.intake.refused(error)
 }
 
 pub(crate) fn frame_message(message: &impl Message) -> Bytes {
@@ -261,7 +254,7 @@ where
         max_frame_bytes: 4096,
     });
     let mut trailers = None;
-    let mut intake = otlp_net::budget::Intake::default();
+    let mut intake = otlp_net::budget::Admission::default();
     let request = match read_unary(&mut body, &mut decoder, None, &mut trailers, &mut intake).await
     {
         Ok(Some(bytes)) => HealthCheckRequest::decode(bytes),

@@ -15,8 +15,8 @@ use std::time::Duration;
 use http::HeaderValue;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use otlp_compression::CompressionSet;
-use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome};
+use otlp_core::AnyExportService;
+use otlp_net::intake::{Intake, IntakeConfig};
 pub(crate) use otlp_net::listener::stopped;
 use otlp_net::listener::{self, Connection, ListenerLimits};
 use otlp_stream::DedupWindow;
@@ -76,58 +76,49 @@ pub use otlp_codec::validate::DecodeMode;
 /// How the receiver behaves; every field has a production default.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
-    /// Message size limits (default 64 MiB after decompression).
-    pub limits: FrameLimits,
-    /// Accepted `grpc-encoding`s, all advertised in `grpc-accept-encoding`.
-    pub compression: CompressionSet,
+    /// What every receiver shares: the size limits (a frame as sent, refused from its
+    /// declared length before it is buffered; a message after decompression), accepted
+    /// `grpc-encoding`s (all advertised in `grpc-accept-encoding`), validate or decode,
+    /// forwarded headers, the memory budget.
+    pub intake: IntakeConfig,
+    /// Connections served at once, the TLS handshake deadline, and the deadline for the
+    /// HTTP/2 preface and the SETTINGS frame header.
+    pub listener: ListenerLimits,
     /// HTTP/2 limits.
     pub http2: Http2Settings,
-    /// Connections served at once; further peers wait in the listen backlog.
-    pub max_connections: usize,
     /// Longest a unary call may take (reading, processing) when the client sets no
     /// shorter `grpc-timeout`: a client that trickles its body cannot hold a stream forever.
     pub request_timeout: Duration,
-    /// Longest a TLS handshake may take.
-    pub handshake_timeout: Duration,
     /// Batches of one bidirectional stream processed at once.
     pub stream_concurrency: usize,
     /// A bidirectional stream on which no batch arrives for this long, with nothing left
     /// to acknowledge, is ended with UNAVAILABLE (the client reopens one when it has data),
     /// so an idle peer that answers pings cannot hold a stream for ever.
     pub stream_idle_timeout: Duration,
-    /// Request headers copied into each `ExportRequest` for the service (tenant ids and
-    /// the like; see `otlp_net::forward_metadata`). Empty (the default): none. Batching
-    /// merges requests and does not carry headers on.
-    pub forward_headers: Vec<http::HeaderName>,
     /// Batch ids remembered to recognise resent batches (across streams).
     pub dedup_capacity: usize,
-    /// Validate only (the default) or decode fully.
-    pub decode: DecodeMode,
-    /// The memory budget requests are admitted against, shared with other receivers and
-    /// with the pipeline behind them: each request reserves its decoded-size estimate,
-    /// and the reservation travels with it (queue, batching, retry) until its data has
-    /// left the process. `None`: bounded only by the per-request and connection limits.
-    /// A request that does not fit now is refused retryably with a hint (UNAVAILABLE +
-    /// RetryInfo, 503 + Retry-After, a retryable stream acknowledgement); one larger than
-    /// the whole budget as too large.
-    pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
         Self {
-            limits: FrameLimits::default(),
-            compression: CompressionSet::with_defaults(),
+            intake: IntakeConfig::default(),
+            listener: ListenerLimits::default(),
             http2: Http2Settings::default(),
-            max_connections: 1024,
             request_timeout: Duration::from_secs(60),
-            handshake_timeout: Duration::from_secs(10),
             stream_concurrency: 32,
             stream_idle_timeout: Duration::from_secs(60),
             dedup_capacity: 65_536,
-            forward_headers: Vec::new(),
-            decode: DecodeMode::Validate,
-            memory_budget: None,
+        }
+    }
+}
+
+impl ReceiverConfig {
+    /// The frame decoder's limits.
+    pub(crate) fn frame_limits(&self) -> FrameLimits {
+        FrameLimits {
+            max_message_bytes: self.intake.max_request_bytes,
+            max_frame_bytes: self.intake.max_sent_bytes,
         }
     }
 }
@@ -149,6 +140,12 @@ pub struct ReceiverStats {
     /// (it stopped reading; its connection is closed, and its batches still
     /// unacknowledged are its to resend).
     pub stalled_streams: AtomicU64,
+}
+
+impl AsRef<otlp_net::intake::IntakeStats> for ReceiverStats {
+    fn as_ref(&self) -> &otlp_net::intake::IntakeStats {
+        &self.intake
+    }
 }
 
 impl std::ops::Deref for ReceiverStats {
@@ -261,7 +258,7 @@ where
         stats: Arc<ReceiverStats>,
         shutdown: watch::Receiver<bool>,
     ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
-        let accept_encoding = self.config.compression.grpc_accept_encoding();
+        let accept_encoding = self.config.intake.compression.grpc_accept_encoding();
         #[cfg(feature = "tls")]
         let tls = match &self.tls {
             Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
@@ -271,21 +268,15 @@ where
         };
         #[cfg(not(feature = "tls"))]
         let tls = None;
-        let limits = ListenerLimits {
-            max_connections: self.config.max_connections,
-            handshake_timeout: self.config.handshake_timeout,
-            // The HTTP/2 preface and the SETTINGS frame header within the handshake timeout.
-            opening_timeout: self.config.handshake_timeout,
-        };
+        let limits = self.config.listener;
         let shared = Arc::new(Shared {
             dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
             health_watches: Arc::new(tokio::sync::Semaphore::new(MAX_HEALTH_WATCHES)),
             accept_encoding: HeaderValue::from_str(&accept_encoding)
                 .unwrap_or(HeaderValue::from_static("identity")),
-            service: self.service,
+            intake: Intake::new(self.service, self.config.intake.clone(), stats),
             config: self.config,
             auth: self.auth,
-            stats,
             shutdown: shutdown.clone(),
         });
         Ok(listener::accept_loop(
@@ -300,30 +291,14 @@ where
 
 /// State shared by every connection and call of one receiver.
 pub(crate) struct Shared<Svc> {
-    pub(crate) service: Svc,
+    pub(crate) intake: Intake<Svc, ReceiverStats>,
     pub(crate) config: ReceiverConfig,
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
     pub(crate) accept_encoding: HeaderValue,
     pub(crate) dedup: std::sync::Mutex<DedupWindow>,
     /// Health `Watch` streams open at once, across connections (each holds a task).
     pub(crate) health_watches: Arc<tokio::sync::Semaphore>,
-    pub(crate) stats: Arc<ReceiverStats>,
     pub(crate) shutdown: watch::Receiver<bool>,
-}
-
-impl<Svc> Shared<Svc>
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-{
-    /// Hands one request to the service, counting the result.
-    pub(crate) async fn export(
-        &self,
-        request: AnyExportRequest,
-        intake: otlp_net::budget::Intake,
-    ) -> Result<ExportOutcome, ExportError> {
-        otlp_net::intake::deliver(&self.service, &self.stats, request, intake).await
-    }
 }
 
 async fn serve_connection<Svc>(shared: Arc<Shared<Svc>>, io: Connection)

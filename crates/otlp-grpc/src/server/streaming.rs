@@ -19,15 +19,14 @@ use hyper::body::Incoming;
 use otlp_compression::Compression;
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
 use otlp_model::stream::StreamAck;
-use otlp_net::budget::Intake;
-use otlp_stream::envelope::{decode_batch, peek_sequence};
+use otlp_net::budget::Admission;
 use otlp_stream::{acknowledge, completed, received};
 use tokio::task::JoinSet;
 
 use super::Shared;
 use super::handler::{frame_message, grpc_response_with_body, refused};
-use crate::body::{GrpcBody, next_frame, read_unary};
-use crate::framing::FrameDecoder;
+use crate::body::{GrpcBody, next_frame, read_unary_frame};
+use crate::framing::{FrameDecoder, frame_encoding};
 use crate::status::{error_trailers, ok_trailers};
 
 /// Frames of acknowledgements buffered ahead of the client reading them.
@@ -39,6 +38,7 @@ async fn process<Svc>(
     sequence: u64,
     id: Option<Vec<u8>>,
     request: AnyExportRequest,
+    admission: Admission,
 ) -> StreamAck
 where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
@@ -50,12 +50,13 @@ where
         sequence,
         id.as_deref(),
         items,
-        shared.export(request, Intake::new(shared.config.memory_budget.as_ref())),
+        shared.intake.deliver(request, admission),
     )
     .await;
     if duplicate {
         shared
-            .stats
+            .intake
+            .stats()
             .duplicate_batches
             .fetch_add(1, Ordering::Relaxed);
     }
@@ -76,15 +77,15 @@ where
     let (sender, response_body) = GrpcBody::channel(ACK_BUFFER);
     let response = grpc_response_with_body(&shared, response_body);
     tokio::spawn(async move {
-        let _open = OpenStream::new(shared.stats.clone());
+        let _open = OpenStream::new(shared.intake.stats().clone());
         let concurrency = shared.config.stream_concurrency.max(1);
-        let mut decoder = FrameDecoder::new(shared.config.limits);
+        let mut decoder = FrameDecoder::new(shared.config.frame_limits());
         let mut trailers: Option<HeaderMap> = None;
         let mut in_flight = JoinSet::new();
         let mut reading = true;
         let mut ending: Result<(), ExportError> = Ok(());
         let mut shutdown = shared.shutdown.clone();
-        let mut uncounted = Intake::default();
+        let mut uncounted = Admission::default();
         let idle_timeout = shared.config.stream_idle_timeout;
         // Batches read and acknowledgements written are activity.
         let mut last_activity = tokio::time::Instant::now();
@@ -101,22 +102,24 @@ where
                             last_activity = tokio::time::Instant::now();
                             let encoding = encoding.clone();
                             let shared = shared.clone();
-                            let limits = shared.config.limits;
                             in_flight.spawn(async move {
-                                let message = FrameDecoder::new(limits)
-                                    .message(frame, encoding.as_deref())
+                                let intake = &shared.intake;
+                                let compression = frame_encoding(&frame, encoding.as_deref())
                                     .map_err(|e| refused(&shared, e))?;
-                                let sequence = peek_sequence(&message);
-                                match (decode_batch(shared.config.decode, message), sequence) {
-                                    (Ok((sequence, id, request)), _) => {
-                                        Ok(process(shared, sequence, id, request).await)
+                                let mut admission = intake.admission();
+                                // The intake counts its own refusals.
+                                let message =
+                                    intake.decompress(frame.payload, compression, &mut admission)?;
+                                match intake.stream_batch(message) {
+                                    Ok((sequence, id, request)) => {
+                                        Ok(process(shared, sequence, id, request, admission).await)
                                     }
                                     // A malformed batch whose number is readable: refused
                                     // alone, the stream goes on.
-                                    (Err(error), Some(sequence)) => {
-                                        Ok(completed(sequence, &Err(refused(&shared, error))))
+                                    Err((Some(sequence), error)) => {
+                                        Ok(completed(sequence, &Err(error)))
                                     }
-                                    (Err(error), None) => Err(refused(&shared, error)),
+                                    Err((None, error)) => Err(error),
                                 }
                             });
                         }
@@ -129,7 +132,7 @@ where
                 }
                 () = tokio::time::sleep_until(last_activity.checked_add(idle_timeout).unwrap_or(last_activity)),
                     if reading && in_flight.is_empty() && last_activity.checked_add(idle_timeout).is_some() => {
-                    shared.stats.idle_streams.fetch_add(1, Ordering::Relaxed);
+                    shared.intake.stats().idle_streams.fetch_add(1, Ordering::Relaxed);
                     reading = false;
                     ending = Err(ExportError::unavailable(format!(
                         "no batch within the stream idle timeout ({idle_timeout:?})"
@@ -186,7 +189,11 @@ async fn write_within<Svc>(
     match tokio::time::timeout(shared.config.request_timeout, write).await {
         Ok(written) => written,
         Err(_) => {
-            shared.stats.stalled_streams.fetch_add(1, Ordering::Relaxed);
+            shared
+                .intake
+                .stats()
+                .stalled_streams
+                .fetch_add(1, Ordering::Relaxed);
             if let Some(stalled) = stalled {
                 stalled.close_connection();
             }
@@ -205,21 +212,19 @@ where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
-    let mut decoder = FrameDecoder::new(shared.config.limits);
+    let intake = &shared.intake;
+    let mut decoder = FrameDecoder::new(shared.config.frame_limits());
     let mut trailers = None;
-    let mut intake = Intake::new(shared.config.memory_budget.as_ref());
-    let message = read_unary(
-        &mut body,
-        &mut decoder,
-        encoding.as_deref(),
-        &mut trailers,
-        &mut intake,
-    )
-    .await
-    .map_err(|e| refused(shared, e))?
-    .ok_or_else(|| refused(shared, ExportError::internal("the call carried no message")))?;
-    let (sequence, id, request) =
-        decode_batch(shared.config.decode, message).map_err(|e| refused(shared, e))?;
+    let mut admission = intake.admission();
+    let frame = read_unary_frame(&mut body, &mut decoder, &mut trailers, &mut admission)
+        .await
+        .and_then(|frame| frame.ok_or_else(|| ExportError::internal("the call carried no message")))
+        .and_then(|frame| Ok((frame_encoding(&frame, encoding.as_deref())?, frame)))
+        .map_err(|e| refused(shared, e));
+    let (compression, frame) = frame?;
+    // The intake counts its own refusals.
+    let message = intake.decompress(frame.payload, compression, &mut admission)?;
+    let (sequence, id, request) = intake.stream_batch(message).map_err(|(_, e)| e)?;
     let (sender, response_body) = GrpcBody::channel(2);
     let shared_task = shared.clone();
     let stalled = parts.extensions.get::<super::StalledPeer>().cloned();
@@ -229,7 +234,7 @@ where
         if !write(frame_message(&received(sequence))).await {
             return;
         }
-        let ack = process(shared_task.clone(), sequence, id, request).await;
+        let ack = process(shared_task.clone(), sequence, id, request, admission).await;
         if write(frame_message(&ack)).await {
             write_within(shared, stalled.as_ref(), sender.trailers(ok_trailers())).await;
         }

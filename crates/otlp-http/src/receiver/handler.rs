@@ -82,7 +82,8 @@ where
         Err(failure) => {
             if failure.before_service {
                 shared
-                    .stats
+                    .intake
+                    .stats()
                     .refused_requests
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -101,7 +102,8 @@ struct Failure {
     error: ExportError,
     /// The request's codec, if known: errors are answered in its format.
     codec: Option<Arc<dyn OtlpCodec>>,
-    /// Refused before reaching the service (counted as refused).
+    /// Refused here, before reaching the intake (counted as refused when answered; the
+    /// intake counts its own refusals).
     before_service: bool,
     /// A status other than the error's own (408 for a body that never finished).
     status: Option<StatusCode>,
@@ -150,20 +152,22 @@ where
             ))
         })?;
     let with_codec = |error: ExportError| Failure::refused(error, Some(codec.clone()));
-    let encoding = content_encoding(config, &parts.headers).map_err(with_codec)?;
+    let encoding = content_encoding(&shared.config.intake, &parts.headers).map_err(with_codec)?;
+    let intake = &shared.intake;
+    let max_sent = intake.config().max_sent_bytes;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > config.max_body_bytes as u64) {
-        return Err(with_codec(too_large(config.max_body_bytes)));
+    if declared.is_some_and(|len| len > max_sent as u64) {
+        return Err(with_codec(too_large(max_sent)));
     }
     // Counted against the memory budget from the first byte read.
-    let mut intake = otlp_net::budget::Intake::new(config.memory_budget.as_ref());
+    let mut admission = intake.admission();
     let raw = tokio::time::timeout(
         config.body_read_timeout,
-        read_body(body, config.max_body_bytes, &mut intake),
+        read_body(body, max_sent, &mut admission),
     )
     .await
     .map_err(|_| Failure {
@@ -174,42 +178,21 @@ where
         )))
     })?
     .map_err(with_codec)?;
-    let raw_len = raw.len();
-    let bytes = otlp_compression::decompress_received(
-        raw,
-        encoding.as_deref(),
-        config.max_decompressed_bytes,
-    )
-    .map_err(|e| with_codec(ExportError::from(e)))?;
-    if encoding.is_some() {
-        // Both copies are held until the compressed one is dropped.
-        intake
-            .cover(raw_len.saturating_add(bytes.len()))
-            .map_err(with_codec)?;
-    }
-    let mut request = if codec.is_protobuf() {
-        otlp_codec::validate::protobuf_request::<S>(config.decode, bytes).map_err(with_codec)?
-    } else {
-        let message = S::decode_request(codec.as_ref(), bytes).map_err(|e| {
-            with_codec(ExportError::invalid_argument(format!(
-                "malformed {} request: {e}",
-                S::KIND
-            )))
-        })?;
-        ExportRequest::<S>::new(message)
+    // The intake counts its own refusals.
+    let counted = |error: ExportError| Failure {
+        before_service: false,
+        ..Failure::refused(error, Some(codec.clone()))
     };
-    otlp_net::forward_metadata(
-        &parts.headers,
-        &shared.config.forward_headers,
-        request.headers_mut(),
-    );
-    let outcome = shared
-        .export(request.into(), intake)
+    let bytes = intake
+        .decompress(raw, encoding.as_deref(), &mut admission)
+        .map_err(counted)?;
+    let request = intake
+        .request::<S>(bytes, codec.as_ref(), &parts.headers)
+        .map_err(counted)?;
+    let outcome = intake
+        .deliver(request.into(), admission)
         .await
-        .map_err(|error| Failure {
-            before_service: false,
-            ..Failure::refused(error, Some(codec.clone()))
-        })?;
+        .map_err(counted)?;
     let mut out = Vec::new();
     S::encode_response(codec.as_ref(), &outcome.to_response(), &mut out).map_err(|e| Failure {
         before_service: false,
@@ -227,7 +210,7 @@ fn too_large(limit: usize) -> ExportError {
 }
 
 fn content_encoding(
-    config: &super::HttpReceiverConfig,
+    config: &otlp_net::intake::IntakeConfig,
     headers: &http::HeaderMap,
 ) -> Result<Option<Arc<dyn Compression>>, ExportError> {
     let Some(value) = headers.get(header::CONTENT_ENCODING) else {
@@ -254,7 +237,7 @@ fn content_encoding(
 async fn read_body(
     mut body: Incoming,
     limit: usize,
-    intake: &mut otlp_net::budget::Intake,
+    admission: &mut otlp_net::budget::Admission,
 ) -> Result<Bytes, ExportError> {
     // The declared length sizes the buffer only up to 1 MiB: a client that declares a large
     // body and sends nothing must not hold the whole allocation until the body timeout.
@@ -274,10 +257,10 @@ async fn read_body(
             if out.len() + data.len() > limit {
                 return Err(too_large(limit));
             }
-            intake.cover(out.len() + data.len())?;
+            admission.cover(out.len() + data.len())?;
             out.extend_from_slice(&data);
             // What the buffer really took, growth slack included.
-            intake.cover(out.capacity())?;
+            admission.cover(out.capacity())?;
         }
     }
     Ok(out.freeze())
@@ -316,7 +299,8 @@ fn upgrade<Svc>(
         || !otlp_net::upgrade::asks_for(request.headers(), handler.protocol())
     {
         shared
-            .stats
+            .intake
+            .stats()
             .refused_requests
             .fetch_add(1, Ordering::Relaxed);
         let mut response = text(
@@ -337,7 +321,8 @@ fn upgrade<Svc>(
         && let Err(error) = auth.authenticate(&parts)
     {
         shared
-            .stats
+            .intake
+            .stats()
             .refused_requests
             .fetch_add(1, Ordering::Relaxed);
         let status =
@@ -348,7 +333,8 @@ fn upgrade<Svc>(
         Ok(headers) => headers,
         Err(refusal) => {
             shared
-                .stats
+                .intake
+                .stats()
                 .refused_requests
                 .fetch_add(1, Ordering::Relaxed);
             return text(refusal.status, &refusal.message);

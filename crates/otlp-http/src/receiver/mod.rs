@@ -15,10 +15,9 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use otlp_codec::CodecSet;
-use otlp_codec::validate::DecodeMode;
-use otlp_compression::CompressionSet;
-use otlp_core::{AnyExportRequest, AnyExportService, ExportError, ExportOutcome, SignalKind};
+use otlp_core::{AnyExportService, SignalKind};
 use otlp_net::auth::Authenticate;
+use otlp_net::intake::{Intake, IntakeConfig};
 use otlp_net::listener::{self, ListenerLimits, stopped};
 use otlp_net::upgrade::UpgradeHandler;
 use tokio::net::TcpListener;
@@ -68,17 +67,10 @@ pub struct HttpReceiverConfig {
     pub paths: HttpPaths,
     /// Accepted `Content-Type`s (protobuf, JSON, MessagePack, CBOR by default).
     pub codecs: CodecSet,
-    /// Accepted `Content-Encoding`s.
-    pub compression: CompressionSet,
-    /// Largest body as sent (compressed or not): larger declared `Content-Length`s are
-    /// refused before reading, larger bodies while reading (413).
-    pub max_body_bytes: usize,
-    /// Largest body after decompression (413).
-    pub max_decompressed_bytes: usize,
-    /// Request headers copied into each `ExportRequest` for the service (tenant ids and
-    /// the like; see `otlp_net::forward_metadata`). Empty (the default): none. Batching
-    /// merges requests and does not carry headers on.
-    pub forward_headers: Vec<http::HeaderName>,
+    /// What every receiver shares: the size limits (the body as sent, 413 beyond, from
+    /// the declared `Content-Length` before reading; and after decompression), accepted
+    /// `Content-Encoding`s, validate or decode, forwarded headers, the memory budget.
+    pub intake: IntakeConfig,
     /// Longest wait for a request's headers (HTTP/1.1): a slow client is disconnected.
     pub header_read_timeout: Duration,
     /// Longest wait for a request's body (408).
@@ -91,16 +83,6 @@ pub struct HttpReceiverConfig {
     pub max_header_bytes: usize,
     /// Cross-origin access for browsers (none by default).
     pub cors: Cors,
-    /// Validate protobuf bodies only (the default) or decode them.
-    pub decode: DecodeMode,
-    /// The memory budget requests are admitted against, shared with other receivers and
-    /// with the pipeline behind them: each request reserves its decoded-size estimate,
-    /// and the reservation travels with it (queue, batching, retry) until its data has
-    /// left the process. `None`: bounded only by the per-request and connection limits.
-    /// A request that does not fit now is refused retryably with a hint (UNAVAILABLE +
-    /// RetryInfo, 503 + Retry-After, a retryable stream acknowledgement); one larger than
-    /// the whole budget as too large.
-    pub memory_budget: Option<otlp_net::budget::MemoryBudget>,
 }
 
 impl Default for HttpReceiverConfig {
@@ -108,18 +90,13 @@ impl Default for HttpReceiverConfig {
         Self {
             paths: HttpPaths::default(),
             codecs: CodecSet::with_defaults(),
-            compression: CompressionSet::with_defaults(),
-            max_body_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
-            max_decompressed_bytes: otlp_compression::DEFAULT_DECOMPRESSED_LIMIT,
+            intake: IntakeConfig::default(),
             header_read_timeout: Duration::from_secs(10),
-            forward_headers: Vec::new(),
             body_read_timeout: Duration::from_secs(30),
             listener: ListenerLimits::default(),
             max_concurrent_streams: 256,
             max_header_bytes: 16 * 1024,
             cors: Cors::default(),
-            decode: DecodeMode::Validate,
-            memory_budget: None,
         }
     }
 }
@@ -168,25 +145,26 @@ impl<Svc> std::fmt::Debug for HttpReceiver<Svc> {
 }
 
 pub(crate) struct Shared<Svc> {
-    pub(crate) service: Svc,
+    pub(crate) intake: Intake<Svc, HttpReceiverStats>,
     pub(crate) config: HttpReceiverConfig,
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
-    pub(crate) stats: Arc<HttpReceiverStats>,
     pub(crate) upgrade: Option<(String, Arc<dyn UpgradeHandler>)>,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
-impl<Svc> Shared<Svc>
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-{
-    pub(crate) async fn export(
-        &self,
-        request: AnyExportRequest,
-        intake: otlp_net::budget::Intake,
-    ) -> Result<ExportOutcome, ExportError> {
-        otlp_net::intake::deliver(&self.service, &self.stats, request, intake).await
+impl<Svc> Shared<Svc> {
+    fn new(
+        receiver: HttpReceiver<Svc>,
+        stats: Arc<HttpReceiverStats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            intake: Intake::new(receiver.service, receiver.config.intake.clone(), stats),
+            config: receiver.config,
+            auth: receiver.auth,
+            upgrade: receiver.upgrade,
+            shutdown,
+        }
     }
 }
 
@@ -273,14 +251,8 @@ where
         // The sender stays alive for the connection's life: this connection is only
         // stopped by its peer.
         let (_never, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            service: self.service,
-            config: self.config,
-            auth: self.auth,
-            stats: Arc::new(HttpReceiverStats::default()),
-            upgrade: self.upgrade,
-            shutdown: shutdown.clone(),
-        });
+        let stats = Arc::new(HttpReceiverStats::default());
+        let shared = Arc::new(Shared::new(self, stats, shutdown.clone()));
         serve_connection(shared, io, shutdown).await;
     }
 
@@ -301,14 +273,7 @@ where
         #[cfg(not(feature = "tls"))]
         let tls = None;
         let limits = self.config.listener;
-        let shared = Arc::new(Shared {
-            service: self.service,
-            config: self.config,
-            auth: self.auth,
-            stats,
-            upgrade: self.upgrade,
-            shutdown: shutdown.clone(),
-        });
+        let shared = Arc::new(Shared::new(self, stats, shutdown.clone()));
         let signal = shutdown.clone();
         Ok(listener::accept_loop(
             listener,
