@@ -31,8 +31,7 @@ fuzz_target!(|data: &[u8]| {
             Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
         });
         let config = HttpReceiverConfig {
-            max_body_bytes: 1 << 16,
-            max_decompressed_bytes: 1 << 16,
+            intake: otlp_http::IntakeConfig::default().with_max_request_bytes(1 << 16),
             ..HttpReceiverConfig::default()
         };
         let (client, server) = tokio::io::duplex(1 << 16);
