@@ -131,18 +131,7 @@ where
     Svc::Future: Send,
 {
     let intake = &shared.intake;
-    let mut decoder = FrameDecoder::new(shared.config.frame_limits());
-    let mut trailers = None;
-    // Counted against the memory budget from the first byte read.
-    let mut admission = intake.admission();
-    let frame = read_unary_frame(&mut body, &mut decoder, &mut trailers, &mut admission)
-        .await
-        .and_then(|frame| frame.ok_or_else(|| ExportError::internal("the call carried no message")))
-        .and_then(|frame| Ok((frame_encoding(&frame, encoding.as_deref())?, frame)))
-        .map_err(|e| refused(shared, e));
-    let (compression, frame) = frame?;
-    // The intake counts its own refusals.
-    let message = intake.decompress(frame.payload, compression, &mut admission)?;
+    let (message, admission) = read_message(shared, &mut body, encoding.as_deref()).await?;
     let request = intake.request::<S>(message, &otlp_codec::Protobuf::default(), &parts.headers)?;
     let outcome = intake.deliver(request.into(), admission).await?;
     let response: S::Response = outcome.to_response();
@@ -151,6 +140,28 @@ where
         Some(frame_message(&response)),
         Some(ok_trailers()),
     ))
+}
+
+/// The one message of a unary-request call, read within the frame limits and decompressed
+/// by the intake, with its reservation (counted from the first byte read). Refusals are
+/// counted.
+pub(crate) async fn read_message<Svc>(
+    shared: &Shared<Svc>,
+    body: &mut Incoming,
+    encoding: Option<&dyn Compression>,
+) -> Result<(Bytes, otlp_net::budget::Admission), ExportError> {
+    let intake = &shared.intake;
+    let mut decoder = FrameDecoder::new(shared.config.frame_limits());
+    let mut trailers = None;
+    let mut admission = intake.admission();
+    let (compression, frame) = read_unary_frame(body, &mut decoder, &mut trailers, &mut admission)
+        .await
+        .and_then(|frame| frame.ok_or_else(|| ExportError::internal("the call carried no message")))
+        .and_then(|frame| Ok((frame_encoding(&frame, encoding)?, frame)))
+        .map_err(|e| refused(shared, e))?;
+    // The intake counts its own refusals.
+    let message = intake.decompress(frame.payload, compression, &mut admission)?;
+    Ok((message, admission))
 }
 
 pub(crate) fn refused<Svc>(shared: &Shared<Svc>, error: ExportError) -> ExportError {

@@ -24,8 +24,8 @@ use otlp_stream::{acknowledge, completed, received};
 use tokio::task::JoinSet;
 
 use super::Shared;
-use super::handler::{frame_message, grpc_response_with_body, refused};
-use crate::body::{GrpcBody, next_frame, read_unary_frame};
+use super::handler::{frame_message, grpc_response_with_body, read_message, refused};
+use crate::body::{GrpcBody, next_frame};
 use crate::framing::{FrameDecoder, frame_encoding};
 use crate::status::{error_trailers, ok_trailers};
 
@@ -212,19 +212,8 @@ where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
-    let intake = &shared.intake;
-    let mut decoder = FrameDecoder::new(shared.config.frame_limits());
-    let mut trailers = None;
-    let mut admission = intake.admission();
-    let frame = read_unary_frame(&mut body, &mut decoder, &mut trailers, &mut admission)
-        .await
-        .and_then(|frame| frame.ok_or_else(|| ExportError::internal("the call carried no message")))
-        .and_then(|frame| Ok((frame_encoding(&frame, encoding.as_deref())?, frame)))
-        .map_err(|e| refused(shared, e));
-    let (compression, frame) = frame?;
-    // The intake counts its own refusals.
-    let message = intake.decompress(frame.payload, compression, &mut admission)?;
-    let (sequence, id, request) = intake.stream_batch(message).map_err(|(_, e)| e)?;
+    let (message, admission) = read_message(shared, &mut body, encoding.as_deref()).await?;
+    let (sequence, id, request) = shared.intake.stream_batch(message).map_err(|(_, e)| e)?;
     let (sender, response_body) = GrpcBody::channel(2);
     let shared_task = shared.clone();
     let stalled = parts.extensions.get::<super::StalledPeer>().cloned();
