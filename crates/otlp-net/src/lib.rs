@@ -8,6 +8,8 @@
 //!   rustls configurations ([`tls::ServerTls`], [`tls::ClientTls`]).
 //! - [`listener`]: the accept loop every receiver runs (connection limit, TLS handshake
 //!   deadline, graceful shutdown).
+//! - [`server`]: the lifecycle every receiver shares (bind or serve a given listener,
+//!   TLS, the running receiver's address and counters, shutdown with a deadline).
 //!
 //! ```
 //! use otlp_net::auth::{Authenticate, BearerToken};
@@ -27,6 +29,7 @@ pub mod auth;
 pub mod budget;
 pub mod intake;
 pub mod listener;
+pub mod server;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod upgrade;

@@ -44,6 +44,9 @@ pub mod wire;
 pub use exporter::{WsExporter, WsExporterConfig, WsExporterStats};
 pub use otlp_net::intake::{IntakeConfig, IntakeStats};
 pub use otlp_net::listener::ListenerLimits;
+/// TLS settings of both ends (`wss://`), re-exported from `otlp-net`.
+#[cfg(feature = "tls")]
+pub use otlp_net::tls;
 pub use receiver::{RunningWsReceiver, WsReceiver, WsReceiverConfig, WsReceiverStats};
 pub use wire::Encoding;
 

@@ -12,7 +12,7 @@ use http::{HeaderValue, StatusCode, header};
 use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
 use otlp_net::auth::Authenticate;
 use otlp_net::intake::{Intake, IntakeConfig};
-use otlp_net::listener::{self, Connection, ListenerLimits, stopped};
+use otlp_net::listener::{Connection, ListenerLimits, stopped};
 use otlp_net::upgrade::{Refusal, UpgradeHandler, UpgradedIo};
 use otlp_stream::{DedupWindow, acknowledge, completed};
 use tokio::net::TcpListener;
@@ -113,6 +113,8 @@ pub struct WsReceiver<Svc> {
     service: Svc,
     config: WsReceiverConfig,
     auth: Option<Arc<dyn Authenticate>>,
+    #[cfg(feature = "tls")]
+    tls: Option<otlp_net::tls::ServerTls>,
 }
 
 impl<Svc> std::fmt::Debug for WsReceiver<Svc> {
@@ -123,20 +125,29 @@ impl<Svc> std::fmt::Debug for WsReceiver<Svc> {
     }
 }
 
-struct Shared<Svc> {
+/// State shared by every connection of one running receiver.
+pub struct Shared<Svc> {
     intake: Intake<Svc, WsReceiverStats>,
     config: WsReceiverConfig,
     auth: Option<Arc<dyn Authenticate>>,
     dedup: Mutex<DedupWindow>,
+    /// The standalone receiver's stop signal (an upgrade handler's connections are
+    /// stopped by the HTTP receiver that serves them).
+    shutdown: watch::Receiver<bool>,
 }
 
 impl<Svc> Shared<Svc> {
-    fn new(receiver: WsReceiver<Svc>, stats: Arc<WsReceiverStats>) -> Self {
+    fn new(
+        receiver: WsReceiver<Svc>,
+        stats: Arc<WsReceiverStats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             dedup: Mutex::new(DedupWindow::new(receiver.config.dedup_capacity)),
             intake: Intake::new(receiver.service, receiver.config.intake.clone(), stats),
             config: receiver.config,
             auth: receiver.auth,
+            shutdown,
         }
     }
 
@@ -156,6 +167,8 @@ where
             service,
             config: WsReceiverConfig::default(),
             auth: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -171,28 +184,68 @@ where
         self
     }
 
-    /// Binds `address` and serves in the background until the handle shuts it down.
-    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningWsReceiver> {
-        otlp_net::listener::Running::spawn(
-            address,
-            WsReceiverStats::default(),
-            |listener, stats, signal| Ok(self.into_serving(listener, stats, signal)),
-        )
-        .await
+    /// Serves TLS (`wss://`; mutual TLS if the settings require client certificates).
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, tls: otlp_net::tls::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
-    fn into_serving(
+    /// Binds `address` and serves in a background task until the returned handle shuts
+    /// it down (dropping the handle shuts it down too).
+    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningWsReceiver> {
+        otlp_net::server::bind(self, address).await
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then closes every connection
+    /// once its batches in flight are acknowledged.
+    pub async fn serve(
         self,
         listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()> {
+        otlp_net::server::serve(self, listener, shutdown).await
+    }
+}
+
+impl<Svc> otlp_net::server::Receiver for WsReceiver<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    type Stats = WsReceiverStats;
+    type Connections = Shared<Svc>;
+    const ALPN: &'static [&'static [u8]] = &[b"http/1.1"];
+
+    fn listener_limits(&self) -> ListenerLimits {
+        self.config.listener
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls(&self) -> Option<&otlp_net::tls::ServerTls> {
+        self.tls.as_ref()
+    }
+
+    fn into_connections(
+        self,
         stats: Arc<WsReceiverStats>,
         shutdown: watch::Receiver<bool>,
+    ) -> Arc<Shared<Svc>> {
+        Arc::new(Shared::new(self, stats, shutdown))
+    }
+}
+
+impl<Svc> otlp_net::server::ServeConnection for Shared<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    fn serve_connection(
+        self: Arc<Self>,
+        connection: Connection,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let limits = self.config.listener;
-        let shared = Arc::new(Shared::new(self, stats));
-        let signal = shutdown.clone();
-        listener::accept_loop(listener, limits, None, shutdown, move |connection| {
-            serve_connection(shared.clone(), connection, signal.clone())
-        })
+        let shutdown = self.shutdown.clone();
+        serve_connection(self, connection, shutdown)
     }
 }
 
@@ -207,13 +260,21 @@ where
     /// receiver's listener limits and shutdown then apply.
     pub fn into_upgrade_handler(self) -> (Arc<dyn UpgradeHandler>, Arc<WsReceiverStats>) {
         let stats = Arc::new(WsReceiverStats::default());
-        let shared = Arc::new(Shared::new(self, stats.clone()));
-        (Arc::new(WsUpgrade { shared }), stats)
+        let (unused_stop, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared::new(self, stats.clone(), shutdown));
+        let upgrade = WsUpgrade {
+            shared,
+            _unused_stop: unused_stop,
+        };
+        (Arc::new(upgrade), stats)
     }
 }
 
 struct WsUpgrade<Svc> {
     shared: Arc<Shared<Svc>>,
+    /// Keeps `shared.shutdown` from reading as stopped; upgraded connections are given
+    /// the HTTP receiver's signal instead.
+    _unused_stop: watch::Sender<bool>,
 }
 
 impl<Svc> UpgradeHandler for WsUpgrade<Svc>
@@ -604,5 +665,5 @@ where
     ack
 }
 
-/// A receiver serving in the background (see [`otlp_net::listener::Running`]).
-pub type RunningWsReceiver = otlp_net::listener::Running<WsReceiverStats>;
+/// A receiver serving in the background (see [`otlp_net::server::Running`]).
+pub type RunningWsReceiver = otlp_net::server::Running<WsReceiverStats>;

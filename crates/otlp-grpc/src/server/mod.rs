@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use otlp_core::AnyExportService;
 use otlp_net::intake::{Intake, IntakeConfig};
 pub(crate) use otlp_net::listener::stopped;
-use otlp_net::listener::{self, Connection, ListenerLimits};
+use otlp_net::listener::{Connection, ListenerLimits};
 use otlp_stream::DedupWindow;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -230,12 +230,7 @@ where
     /// Binds `address` and serves in a background task until the returned handle shuts
     /// it down (dropping the handle shuts it down too).
     pub async fn bind(self, address: SocketAddr) -> io::Result<RunningReceiver> {
-        otlp_net::listener::Running::spawn(
-            address,
-            ReceiverStats::default(),
-            |listener, stats, signal| self.into_serving(listener, stats, signal),
-        )
-        .await
+        otlp_net::server::bind(self, address).await
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets open calls finish.
@@ -244,32 +239,35 @@ where
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> io::Result<()> {
-        let stats = Arc::new(ReceiverStats::default());
-        otlp_net::listener::serve_until(
-            |signal| self.into_serving(listener, stats, signal),
-            shutdown,
-        )
-        .await
+        otlp_net::server::serve(self, listener, shutdown).await
+    }
+}
+
+impl<Svc> otlp_net::server::Receiver for GrpcReceiver<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    type Stats = ReceiverStats;
+    type Connections = Shared<Svc>;
+    const ALPN: &'static [&'static [u8]] = &[b"h2"];
+
+    fn listener_limits(&self) -> ListenerLimits {
+        self.config.listener
     }
 
-    fn into_serving(
+    #[cfg(feature = "tls")]
+    fn tls(&self) -> Option<&otlp_net::tls::ServerTls> {
+        self.tls.as_ref()
+    }
+
+    fn into_connections(
         self,
-        listener: TcpListener,
         stats: Arc<ReceiverStats>,
         shutdown: watch::Receiver<bool>,
-    ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+    ) -> Arc<Shared<Svc>> {
         let accept_encoding = self.config.intake.compression.grpc_accept_encoding();
-        #[cfg(feature = "tls")]
-        let tls = match &self.tls {
-            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
-                tls.rustls_config(&[b"h2"]).map_err(io::Error::other)?,
-            )),
-            None => None,
-        };
-        #[cfg(not(feature = "tls"))]
-        let tls = None;
-        let limits = self.config.listener;
-        let shared = Arc::new(Shared {
+        Arc::new(Shared {
             dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
             health_watches: Arc::new(tokio::sync::Semaphore::new(MAX_HEALTH_WATCHES)),
             accept_encoding: HeaderValue::from_str(&accept_encoding)
@@ -277,20 +275,26 @@ where
             intake: Intake::new(self.service, self.config.intake.clone(), stats),
             config: self.config,
             auth: self.auth,
-            shutdown: shutdown.clone(),
-        });
-        Ok(listener::accept_loop(
-            listener,
-            limits,
-            tls,
             shutdown,
-            move |connection| serve_connection(shared.clone(), connection),
-        ))
+        })
+    }
+}
+
+impl<Svc> otlp_net::server::ServeConnection for Shared<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    fn serve_connection(
+        self: Arc<Self>,
+        connection: Connection,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        serve_connection(self, connection)
     }
 }
 
 /// State shared by every connection and call of one receiver.
-pub(crate) struct Shared<Svc> {
+pub struct Shared<Svc> {
     pub(crate) intake: Intake<Svc, ReceiverStats>,
     pub(crate) config: ReceiverConfig,
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
@@ -364,5 +368,5 @@ impl StalledPeer {
 /// UNAVAILABLE (the checker may retry once one has closed).
 pub const MAX_HEALTH_WATCHES: usize = 256;
 
-/// A receiver serving in the background (see [`otlp_net::listener::Running`]).
-pub type RunningReceiver = otlp_net::listener::Running<ReceiverStats>;
+/// A receiver serving in the background (see [`otlp_net::server::Running`]).
+pub type RunningReceiver = otlp_net::server::Running<ReceiverStats>;

@@ -18,7 +18,7 @@ use otlp_codec::CodecSet;
 use otlp_core::{AnyExportService, SignalKind};
 use otlp_net::auth::Authenticate;
 use otlp_net::intake::{Intake, IntakeConfig};
-use otlp_net::listener::{self, ListenerLimits, stopped};
+use otlp_net::listener::{Connection, ListenerLimits, stopped};
 use otlp_net::upgrade::UpgradeHandler;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -144,7 +144,8 @@ impl<Svc> std::fmt::Debug for HttpReceiver<Svc> {
     }
 }
 
-pub(crate) struct Shared<Svc> {
+/// State shared by every connection of one running receiver.
+pub struct Shared<Svc> {
     pub(crate) intake: Intake<Svc, HttpReceiverStats>,
     pub(crate) config: HttpReceiverConfig,
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
@@ -219,12 +220,7 @@ where
     /// Binds `address` and serves in a background task until the returned handle shuts
     /// it down (dropping the handle shuts it down too).
     pub async fn bind(self, address: SocketAddr) -> io::Result<RunningHttpReceiver> {
-        otlp_net::listener::Running::spawn(
-            address,
-            HttpReceiverStats::default(),
-            |listener, stats, signal| self.into_serving(listener, stats, signal),
-        )
-        .await
+        otlp_net::server::bind(self, address).await
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets open requests finish.
@@ -233,12 +229,7 @@ where
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> io::Result<()> {
-        let stats = Arc::new(HttpReceiverStats::default());
-        otlp_net::listener::serve_until(
-            |signal| self.into_serving(listener, stats, signal),
-            shutdown,
-        )
-        .await
+        otlp_net::server::serve(self, listener, shutdown).await
     }
 
     /// Serves one connection over `io`, any byte stream (an in-memory pipe, a connection
@@ -255,33 +246,46 @@ where
         let shared = Arc::new(Shared::new(self, stats, shutdown.clone()));
         serve_connection(shared, io, shutdown).await;
     }
+}
 
-    fn into_serving(
+impl<Svc> otlp_net::server::Receiver for HttpReceiver<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    type Stats = HttpReceiverStats;
+    type Connections = Shared<Svc>;
+    const ALPN: &'static [&'static [u8]] = &[b"h2", b"http/1.1"];
+
+    fn listener_limits(&self) -> ListenerLimits {
+        self.config.listener
+    }
+
+    #[cfg(feature = "tls")]
+    fn tls(&self) -> Option<&otlp_net::tls::ServerTls> {
+        self.tls.as_ref()
+    }
+
+    fn into_connections(
         self,
-        listener: TcpListener,
         stats: Arc<HttpReceiverStats>,
         shutdown: watch::Receiver<bool>,
-    ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
-        #[cfg(feature = "tls")]
-        let tls = match &self.tls {
-            Some(tls) => Some(tokio_rustls::TlsAcceptor::from(
-                tls.rustls_config(&[b"h2", b"http/1.1"])
-                    .map_err(io::Error::other)?,
-            )),
-            None => None,
-        };
-        #[cfg(not(feature = "tls"))]
-        let tls = None;
-        let limits = self.config.listener;
-        let shared = Arc::new(Shared::new(self, stats, shutdown.clone()));
-        let signal = shutdown.clone();
-        Ok(listener::accept_loop(
-            listener,
-            limits,
-            tls,
-            shutdown,
-            move |connection| serve_connection(shared.clone(), connection, signal.clone()),
-        ))
+    ) -> Arc<Shared<Svc>> {
+        Arc::new(Shared::new(self, stats, shutdown))
+    }
+}
+
+impl<Svc> otlp_net::server::ServeConnection for Shared<Svc>
+where
+    Svc: AnyExportService + Clone + Send + Sync + 'static,
+    Svc::Future: Send,
+{
+    fn serve_connection(
+        self: Arc<Self>,
+        connection: Connection,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let shutdown = self.shutdown.clone();
+        serve_connection(self, connection, shutdown)
     }
 }
 
@@ -337,5 +341,5 @@ async fn serve_connection<Svc, Io>(
     }
 }
 
-/// A receiver serving in the background (see [`otlp_net::listener::Running`]).
-pub type RunningHttpReceiver = otlp_net::listener::Running<HttpReceiverStats>;
+/// A receiver serving in the background (see [`otlp_net::server::Running`]).
+pub type RunningHttpReceiver = otlp_net::server::Running<HttpReceiverStats>;

@@ -1,0 +1,178 @@
+//! The lifecycle every receiver shares: bind an address or serve a listener it is given,
+//! TLS with the receiver's ALPN protocols, the address and counters of a running receiver,
+//! and shutdown with a deadline.
+//!
+//! A receiver says what it is by implementing [`Receiver`] (its limits, its TLS settings,
+//! and the state its connections share) and [`ServeConnection`] (one accepted connection,
+//! after TLS); [`bind`] and [`serve`] run it over the accept loop
+//! ([`listener::accept_loop`]), so a transport writes none of this itself.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::listener::{self, Connection, ListenerLimits, TlsAcceptor};
+
+/// A receiver before it runs: what the shared lifecycle needs to know of it.
+pub trait Receiver: Sized + Send + 'static {
+    /// The counters a running receiver keeps ([`Running::stats`]).
+    type Stats: Default + Send + Sync + 'static;
+    /// The state every connection of one running receiver shares.
+    type Connections: ServeConnection;
+    /// The protocols offered by ALPN when it serves TLS, preferred first.
+    const ALPN: &'static [&'static [u8]];
+
+    /// The accept loop's limits.
+    fn listener_limits(&self) -> ListenerLimits;
+
+    /// Its TLS settings, if it serves TLS.
+    #[cfg(feature = "tls")]
+    fn tls(&self) -> Option<&crate::tls::ServerTls> {
+        None
+    }
+
+    /// The receiver made ready to serve connections, counting into `stats` and stopping
+    /// its connections gracefully once `shutdown` turns true.
+    fn into_connections(
+        self,
+        stats: Arc<Self::Stats>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self::Connections>;
+}
+
+/// Serves one accepted connection (TLS already done) until it closes or the receiver's
+/// shutdown signal asks it to close.
+pub trait ServeConnection: Send + Sync + 'static {
+    /// Serves `connection` to its end.
+    fn serve_connection(
+        self: Arc<Self>,
+        connection: Connection,
+    ) -> impl Future<Output = ()> + Send + 'static;
+}
+
+/// Binds `address` and serves `receiver` in a background task until the returned handle
+/// shuts it down (dropping the handle shuts it down too).
+pub async fn bind<R: Receiver>(receiver: R, address: SocketAddr) -> io::Result<Running<R::Stats>> {
+    let listener = TcpListener::bind(address).await?;
+    let local_addr = listener.local_addr()?;
+    let (shutdown, signal) = watch::channel(false);
+    let stats = Arc::new(R::Stats::default());
+    let task = tokio::spawn(serving(receiver, listener, stats.clone(), signal)?);
+    Ok(Running {
+        local_addr,
+        shutdown,
+        task,
+        stats,
+    })
+}
+
+/// Serves `receiver` on `listener` until `shutdown` completes, then lets open calls and
+/// streams finish as the protocol allows.
+pub async fn serve<R: Receiver>(
+    receiver: R,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let (sender, signal) = watch::channel(false);
+    let serving = serving(receiver, listener, Arc::new(R::Stats::default()), signal)?;
+    tokio::pin!(serving);
+    tokio::select! {
+        () = shutdown => {
+            let _ = sender.send(true);
+            serving.await;
+        }
+        () = &mut serving => {}
+    }
+    Ok(())
+}
+
+fn serving<R: Receiver>(
+    receiver: R,
+    listener: TcpListener,
+    stats: Arc<R::Stats>,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+    let limits = receiver.listener_limits();
+    let tls = tls_acceptor(&receiver)?;
+    let connections = receiver.into_connections(stats, shutdown.clone());
+    Ok(listener::accept_loop(
+        listener,
+        limits,
+        tls,
+        shutdown,
+        move |connection| connections.clone().serve_connection(connection),
+    ))
+}
+
+#[cfg(feature = "tls")]
+fn tls_acceptor<R: Receiver>(receiver: &R) -> io::Result<Option<TlsAcceptor>> {
+    let Some(tls) = receiver.tls() else {
+        return Ok(None);
+    };
+    let config = tls.rustls_config(R::ALPN).map_err(io::Error::other)?;
+    Ok(Some(TlsAcceptor::from(config)))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_acceptor<R: Receiver>(_receiver: &R) -> io::Result<Option<TlsAcceptor>> {
+    Ok(None)
+}
+
+/// A server running in the background: its address, its counters `S`, and the means to
+/// stop it. Dropping the handle stops the server too.
+#[derive(Debug)]
+pub struct Running<S> {
+    local_addr: std::net::SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    stats: Arc<S>,
+}
+
+impl<S> Running<S> {
+    /// The address it listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &S {
+        &self.stats
+    }
+
+    /// Stops accepting, lets open calls and streams finish as the protocol allows (GOAWAY,
+    /// close frames), and returns when every connection is closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// [`Running::shutdown`] within `deadline`: connections still open when it passes
+    /// (silent peers, streams that do not end, services that do not answer) are dropped
+    /// and counted in [`listener::ListenerCounters::aborted_at_stop`]. Returns whether every
+    /// connection finished by itself.
+    pub async fn shutdown_within(mut self, deadline: Duration) -> bool {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(deadline, &mut self.task).await.is_ok() {
+            return true;
+        }
+        listener::listener_counters()
+            .aborted_at_stop
+            .fetch_add(1, Ordering::Relaxed);
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        false
+    }
+
+    /// Stops at once, dropping every connection mid-call, as a crash would (for fault
+    /// tests).
+    pub async fn abort(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
