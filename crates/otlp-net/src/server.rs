@@ -3,28 +3,95 @@
 //! and shutdown with a deadline.
 //!
 //! A receiver says what it is by implementing [`Receiver`] (its limits, its TLS settings,
-//! and the state its connections share) and [`ServeConnection`] (one accepted connection,
-//! after TLS); [`bind`] and [`serve`] run it over the accept loop
-//! ([`listener::accept_loop`]), so a transport writes none of this itself.
+//! its ALPN protocols, and the [`ConnectionHandler`] that serves one accepted connection);
+//! [`bind`] and [`serve`] run it over the accept loop ([`listener::accept_loop`]), and
+//! [`receiver_builder_methods!`](crate::receiver_builder_methods) writes its builder
+//! methods, so a transport writes none of this itself.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+/// The listener [`serve`] takes (tokio's).
+pub use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::listener::{self, Connection, ListenerLimits, TlsAcceptor};
+
+/// Writes the builder methods every receiver has, so that they are the same for all:
+/// `with_config`, `with_auth`, `with_tls` (under the calling crate's `tls` feature),
+/// `bind` and `serve`. Used inside `impl<Svc> TheReceiver<Svc>` of a type with the fields
+/// `config` (of type `$config`), `auth` (`Option<Arc<dyn Authenticate>>`) and, under
+/// `tls`, `tls` (`Option<ServerTls>`), which implements [`Receiver`] with `$running` as
+/// its [`Running`]. A macro rather than a trait with provided methods, so that the
+/// methods are inherent and a caller needs no import to use them.
+#[macro_export]
+macro_rules! receiver_builder_methods {
+    ($config:ty, $running:ty) => {
+        /// Replaces the configuration.
+        pub fn with_config(mut self, config: $config) -> Self {
+            self.config = config;
+            self
+        }
+
+        /// Runs `auth` on the headers of every request (of every handshake, for a stream
+        /// binding) before anything else of it is read.
+        pub fn with_auth(mut self, auth: impl $crate::auth::Authenticate) -> Self {
+            self.auth = Some(::std::sync::Arc::new(auth));
+            self
+        }
+
+        /// Serves TLS, offering the receiver's ALPN protocols (mutual TLS if the settings
+        /// require client certificates).
+        #[cfg(feature = "tls")]
+        pub fn with_tls(mut self, tls: $crate::tls::ServerTls) -> Self {
+            self.tls = Some(tls);
+            self
+        }
+
+        /// Binds `address` and serves in a background task until the returned handle
+        /// shuts it down (dropping the handle shuts it down too).
+        pub async fn bind(self, address: ::std::net::SocketAddr) -> ::std::io::Result<$running> {
+            $crate::server::bind(self, address).await
+        }
+
+        /// Serves on `listener` until `shutdown` completes, then lets open calls and
+        /// streams finish as the protocol allows.
+        pub async fn serve(
+            self,
+            listener: $crate::server::TcpListener,
+            shutdown: impl ::std::future::Future<Output = ()> + Send,
+        ) -> ::std::io::Result<()> {
+            $crate::server::serve(self, listener, shutdown).await
+        }
+    };
+}
+
+/// Writes the two [`Receiver`] methods every receiver answers from the same fields:
+/// `listener_limits` (from `config.listener`) and `tls` (from the `tls` field, under the
+/// calling crate's `tls` feature). Used inside `impl Receiver for TheReceiver<Svc>`.
+#[macro_export]
+macro_rules! receiver_settings {
+    () => {
+        fn listener_limits(&self) -> $crate::listener::ListenerLimits {
+            self.config.listener
+        }
+
+        #[cfg(feature = "tls")]
+        fn tls(&self) -> Option<&$crate::tls::ServerTls> {
+            self.tls.as_ref()
+        }
+    };
+}
 
 /// A receiver before it runs: what the shared lifecycle needs to know of it.
 pub trait Receiver: Sized + Send + 'static {
     /// The counters a running receiver keeps ([`Running::stats`]).
     type Stats: Default + Send + Sync + 'static;
-    /// The state every connection of one running receiver shares.
-    type Connections: ServeConnection;
     /// The protocols offered by ALPN when it serves TLS, preferred first.
     const ALPN: &'static [&'static [u8]];
 
@@ -37,23 +104,42 @@ pub trait Receiver: Sized + Send + 'static {
         None
     }
 
-    /// The receiver made ready to serve connections, counting into `stats` and stopping
-    /// its connections gracefully once `shutdown` turns true.
-    fn into_connections(
+    /// The receiver made ready to serve connections, counting into `stats`; each
+    /// connection it serves closes gracefully once `shutdown` turns true.
+    fn into_handler(
         self,
         stats: Arc<Self::Stats>,
         shutdown: watch::Receiver<bool>,
-    ) -> Arc<Self::Connections>;
+    ) -> ConnectionHandler;
 }
 
-/// Serves one accepted connection (TLS already done) until it closes or the receiver's
-/// shutdown signal asks it to close.
-pub trait ServeConnection: Send + Sync + 'static {
-    /// Serves `connection` to its end.
-    fn serve_connection(
-        self: Arc<Self>,
-        connection: Connection,
-    ) -> impl Future<Output = ()> + Send + 'static;
+type ServeOne = dyn Fn(Connection) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync;
+
+/// Serves one accepted connection (TLS already done) to its end; cloned for every
+/// connection. (One allocation per connection, not per request.)
+#[derive(Clone)]
+pub struct ConnectionHandler(Arc<ServeOne>);
+
+impl ConnectionHandler {
+    /// The handler that serves each connection with `serve`.
+    pub fn new<F, Fut>(serve: F) -> Self
+    where
+        F: Fn(Connection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self(Arc::new(move |connection| Box::pin(serve(connection))))
+    }
+
+    /// Serves `connection`.
+    pub fn serve(&self, connection: Connection) -> impl Future<Output = ()> + Send + use<> {
+        (self.0)(connection)
+    }
+}
+
+impl std::fmt::Debug for ConnectionHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHandler").finish_non_exhaustive()
+    }
 }
 
 /// Binds `address` and serves `receiver` in a background task until the returned handle
@@ -100,13 +186,13 @@ fn serving<R: Receiver>(
 ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
     let limits = receiver.listener_limits();
     let tls = tls_acceptor(&receiver)?;
-    let connections = receiver.into_connections(stats, shutdown.clone());
+    let handler = receiver.into_handler(stats, shutdown.clone());
     Ok(listener::accept_loop(
         listener,
         limits,
         tls,
         shutdown,
-        move |connection| connections.clone().serve_connection(connection),
+        move |connection| handler.serve(connection),
     ))
 }
 

@@ -2,8 +2,6 @@
 //! batches read, processed a bounded number at a time, and acknowledged as they complete.
 
 use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,9 +11,9 @@ use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
 use otlp_net::auth::Authenticate;
 use otlp_net::intake::{Intake, IntakeConfig};
 use otlp_net::listener::{Connection, ListenerLimits, stopped};
+use otlp_net::server::ConnectionHandler;
 use otlp_net::upgrade::{Refusal, UpgradeHandler, UpgradedIo};
 use otlp_stream::{DedupWindow, acknowledge, completed};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -125,29 +123,20 @@ impl<Svc> std::fmt::Debug for WsReceiver<Svc> {
     }
 }
 
-/// State shared by every connection of one running receiver.
-pub struct Shared<Svc> {
+struct Shared<Svc> {
     intake: Intake<Svc, WsReceiverStats>,
     config: WsReceiverConfig,
     auth: Option<Arc<dyn Authenticate>>,
     dedup: Mutex<DedupWindow>,
-    /// The standalone receiver's stop signal (an upgrade handler's connections are
-    /// stopped by the HTTP receiver that serves them).
-    shutdown: watch::Receiver<bool>,
 }
 
 impl<Svc> Shared<Svc> {
-    fn new(
-        receiver: WsReceiver<Svc>,
-        stats: Arc<WsReceiverStats>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Self {
+    fn new(receiver: WsReceiver<Svc>, stats: Arc<WsReceiverStats>) -> Self {
         Self {
             dedup: Mutex::new(DedupWindow::new(receiver.config.dedup_capacity)),
             intake: Intake::new(receiver.service, receiver.config.intake.clone(), stats),
             config: receiver.config,
             auth: receiver.auth,
-            shutdown,
         }
     }
 
@@ -172,40 +161,7 @@ where
         }
     }
 
-    /// Replaces the configuration.
-    pub fn with_config(mut self, config: WsReceiverConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Runs `auth` on every handshake request.
-    pub fn with_auth(mut self, auth: impl Authenticate) -> Self {
-        self.auth = Some(Arc::new(auth));
-        self
-    }
-
-    /// Serves TLS (`wss://`; mutual TLS if the settings require client certificates).
-    #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, tls: otlp_net::tls::ServerTls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Binds `address` and serves in a background task until the returned handle shuts
-    /// it down (dropping the handle shuts it down too).
-    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningWsReceiver> {
-        otlp_net::server::bind(self, address).await
-    }
-
-    /// Serves on `listener` until `shutdown` completes, then closes every connection
-    /// once its batches in flight are acknowledged.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> io::Result<()> {
-        otlp_net::server::serve(self, listener, shutdown).await
-    }
+    otlp_net::receiver_builder_methods!(WsReceiverConfig, RunningWsReceiver);
 }
 
 impl<Svc> otlp_net::server::Receiver for WsReceiver<Svc>
@@ -214,38 +170,19 @@ where
     Svc::Future: Send,
 {
     type Stats = WsReceiverStats;
-    type Connections = Shared<Svc>;
     const ALPN: &'static [&'static [u8]] = &[b"http/1.1"];
 
-    fn listener_limits(&self) -> ListenerLimits {
-        self.config.listener
-    }
+    otlp_net::receiver_settings!();
 
-    #[cfg(feature = "tls")]
-    fn tls(&self) -> Option<&otlp_net::tls::ServerTls> {
-        self.tls.as_ref()
-    }
-
-    fn into_connections(
+    fn into_handler(
         self,
         stats: Arc<WsReceiverStats>,
         shutdown: watch::Receiver<bool>,
-    ) -> Arc<Shared<Svc>> {
-        Arc::new(Shared::new(self, stats, shutdown))
-    }
-}
-
-impl<Svc> otlp_net::server::ServeConnection for Shared<Svc>
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-{
-    fn serve_connection(
-        self: Arc<Self>,
-        connection: Connection,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let shutdown = self.shutdown.clone();
-        serve_connection(self, connection, shutdown)
+    ) -> ConnectionHandler {
+        let shared = Arc::new(Shared::new(self, stats));
+        ConnectionHandler::new(move |connection| {
+            serve_connection(shared.clone(), connection, shutdown.clone())
+        })
     }
 }
 
@@ -260,21 +197,13 @@ where
     /// receiver's listener limits and shutdown then apply.
     pub fn into_upgrade_handler(self) -> (Arc<dyn UpgradeHandler>, Arc<WsReceiverStats>) {
         let stats = Arc::new(WsReceiverStats::default());
-        let (unused_stop, shutdown) = watch::channel(false);
-        let shared = Arc::new(Shared::new(self, stats.clone(), shutdown));
-        let upgrade = WsUpgrade {
-            shared,
-            _unused_stop: unused_stop,
-        };
-        (Arc::new(upgrade), stats)
+        let shared = Arc::new(Shared::new(self, stats.clone()));
+        (Arc::new(WsUpgrade { shared }), stats)
     }
 }
 
 struct WsUpgrade<Svc> {
     shared: Arc<Shared<Svc>>,
-    /// Keeps `shared.shutdown` from reading as stopped; upgraded connections are given
-    /// the HTTP receiver's signal instead.
-    _unused_stop: watch::Sender<bool>,
 }
 
 impl<Svc> UpgradeHandler for WsUpgrade<Svc>

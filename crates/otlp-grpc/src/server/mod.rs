@@ -5,9 +5,6 @@ mod handler;
 mod streaming;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -19,8 +16,8 @@ use otlp_core::AnyExportService;
 use otlp_net::intake::{Intake, IntakeConfig};
 pub(crate) use otlp_net::listener::stopped;
 use otlp_net::listener::{Connection, ListenerLimits};
+use otlp_net::server::ConnectionHandler;
 use otlp_stream::DedupWindow;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::auth::Authenticate;
@@ -208,39 +205,7 @@ where
         }
     }
 
-    /// Replaces the configuration.
-    pub fn with_config(mut self, config: ReceiverConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Runs `auth` on every request's headers before its body is read.
-    pub fn with_auth(mut self, auth: impl Authenticate) -> Self {
-        self.auth = Some(Arc::new(auth));
-        self
-    }
-
-    /// Serves TLS (mutual TLS if the settings require client certificates).
-    #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, tls: crate::tls::ServerTls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Binds `address` and serves in a background task until the returned handle shuts
-    /// it down (dropping the handle shuts it down too).
-    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningReceiver> {
-        otlp_net::server::bind(self, address).await
-    }
-
-    /// Serves on `listener` until `shutdown` completes, then lets open calls finish.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> io::Result<()> {
-        otlp_net::server::serve(self, listener, shutdown).await
-    }
+    otlp_net::receiver_builder_methods!(ReceiverConfig, RunningReceiver);
 }
 
 impl<Svc> otlp_net::server::Receiver for GrpcReceiver<Svc>
@@ -249,25 +214,17 @@ where
     Svc::Future: Send,
 {
     type Stats = ReceiverStats;
-    type Connections = Shared<Svc>;
     const ALPN: &'static [&'static [u8]] = &[b"h2"];
 
-    fn listener_limits(&self) -> ListenerLimits {
-        self.config.listener
-    }
+    otlp_net::receiver_settings!();
 
-    #[cfg(feature = "tls")]
-    fn tls(&self) -> Option<&otlp_net::tls::ServerTls> {
-        self.tls.as_ref()
-    }
-
-    fn into_connections(
+    fn into_handler(
         self,
         stats: Arc<ReceiverStats>,
         shutdown: watch::Receiver<bool>,
-    ) -> Arc<Shared<Svc>> {
+    ) -> ConnectionHandler {
         let accept_encoding = self.config.intake.compression.grpc_accept_encoding();
-        Arc::new(Shared {
+        let shared = Arc::new(Shared {
             dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
             health_watches: Arc::new(tokio::sync::Semaphore::new(MAX_HEALTH_WATCHES)),
             accept_encoding: HeaderValue::from_str(&accept_encoding)
@@ -276,25 +233,13 @@ where
             config: self.config,
             auth: self.auth,
             shutdown,
-        })
-    }
-}
-
-impl<Svc> otlp_net::server::ServeConnection for Shared<Svc>
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-{
-    fn serve_connection(
-        self: Arc<Self>,
-        connection: Connection,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        serve_connection(self, connection)
+        });
+        ConnectionHandler::new(move |connection| serve_connection(shared.clone(), connection))
     }
 }
 
 /// State shared by every connection and call of one receiver.
-pub struct Shared<Svc> {
+pub(crate) struct Shared<Svc> {
     pub(crate) intake: Intake<Svc, ReceiverStats>,
     pub(crate) config: ReceiverConfig,
     pub(crate) auth: Option<Arc<dyn Authenticate>>,

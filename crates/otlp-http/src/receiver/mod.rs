@@ -6,9 +6,6 @@ mod cors;
 mod handler;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +15,9 @@ use otlp_codec::CodecSet;
 use otlp_core::{AnyExportService, SignalKind};
 use otlp_net::auth::Authenticate;
 use otlp_net::intake::{Intake, IntakeConfig};
-use otlp_net::listener::{Connection, ListenerLimits, stopped};
+use otlp_net::listener::{ListenerLimits, stopped};
+use otlp_net::server::ConnectionHandler;
 use otlp_net::upgrade::UpgradeHandler;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use cors::Cors;
@@ -144,8 +141,7 @@ impl<Svc> std::fmt::Debug for HttpReceiver<Svc> {
     }
 }
 
-/// State shared by every connection of one running receiver.
-pub struct Shared<Svc> {
+pub(crate) struct Shared<Svc> {
     pub(crate) intake: Intake<Svc, HttpReceiverStats>,
     pub(crate) config: HttpReceiverConfig,
     pub(crate) auth: Option<Arc<dyn Authenticate>>,
@@ -186,17 +182,7 @@ where
         }
     }
 
-    /// Replaces the configuration.
-    pub fn with_config(mut self, config: HttpReceiverConfig) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Runs `auth` on every request's headers before its body is read.
-    pub fn with_auth(mut self, auth: impl Authenticate) -> Self {
-        self.auth = Some(Arc::new(auth));
-        self
-    }
+    otlp_net::receiver_builder_methods!(HttpReceiverConfig, RunningHttpReceiver);
 
     /// Hands HTTP/1.1 `Upgrade` requests for `path` to `handler` (OTLP over WebSocket on the
     /// OTLP/HTTP port). Requests for the path that do not ask for the handler's protocol
@@ -208,28 +194,6 @@ where
     ) -> Self {
         self.upgrade = Some((path.into(), handler));
         self
-    }
-
-    /// Serves TLS (HTTP/2 or HTTP/1.1 by ALPN; mutual TLS if the settings require it).
-    #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, tls: otlp_net::tls::ServerTls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Binds `address` and serves in a background task until the returned handle shuts
-    /// it down (dropping the handle shuts it down too).
-    pub async fn bind(self, address: SocketAddr) -> io::Result<RunningHttpReceiver> {
-        otlp_net::server::bind(self, address).await
-    }
-
-    /// Serves on `listener` until `shutdown` completes, then lets open requests finish.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> io::Result<()> {
-        otlp_net::server::serve(self, listener, shutdown).await
     }
 
     /// Serves one connection over `io`, any byte stream (an in-memory pipe, a connection
@@ -254,38 +218,19 @@ where
     Svc::Future: Send,
 {
     type Stats = HttpReceiverStats;
-    type Connections = Shared<Svc>;
     const ALPN: &'static [&'static [u8]] = &[b"h2", b"http/1.1"];
 
-    fn listener_limits(&self) -> ListenerLimits {
-        self.config.listener
-    }
+    otlp_net::receiver_settings!();
 
-    #[cfg(feature = "tls")]
-    fn tls(&self) -> Option<&otlp_net::tls::ServerTls> {
-        self.tls.as_ref()
-    }
-
-    fn into_connections(
+    fn into_handler(
         self,
         stats: Arc<HttpReceiverStats>,
         shutdown: watch::Receiver<bool>,
-    ) -> Arc<Shared<Svc>> {
-        Arc::new(Shared::new(self, stats, shutdown))
-    }
-}
-
-impl<Svc> otlp_net::server::ServeConnection for Shared<Svc>
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-{
-    fn serve_connection(
-        self: Arc<Self>,
-        connection: Connection,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let shutdown = self.shutdown.clone();
-        serve_connection(self, connection, shutdown)
+    ) -> ConnectionHandler {
+        let shared = Arc::new(Shared::new(self, stats, shutdown.clone()));
+        ConnectionHandler::new(move |connection| {
+            serve_connection(shared.clone(), connection, shutdown.clone())
+        })
     }
 }
 
