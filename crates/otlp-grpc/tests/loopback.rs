@@ -257,23 +257,10 @@ async fn bearer_tokens_guard_the_receiver_and_metadata_is_forwarded() {
 
 #[tokio::test]
 async fn tls_and_mutual_tls() {
-    let ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    let mut ca = ca;
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(names)
-            .expect("params")
-            .signed_by(&key, &issuer)
-            .expect("signed");
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server_cert, server_key) = leaf(vec!["localhost".into()]);
-    let (client_cert, client_key) = leaf(vec!["client".into()]);
-    let ca_pem = ca_cert.pem();
+    let pki = otlp_testkit::pki::TestPki::generate();
+    let (server_cert, server_key) = (pki.server.cert_pem, pki.server.key_pem);
+    let (client_cert, client_key) = (pki.client.cert_pem, pki.client.key_pem);
+    let ca_pem = pki.ca_pem;
 
     let server_tls =
         otlp_grpc::tls::ServerTls::from_pem(server_cert.as_bytes(), server_key.as_bytes())

@@ -9,33 +9,6 @@ use otlp_testkit::realistic;
 mod common;
 use common::{read_lines, start_relay, stop, temp_file};
 
-struct Pki {
-    ca: String,
-    server: (String, String),
-    client: (String, String),
-}
-
-fn pki() -> Pki {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf = |name: &str| {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
-            .expect("params")
-            .signed_by(&key, &issuer)
-            .expect("signed");
-        (cert.pem(), key.serialize_pem())
-    };
-    Pki {
-        ca: ca_cert.pem(),
-        server: leaf("localhost"),
-        client: leaf("client"),
-    }
-}
-
 fn write(name: &str, text: &str) -> String {
     let path = temp_file(name);
     std::fs::write(&path, text).expect("write");
@@ -44,10 +17,10 @@ fn write(name: &str, text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receivers_serve_tls_and_mutual_tls_from_the_configuration_file() {
-    let pki = pki();
-    let ca = write("ca.pem", &pki.ca);
-    let cert = write("server.pem", &pki.server.0);
-    let key = write("server-key.pem", &pki.server.1);
+    let pki = otlp_testkit::pki::TestPki::generate();
+    let ca = write("ca.pem", &pki.ca_pem);
+    let cert = write("server.pem", &pki.server.cert_pem);
+    let key = write("server-key.pem", &pki.server.key_pem);
     let output = temp_file("tls.jsonl");
     let config = write(
         "tls.toml",
@@ -67,7 +40,7 @@ async fn receivers_serve_tls_and_mutual_tls_from_the_configuration_file() {
         "https://localhost:{}",
         relay.http.rsplit(':').next().expect("port")
     );
-    let client_tls = otlp_net::tls::ClientTls::with_ca_pem(pki.ca.as_bytes()).expect("ca");
+    let client_tls = otlp_net::tls::ClientTls::with_ca_pem(pki.ca_pem.as_bytes()).expect("ca");
 
     let traces = realistic::traces(7, 1);
     let anonymous = otlp_grpc::GrpcExporter::new(
@@ -85,7 +58,10 @@ async fn receivers_serve_tls_and_mutual_tls_from_the_configuration_file() {
     );
     let identified = client_tls
         .clone()
-        .with_client_certificate(pki.client.0.as_bytes(), pki.client.1.as_bytes())
+        .with_client_certificate(
+            pki.client.cert_pem.as_bytes(),
+            pki.client.key_pem.as_bytes(),
+        )
         .expect("identity");
     otlp_grpc::GrpcExporter::new(
         otlp_grpc::ExporterConfig::new(&grpc_url)

@@ -7,6 +7,7 @@
 //!   tells it how to start the transport's receiver and build its exporter), and the
 //!   smallest transport that passes it, over an in-process channel.
 //! - [`interop`]: running reference tools and official SDKs from tests (required in CI).
+//! - [`pki`]: a fresh CA with server and client certificates, for TLS and mutual-TLS tests.
 //! - [`memory`]: a counting global allocator and peak-RSS windows, for memory-bound tests.
 //! - [`realistic`]: the benchmark workload, the same in every benchmark so figures compare:
 //!   an HTTP server span with ten attributes under one resource and one scope (about 465
@@ -22,6 +23,7 @@ pub mod conformance;
 pub mod eavesdrop;
 pub mod interop;
 pub mod memory;
+pub mod pki;
 pub mod realistic;
 pub mod recording;
 pub mod strategies;

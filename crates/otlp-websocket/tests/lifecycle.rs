@@ -22,36 +22,12 @@ fn accept_all() -> impl tower::Service<
     })
 }
 
-/// A CA, a server certificate for `localhost` and a client certificate, as PEM:
-/// (ca, server cert, server key, client cert, client key).
-fn certificates() -> (String, String, String, String, String) {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let ca_cert = ca.self_signed(&ca_key).expect("ca");
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let cert = rcgen::CertificateParams::new(names)
-            .expect("params")
-            .signed_by(&key, &issuer)
-            .expect("signed");
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server_cert, server_key) = leaf(vec!["localhost".into()]);
-    let (client_cert, client_key) = leaf(vec!["client".into()]);
-    (
-        ca_cert.pem(),
-        server_cert,
-        server_key,
-        client_cert,
-        client_key,
-    )
-}
-
 #[tokio::test]
 async fn the_standalone_receiver_serves_wss_with_mutual_tls() {
-    let (ca, server_cert, server_key, client_cert, client_key) = certificates();
+    let pki = otlp_testkit::pki::TestPki::generate();
+    let ca = pki.ca_pem;
+    let (server_cert, server_key) = (pki.server.cert_pem, pki.server.key_pem);
+    let (client_cert, client_key) = (pki.client.cert_pem, pki.client.key_pem);
     let tls = ServerTls::from_pem(server_cert.as_bytes(), server_key.as_bytes())
         .expect("tls")
         .require_client_certificates(ca.as_bytes())
