@@ -44,7 +44,7 @@ mod server;
 pub mod status;
 
 pub use otlp_net::auth;
-pub use otlp_net::intake::{IntakeConfig, IntakeStats};
+pub use otlp_net::intake::{IntakeConfig, IntakeStats, ReceiverStats};
 pub use otlp_net::listener::ListenerLimits;
 #[cfg(feature = "tls")]
 pub use otlp_net::tls;
@@ -54,8 +54,7 @@ pub use client::{
     StreamExporterConfig, StreamStats,
 };
 pub use server::{
-    DecodeMode, GrpcReceiver, Http2Settings, MAX_HEALTH_WATCHES, ReceiverConfig, ReceiverStats,
-    RunningReceiver,
+    DecodeMode, GrpcReceiver, Http2Settings, MAX_HEALTH_WATCHES, ReceiverConfig, RunningReceiver,
 };
 
 #[doc = include_str!("../README.md")]

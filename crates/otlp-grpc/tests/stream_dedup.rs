@@ -142,6 +142,7 @@ async fn a_resend_of_a_batch_in_flight_is_not_acknowledged_until_the_original_su
     assert_eq!(
         running
             .stats()
+            .streams
             .duplicate_batches
             .load(std::sync::atomic::Ordering::Relaxed),
         1
@@ -288,11 +289,11 @@ async fn a_client_that_never_reads_its_acknowledgements_cannot_hold_the_stream()
     });
     let stats = running.stats();
     let started = std::time::Instant::now();
-    while stats.open_streams.load(Ordering::Relaxed) == 0 {
+    while stats.streams.open.load(Ordering::Relaxed) == 0 {
         assert!(started.elapsed() < Duration::from_secs(5), "never opened");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    while stats.open_streams.load(Ordering::Relaxed) > 0 {
+    while stats.streams.open.load(Ordering::Relaxed) > 0 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the stream is still served after {:?}, {} batches taken",
@@ -306,7 +307,7 @@ async fn a_client_that_never_reads_its_acknowledgements_cannot_hold_the_stream()
         started.elapsed(),
         service.calls()
     );
-    assert_eq!(stats.stalled_streams.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.streams.stalled.load(Ordering::Relaxed), 1);
     sending.abort();
     let ack = send(running.local_addr(), 1, b"after").await;
     assert_eq!(ack.code, 0, "{ack:?}");
@@ -343,7 +344,7 @@ async fn an_idle_stream_ends_with_unavailable_after_its_acknowledgements() {
     let acks = acks(&collected.to_bytes());
     assert_eq!(acks.len(), 1, "{acks:?}");
     assert_eq!((acks[0].sequence, acks[0].code), (1, 0));
-    assert_eq!(running.stats().idle_streams.load(Ordering::Relaxed), 1);
+    assert_eq!(running.stats().streams.idle.load(Ordering::Relaxed), 1);
     drop(body);
     running.shutdown().await;
 }

@@ -42,7 +42,7 @@ pub mod status_body;
 pub use exporter::{HttpExporter, HttpExporterConfig};
 pub use otlp_codec::validate::DecodeMode;
 pub use otlp_net::auth;
-pub use otlp_net::intake::{IntakeConfig, IntakeStats};
+pub use otlp_net::intake::{IntakeConfig, IntakeStats, ReceiverStats};
 pub use otlp_net::listener::ListenerLimits;
 #[cfg(feature = "tls")]
 pub use otlp_net::tls;

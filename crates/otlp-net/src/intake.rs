@@ -79,8 +79,70 @@ impl IntakeConfig {
     }
 }
 
-/// The counters every receiver keeps, in the same shape (each receiver's stats dereference
-/// to them and add what is their own, such as connections or stream de-duplication).
+/// What every receiver counts, in one shape: its requests ([`IntakeStats`], reached through
+/// this type too) and its streams ([`StreamStats`], zero on a receiver that has none).
+#[derive(Debug, Default)]
+pub struct ReceiverStats {
+    /// Requests (unary calls, HTTP requests, stream batches), items, refusals and failures.
+    pub intake: IntakeStats,
+    /// Streams: gRPC bidirectional calls, WebSocket connections.
+    pub streams: StreamStats,
+}
+
+impl AsRef<IntakeStats> for ReceiverStats {
+    fn as_ref(&self) -> &IntakeStats {
+        &self.intake
+    }
+}
+
+impl std::ops::Deref for ReceiverStats {
+    type Target = IntakeStats;
+
+    fn deref(&self) -> &IntakeStats {
+        &self.intake
+    }
+}
+
+/// The counters of a receiver's long-lived streams, whatever carries them.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Streams opened (a gRPC bidirectional call; a WebSocket connection that completed its
+    /// handshake).
+    pub opened: AtomicU64,
+    /// Streams open now.
+    pub open: AtomicU64,
+    /// Stream openings refused (WebSocket handshakes refused for their path, origin,
+    /// authentication or subprotocol).
+    pub refused_opens: AtomicU64,
+    /// Batches recognised as resends of accepted ones, acknowledged without processing.
+    pub duplicate_batches: AtomicU64,
+    /// Streams ended because no batch arrived within the stream idle timeout.
+    pub idle: AtomicU64,
+    /// Streams ended because the peer took no acknowledgement (or ping) within its timeout:
+    /// it stopped reading. Its unacknowledged batches are its to resend.
+    pub stalled: AtomicU64,
+}
+
+impl StreamStats {
+    /// Counts a stream as opened and open until the returned guard is dropped.
+    pub fn open_stream(&self) -> OpenStream<'_> {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenStream(self)
+    }
+}
+
+/// A stream counted as open in [`StreamStats::open`] while this lives.
+#[derive(Debug)]
+pub struct OpenStream<'a>(&'a StreamStats);
+
+impl Drop for OpenStream<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The request counters every receiver keeps (see [`ReceiverStats`]).
 #[derive(Debug, Default)]
 pub struct IntakeStats {
     /// Export requests (unary calls, HTTP requests, stream batches) handed to the service.

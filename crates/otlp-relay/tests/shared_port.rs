@@ -62,7 +62,8 @@ async fn the_websocket_connection_limit_holds_on_the_http_port() {
     drop(exporter);
     let mut waited = Duration::ZERO;
     while stats
-        .open_connections
+        .streams
+        .open
         .load(std::sync::atomic::Ordering::Relaxed)
         > 0
     {

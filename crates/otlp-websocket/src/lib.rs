@@ -42,7 +42,7 @@ mod receiver;
 pub mod wire;
 
 pub use exporter::{WsExporter, WsExporterConfig, WsExporterStats};
-pub use otlp_net::intake::{IntakeConfig, IntakeStats};
+pub use otlp_net::intake::{IntakeConfig, IntakeStats, ReceiverStats};
 pub use otlp_net::listener::ListenerLimits;
 /// TLS settings of both ends (`wss://`), re-exported from `otlp-net`.
 #[cfg(feature = "tls")]

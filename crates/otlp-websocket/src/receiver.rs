@@ -2,7 +2,7 @@
 //! batches read, processed a bounded number at a time, and acknowledged as they complete.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,39 +72,10 @@ impl Default for WsReceiverConfig {
     }
 }
 
-/// Counters of a receiver: the ones every receiver keeps
-/// ([`IntakeStats`](otlp_net::intake::IntakeStats), reached through this type too: a
-/// request is a batch), and the connections' own.
-#[derive(Debug, Default)]
-pub struct WsReceiverStats {
-    /// Batches handed to the service, their items, refusals and failures.
-    pub intake: otlp_net::intake::IntakeStats,
-    /// Connections that completed the handshake.
-    pub connections: AtomicU64,
-    /// Connections open now.
-    pub open_connections: AtomicU64,
-    /// Handshakes refused (path, origin, auth, subprotocol).
-    pub refused_handshakes: AtomicU64,
-    /// Resent batches acknowledged without processing.
-    pub duplicate_batches: AtomicU64,
-    /// Connections ended because a write (an acknowledgement, a ping) did not complete
-    /// within the idle timeout: the peer stopped reading.
-    pub stalled_connections: AtomicU64,
-}
-
-impl AsRef<otlp_net::intake::IntakeStats> for WsReceiverStats {
-    fn as_ref(&self) -> &otlp_net::intake::IntakeStats {
-        &self.intake
-    }
-}
-
-impl std::ops::Deref for WsReceiverStats {
-    type Target = otlp_net::intake::IntakeStats;
-
-    fn deref(&self) -> &otlp_net::intake::IntakeStats {
-        &self.intake
-    }
-}
+/// Counters of a WebSocket receiver: [`ReceiverStats`](otlp_net::intake::ReceiverStats),
+/// the shape every receiver shares. A batch is a request; a connection is a stream
+/// (`streams.refused_opens` counts refused handshakes).
+pub type WsReceiverStats = otlp_net::intake::ReceiverStats;
 
 /// An OTLP/WebSocket receiver.
 pub struct WsReceiver<Svc> {
@@ -219,13 +190,14 @@ where
         let refused = |status: StatusCode, message: String| {
             self.shared
                 .stats()
-                .refused_handshakes
+                .streams
+                .refused_opens
                 .fetch_add(1, Ordering::Relaxed);
             Refusal { status, message }
         };
         // Upgraded connections leave the HTTP listener's count, so the connection limit is
         // kept here (handshakes in flight may pass it by their number).
-        let open = self.shared.stats().open_connections.load(Ordering::Relaxed);
+        let open = self.shared.stats().streams.open.load(Ordering::Relaxed);
         if open >= self.shared.config.listener.max_connections as u64 {
             return Err(refused(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -387,7 +359,8 @@ async fn serve_connection<Svc>(
     else {
         shared
             .stats()
-            .refused_handshakes
+            .streams
+            .refused_opens
             .fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -399,15 +372,6 @@ async fn serve_connection<Svc>(
 
 /// Longest the closing handshake may take before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Counts a connection as open until dropped.
-struct OpenConnection<'a>(&'a WsReceiverStats);
-
-impl Drop for OpenConnection<'_> {
-    fn drop(&mut self) {
-        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Serves an open WebSocket: reads batches, processes a bounded number at a time, answers
 /// each with its acknowledgement, and closes with the code that says why it ended.
@@ -424,9 +388,7 @@ async fn serve_socket<Svc, Io>(
     use futures_util::{SinkExt, StreamExt};
     let config = &shared.config;
     let stats = shared.stats();
-    stats.connections.fetch_add(1, Ordering::Relaxed);
-    stats.open_connections.fetch_add(1, Ordering::Relaxed);
-    let _open = OpenConnection(stats);
+    let _open = stats.streams.open_stream();
     let (mut sink, mut stream) = ws.split();
     let mut in_flight: JoinSet<Result<otlp_model::stream::StreamAck, Message>> = JoinSet::new();
     let mut ping = tokio::time::interval(config.ping_interval);
@@ -516,7 +478,7 @@ fn sent_in_time<E>(
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
         Err(_) => {
-            stats.stalled_connections.fetch_add(1, Ordering::Relaxed);
+            stats.streams.stalled.fetch_add(1, Ordering::Relaxed);
             false
         }
     }
@@ -588,6 +550,7 @@ where
     if duplicate {
         shared
             .stats()
+            .streams
             .duplicate_batches
             .fetch_add(1, Ordering::Relaxed);
     }

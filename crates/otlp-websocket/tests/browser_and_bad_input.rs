@@ -453,11 +453,17 @@ async fn a_peer_that_never_reads_its_acknowledgements_is_closed() {
     });
     let stats = running.stats();
     let started = std::time::Instant::now();
-    while stats.connections.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+    while stats
+        .streams
+        .opened
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     while stats
-        .open_connections
+        .streams
+        .open
         .load(std::sync::atomic::Ordering::Relaxed)
         > 0
     {
@@ -476,7 +482,8 @@ async fn a_peer_that_never_reads_its_acknowledgements_is_closed() {
     );
     assert_eq!(
         stats
-            .stalled_connections
+            .streams
+            .stalled
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );

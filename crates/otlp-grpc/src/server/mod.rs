@@ -6,14 +6,13 @@ mod streaming;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use http::HeaderValue;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use otlp_core::AnyExportService;
-use otlp_net::intake::{Intake, IntakeConfig};
+use otlp_net::intake::{Intake, IntakeConfig, ReceiverStats};
 pub(crate) use otlp_net::listener::stopped;
 use otlp_net::listener::{Connection, ListenerLimits};
 use otlp_net::server::ConnectionHandler;
@@ -117,39 +116,6 @@ impl ReceiverConfig {
             max_message_bytes: self.intake.max_request_bytes,
             max_frame_bytes: self.intake.max_sent_bytes,
         }
-    }
-}
-
-/// Counters of a receiver, readable while it runs: the ones every receiver keeps
-/// ([`IntakeStats`](otlp_net::intake::IntakeStats), reached through this type too), and
-/// the stream's own.
-#[derive(Debug, Default)]
-pub struct ReceiverStats {
-    /// Requests (unary calls and stream batches), items, refusals and failures.
-    pub intake: otlp_net::intake::IntakeStats,
-    /// Stream batches recognised as resends of accepted ones and not processed again.
-    pub duplicate_batches: AtomicU64,
-    /// Bidirectional streams being served now.
-    pub open_streams: AtomicU64,
-    /// Streams ended because no batch arrived within the stream idle timeout.
-    pub idle_streams: AtomicU64,
-    /// Streams ended because the peer took no acknowledgement within the request timeout
-    /// (it stopped reading; its connection is closed, and its batches still
-    /// unacknowledged are its to resend).
-    pub stalled_streams: AtomicU64,
-}
-
-impl AsRef<otlp_net::intake::IntakeStats> for ReceiverStats {
-    fn as_ref(&self) -> &otlp_net::intake::IntakeStats {
-        &self.intake
-    }
-}
-
-impl std::ops::Deref for ReceiverStats {
-    type Target = otlp_net::intake::IntakeStats;
-
-    fn deref(&self) -> &otlp_net::intake::IntakeStats {
-        &self.intake
     }
 }
 

@@ -57,6 +57,7 @@ where
         shared
             .intake
             .stats()
+            .streams
             .duplicate_batches
             .fetch_add(1, Ordering::Relaxed);
     }
@@ -77,7 +78,7 @@ where
     let (sender, response_body) = GrpcBody::channel(ACK_BUFFER);
     let response = grpc_response_with_body(&shared, response_body);
     tokio::spawn(async move {
-        let _open = OpenStream::new(shared.intake.stats().clone());
+        let _open = shared.intake.stats().streams.open_stream();
         let concurrency = shared.config.stream_concurrency.max(1);
         let mut decoder = FrameDecoder::new(shared.config.frame_limits());
         let mut trailers: Option<HeaderMap> = None;
@@ -132,7 +133,7 @@ where
                 }
                 () = tokio::time::sleep_until(last_activity.checked_add(idle_timeout).unwrap_or(last_activity)),
                     if reading && in_flight.is_empty() && last_activity.checked_add(idle_timeout).is_some() => {
-                    shared.intake.stats().idle_streams.fetch_add(1, Ordering::Relaxed);
+                    shared.intake.stats().streams.idle.fetch_add(1, Ordering::Relaxed);
                     reading = false;
                     ending = Err(ExportError::unavailable(format!(
                         "no batch within the stream idle timeout ({idle_timeout:?})"
@@ -192,7 +193,8 @@ async fn write_within<Svc>(
             shared
                 .intake
                 .stats()
-                .stalled_streams
+                .streams
+                .stalled
                 .fetch_add(1, Ordering::Relaxed);
             if let Some(stalled) = stalled {
                 stalled.close_connection();
@@ -229,20 +231,4 @@ where
         }
     });
     Ok(grpc_response_with_body(shared, response_body))
-}
-
-/// Counts a bidirectional stream as open for as long as its task runs.
-struct OpenStream(Arc<super::ReceiverStats>);
-
-impl OpenStream {
-    fn new(stats: Arc<super::ReceiverStats>) -> Self {
-        stats.open_streams.fetch_add(1, Ordering::Relaxed);
-        Self(stats)
-    }
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
-    }
 }

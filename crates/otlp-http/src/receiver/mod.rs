@@ -98,8 +98,10 @@ impl Default for HttpReceiverConfig {
     }
 }
 
-/// Counters of a receiver, readable while it runs: the shape every receiver shares.
-pub type HttpReceiverStats = otlp_net::intake::IntakeStats;
+/// Counters of a receiver, readable while it runs:
+/// [`ReceiverStats`](otlp_net::intake::ReceiverStats), the shape every receiver shares (its
+/// `streams` stay zero: a WebSocket path mounted beside it counts its own).
+pub type HttpReceiverStats = otlp_net::intake::ReceiverStats;
 
 /// An OTLP/HTTP receiver.
 ///
