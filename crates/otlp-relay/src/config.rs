@@ -61,6 +61,11 @@ pub struct Receivers {
     pub http: HttpReceiver,
     /// OTLP over WebSocket on a listener of its own.
     pub websocket: WebSocketReceiver,
+    /// `[[receivers.extra]]`: further receivers, each `kind = "..."` of a registered
+    /// [`ReceiverFactory`](crate::receivers::ReceiverFactory) and its own settings (a
+    /// second gRPC listener, or a transport from another crate).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<toml::Table>,
 }
 
 impl Default for Receivers {
@@ -75,6 +80,7 @@ impl Default for Receivers {
             grpc: GrpcReceiver::default(),
             http: HttpReceiver::default(),
             websocket: WebSocketReceiver::default(),
+            extra: Vec::new(),
         }
     }
 }
@@ -213,6 +219,9 @@ pub struct WebSocketReceiver {
     pub listen: Listen,
     /// The path the handshake must ask for.
     pub path: String,
+    /// TLS, if set (the receiver then serves `wss://`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ReceiverTls>,
 }
 
 impl Default for WebSocketReceiver {
@@ -220,6 +229,7 @@ impl Default for WebSocketReceiver {
         Self {
             listen: Listen::OFF,
             path: "/v1/stream".to_string(),
+            tls: None,
         }
     }
 }

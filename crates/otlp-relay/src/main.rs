@@ -13,17 +13,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use otlp_core::SignalKind;
-use otlp_grpc::{GrpcReceiver, ReceiverConfig};
-use otlp_http::{Cors, HttpReceiver, HttpReceiverConfig};
 use otlp_net::budget::MemoryBudget;
 use otlp_net::intake::IntakeConfig;
 use otlp_net::listener::ListenerLimits;
 use otlp_relay::config::{Config, ExporterKind, Interval, Listen};
 use otlp_relay::pipeline::{self, Exporter};
+use otlp_relay::receivers::{ReceiverContext, ReceiverKinds};
 use otlp_relay::sink::{Counters, JsonLines, Output, RotatingFile};
 use otlp_relay::{admin, upstream};
 use otlp_stream::DedupWindow;
-use otlp_websocket::{WsReceiver, WsReceiverConfig};
 
 const HELP: &str = "\
 otlp-relay: OTLP over gRPC, HTTP and WebSocket in; OTLP/JSON lines or an OTLP upstream out.
@@ -181,6 +179,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The receiver kinds the relay serves: a new transport crate's factory is registered
+/// here (`.with(factory)`).
+fn relay_receivers() -> ReceiverKinds {
+    ReceiverKinds::builtin()
+}
+
 /// The upstream protocols the relay exports with: a new transport crate's factory is
 /// registered here (`.with(factory)`).
 fn relay_upstreams() -> otlp_relay::factories::Upstreams {
@@ -259,142 +263,50 @@ async fn run(options: Options) -> Result<(), String> {
     let counters = Arc::new(Counters::default());
     let (exporters, attempt_timeout) = exporters(&config, &counters).await?;
     let pipelines = pipeline::build(exporters, &config.pipeline, attempt_timeout);
-    let sink = pipelines.entry();
     let receivers = &config.receivers;
-    // Certificates are read before anything binds: a bad file starts nothing.
-    let grpc_tls = receivers
-        .grpc
-        .tls
-        .as_ref()
-        .map(|tls| tls.load("receivers.grpc.tls"))
-        .transpose()
-        .map_err(text)?;
-    let http_tls = receivers
-        .http
-        .tls
-        .as_ref()
-        .map(|tls| tls.load("receivers.http.tls"))
-        .transpose()
-        .map_err(text)?;
+    // Every receiver section is prepared (parsed, certificates read) before anything
+    // binds: a bad setting starts nothing.
+    let prepared = relay_receivers().prepare(receivers).map_err(text)?;
     let max_request = usize::try_from(receivers.max_request_bytes).unwrap_or(usize::MAX);
-    let listener = ListenerLimits {
-        max_connections: receivers.max_connections,
-        ..ListenerLimits::default()
-    };
-    let auth = receivers.bearer_auth().map_err(text)?;
     let budget = (receivers.memory_budget_bytes > 0).then(|| {
         MemoryBudget::new(usize::try_from(receivers.memory_budget_bytes).unwrap_or(usize::MAX))
     });
     // The stream receivers' de-duplication windows count against the same budget, at
     // their bound, for the relay's life, so the stated budget covers them too. Together
     // they take at most a sixteenth of it (fewer ids are remembered under a small budget).
-    let stream_receivers = [
-        receivers.grpc.listen.0.is_some(),
-        receivers.http.listen.0.is_some() && !receivers.http.websocket_path.is_empty(),
-        receivers.websocket.listen.0.is_some(),
-    ]
-    .iter()
-    .filter(|&&on| on)
-    .count();
+    let stream_receivers: usize = prepared.iter().map(|p| p.stream_windows()).sum();
+    let default_capacity = otlp_grpc::ReceiverConfig::default().dedup_capacity;
     let dedup_capacity = match &budget {
         Some(budget) => {
             let share = budget.limit() / 16 / stream_receivers.max(1);
-            (share / DedupWindow::new(1).bound_bytes())
-                .clamp(1, ReceiverConfig::default().dedup_capacity)
+            (share / DedupWindow::new(1).bound_bytes()).clamp(1, default_capacity)
         }
-        None => ReceiverConfig::default().dedup_capacity,
+        None => default_capacity,
     };
     let windows = stream_receivers * DedupWindow::new(dedup_capacity).bound_bytes();
-    // Every receiver takes requests in with the same settings.
-    let intake = IntakeConfig {
-        memory_budget: budget.clone(),
-        ..IntakeConfig::default()
-    }
-    .with_max_request_bytes(max_request);
     let _windows = otlp_net::budget::reserve(budget.as_ref(), windows).map_err(|e| {
         format!("receivers.memory_budget_bytes cannot hold the de-duplication windows: {e}")
     })?;
-
-    // Bind everything before serving anything: a bad address never leaves a half-started
-    // relay behind.
-    let grpc = bind(
-        "receivers.grpc.listen",
-        receivers.grpc.listen,
-        async |address| {
-            let mut receiver = GrpcReceiver::new(sink.clone()).with_config(ReceiverConfig {
-                intake: intake.clone(),
-                listener,
-                dedup_capacity,
-                ..ReceiverConfig::default()
-            });
-            if let Some(tls) = grpc_tls.clone() {
-                receiver = receiver.with_tls(tls);
-            }
-            if let Some(auth) = auth.clone() {
-                receiver = receiver.with_auth(auth);
-            }
-            receiver.bind(address).await
-        },
-    )
-    .await?;
-    let ws_defaults = {
-        let defaults = WsReceiverConfig::default();
-        WsReceiverConfig {
-            intake: intake.clone(),
-            max_frame_bytes: defaults.max_frame_bytes.min(max_request),
-            listener,
-            allowed_origins: receivers.allowed_origins.clone(),
-            dedup_capacity,
-            ..defaults
+    // Every receiver takes requests in with the same settings.
+    let context = ReceiverContext {
+        sink: pipelines.entry(),
+        intake: IntakeConfig {
+            memory_budget: budget.clone(),
+            ..IntakeConfig::default()
         }
+        .with_max_request_bytes(max_request),
+        listener: ListenerLimits {
+            max_connections: receivers.max_connections,
+            ..ListenerLimits::default()
+        },
+        auth: receivers.bearer_auth().map_err(text)?,
+        allowed_origins: receivers.allowed_origins.clone(),
+        dedup_capacity,
     };
-    let ws_path = receivers.http.websocket_path.clone();
-    let http = bind(
-        "receivers.http.listen",
-        receivers.http.listen,
-        async |address| {
-            let mut receiver = HttpReceiver::new(sink.clone()).with_config(HttpReceiverConfig {
-                intake: intake.clone(),
-                listener,
-                cors: Cors::allow_origins(receivers.allowed_origins.iter().cloned()),
-                ..HttpReceiverConfig::default()
-            });
-            if let Some(tls) = http_tls.clone() {
-                receiver = receiver.with_tls(tls);
-            }
-            if let Some(auth) = auth.clone() {
-                receiver = receiver.with_auth(auth);
-            }
-            if !ws_path.is_empty() {
-                let ws_config = WsReceiverConfig {
-                    path: ws_path.clone(),
-                    ..ws_defaults.clone()
-                };
-                let (handler, _) = WsReceiver::new(sink.clone())
-                    .with_config(ws_config)
-                    .into_upgrade_handler();
-                receiver = receiver.with_upgrade(ws_path.clone(), handler);
-            }
-            receiver.bind(address).await
-        },
-    )
-    .await?;
-    let ws = bind(
-        "receivers.websocket.listen",
-        receivers.websocket.listen,
-        async |address| {
-            let ws_config = WsReceiverConfig {
-                path: receivers.websocket.path.clone(),
-                ..ws_defaults.clone()
-            };
-            let mut receiver = WsReceiver::new(sink.clone()).with_config(ws_config);
-            if let Some(auth) = auth.clone() {
-                receiver = receiver.with_auth(auth);
-            }
-            receiver.bind(address).await
-        },
-    )
-    .await?;
+    let mut started = Vec::new();
+    for receiver in prepared {
+        started.push(receiver.start(&context).await.map_err(text)?);
+    }
     let admin_listener = bind("admin.listen", config.admin.listen, async |address| {
         tokio::net::TcpListener::bind(address).await
     })
@@ -415,22 +327,7 @@ async fn run(options: Options) -> Result<(), String> {
         }
         None => None,
     };
-    if let Some(r) = &grpc {
-        listening.push(format!("gRPC {}", r.local_addr()));
-    }
-    if let Some(r) = &http {
-        listening.push(format!("HTTP {}", r.local_addr()));
-        if !ws_path.is_empty() {
-            listening.push(format!("WebSocket {}{ws_path}", r.local_addr()));
-        }
-    }
-    if let Some(r) = &ws {
-        listening.push(format!(
-            "WebSocket {}{}",
-            r.local_addr(),
-            receivers.websocket.path
-        ));
-    }
+    listening.extend(started.iter().flat_map(|r| r.listening.iter().cloned()));
     let destination = match config.exporter.kind {
         ExporterKind::File if config.exporter.file.path == "-" => {
             "writing OTLP/JSON lines to standard output".to_string()
@@ -468,23 +365,11 @@ async fn run(options: Options) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + config.pipeline.drain_timeout.0;
     let stopping = async {
         let remaining = || deadline.saturating_duration_since(tokio::time::Instant::now());
-        tokio::join!(
-            async {
-                if let Some(r) = grpc {
-                    r.shutdown_within(remaining()).await;
-                }
-            },
-            async {
-                if let Some(r) = http {
-                    r.shutdown_within(remaining()).await;
-                }
-            },
-            async {
-                if let Some(r) = ws {
-                    r.shutdown_within(remaining()).await;
-                }
-            },
-        );
+        let mut stops = tokio::task::JoinSet::new();
+        for receiver in started {
+            stops.spawn(receiver.shutdown_within(remaining()));
+        }
+        while stops.join_next().await.is_some() {}
         pipelines.shutdown(remaining()).await
     };
     let left = tokio::select! {

@@ -1,5 +1,5 @@
 //! The relay's receivers over TLS, configured in its file: gRPC with mutual TLS, HTTP with
-//! TLS and its WebSocket path as wss://; a missing certificate file names its setting and starts nothing.
+//! TLS and its WebSocket path as wss://, the WebSocket listener of its own as wss:// with mutual TLS; a missing certificate file names its setting and starts nothing.
 
 use std::process::Command;
 
@@ -27,6 +27,8 @@ async fn receivers_serve_tls_and_mutual_tls_from_the_configuration_file() {
         &format!(
             "[receivers.grpc]\ntls = {{ cert = {cert:?}, key = {key:?}, client_ca = {ca:?} }}\n\
              [receivers.http]\ntls = {{ cert = {cert:?}, key = {key:?} }}\n\
+             [receivers.websocket]\nlisten = \"127.0.0.1:0\"\n\
+             tls = {{ cert = {cert:?}, key = {key:?}, client_ca = {ca:?} }}\n\
              [exporter.file]\npath = {:?}\n",
             output.display().to_string()
         ),
@@ -87,15 +89,47 @@ async fn receivers_serve_tls_and_mutual_tls_from_the_configuration_file() {
         relay.http.rsplit(':').next().expect("port")
     );
     otlp_websocket::WsExporter::new(
-        otlp_websocket::WsExporterConfig::new(ws_url).with_tls(client_tls),
+        otlp_websocket::WsExporterConfig::new(ws_url).with_tls(client_tls.clone()),
     )
     .export(ExportRequest::<Traces>::new(traces.clone()).into())
     .await
     .expect("wss");
+    // The WebSocket listener of its own serves wss:// with mutual TLS.
+    let standalone = format!(
+        "wss://localhost:{}/v1/stream",
+        relay
+            .banner_address("WebSocket ", 1)
+            .rsplit(':')
+            .next()
+            .expect("port")
+    );
+    let mut anonymous =
+        otlp_websocket::WsExporterConfig::new(standalone.clone()).with_tls(client_tls.clone());
+    anonymous.connect_timeout = std::time::Duration::from_secs(2);
+    anonymous.call_timeout = std::time::Duration::from_secs(2);
+    assert!(
+        otlp_websocket::WsExporter::new(anonymous)
+            .export(ExportRequest::<Traces>::new(traces.clone()).into())
+            .await
+            .is_err(),
+        "wss without a client certificate is refused"
+    );
+    let identified = client_tls
+        .with_client_certificate(
+            pki.client.cert_pem.as_bytes(),
+            pki.client.key_pem.as_bytes(),
+        )
+        .expect("identity");
+    otlp_websocket::WsExporter::new(
+        otlp_websocket::WsExporterConfig::new(standalone).with_tls(identified),
+    )
+    .export(ExportRequest::<Traces>::new(traces.clone()).into())
+    .await
+    .expect("wss with mutual TLS");
     let report = stop(relay);
-    assert!(report.contains("21 items in, 21 sent"), "{report}");
+    assert!(report.contains("28 items in, 28 sent"), "{report}");
     let lines = read_lines(&output);
-    assert_eq!(otlp_testkit::items(lines.traces).len(), 21);
+    assert_eq!(otlp_testkit::items(lines.traces).len(), 28);
     for path in [ca, cert, key, config, output.display().to_string()] {
         let _ = std::fs::remove_file(path);
     }
