@@ -8,6 +8,7 @@
 //! *prepared* (parsed, certificates read), and only then is anything bound.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,9 +17,12 @@ use std::time::Duration;
 use otlp_net::auth::BearerToken;
 use otlp_net::intake::IntakeConfig;
 use otlp_net::listener::ListenerLimits;
+use otlp_net::tls::ServerTls;
 use serde::de::DeserializeOwned;
 
-use crate::config::{ConfigError, GrpcReceiver, HttpReceiver, Receivers, WebSocketReceiver};
+use crate::config::{
+    ConfigError, GrpcReceiver, HttpReceiver, Listen, ReceiverTls, Receivers, WebSocketReceiver,
+};
 
 /// A boxed future that is `Send`: what the object-safe factory traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -121,7 +125,11 @@ impl ReceiverKinds {
     /// `grpc`, `http` (with OTLP over WebSocket on its port) and `websocket`.
     pub fn builtin() -> Self {
         Self {
-            factories: vec![Arc::new(Grpc), Arc::new(Http), Arc::new(WebSocket)],
+            factories: vec![
+                Arc::new(BuiltinFactory::<GrpcReceiver>(PhantomData)),
+                Arc::new(BuiltinFactory::<HttpReceiver>(PhantomData)),
+                Arc::new(BuiltinFactory::<WebSocketReceiver>(PhantomData)),
+            ],
         }
     }
 
@@ -220,20 +228,99 @@ pub fn parse_section<T: DeserializeOwned>(
         .map_err(|e| ConfigError::setting(key, e.message().trim_end()))
 }
 
-/// The address to bind, or `None` when the section is off.
-fn address(listen: crate::config::Listen) -> Option<SocketAddr> {
-    listen.0
+/// A built-in receiver kind: its typed section and how it starts.
+trait Builtin: DeserializeOwned + Send + 'static {
+    /// Its kind, which is also its section's name.
+    const KIND: &'static str;
+
+    /// Where it listens (or off), and its TLS settings.
+    fn listener(&self) -> (Listen, Option<&ReceiverTls>);
+
+    /// How many stream receivers it runs.
+    fn stream_windows(&self) -> usize {
+        1
+    }
+
+    /// Binds `address` and serves.
+    fn start(
+        self,
+        address: SocketAddr,
+        tls: Option<ServerTls>,
+        context: &ReceiverContext,
+    ) -> BoxFuture<'_, std::io::Result<StartedReceiver>>;
 }
 
-fn bind_error(key: &str, address: SocketAddr) -> impl FnOnce(std::io::Error) -> ConfigError + '_ {
-    move |e| ConfigError::setting(format!("{key}.listen"), format!("{address}: {e}"))
+/// The factory of a built-in kind.
+struct BuiltinFactory<S>(PhantomData<fn() -> S>);
+
+/// A built-in section parsed, its certificates read.
+struct PreparedBuiltin<S> {
+    key: String,
+    address: SocketAddr,
+    tls: Option<ServerTls>,
+    settings: S,
 }
 
-fn load_tls(
-    tls: Option<&crate::config::ReceiverTls>,
-    key: &str,
-) -> Result<Option<otlp_net::tls::ServerTls>, ConfigError> {
-    tls.map(|tls| tls.load(&format!("{key}.tls"))).transpose()
+impl<S: Builtin> ReceiverFactory for BuiltinFactory<S> {
+    fn kind(&self) -> &'static str {
+        S::KIND
+    }
+
+    fn prepare(
+        &self,
+        section: &toml::Table,
+        key: &str,
+    ) -> Result<Option<Box<dyn PreparedReceiver>>, ConfigError> {
+        let settings: S = parse_section(section, key)?;
+        let (listen, tls) = settings.listener();
+        let Some(address) = listen.0 else {
+            return Ok(None);
+        };
+        let tls = tls.map(|tls| tls.load(&format!("{key}.tls"))).transpose()?;
+        Ok(Some(Box::new(PreparedBuiltin {
+            key: key.to_string(),
+            address,
+            tls,
+            settings,
+        })))
+    }
+}
+
+impl<S: Builtin> PreparedReceiver for PreparedBuiltin<S> {
+    fn stream_windows(&self) -> usize {
+        self.settings.stream_windows()
+    }
+
+    fn start(
+        self: Box<Self>,
+        context: &ReceiverContext,
+    ) -> BoxFuture<'_, Result<StartedReceiver, ConfigError>> {
+        let PreparedBuiltin {
+            key,
+            address,
+            tls,
+            settings,
+        } = *self;
+        Box::pin(async move {
+            settings.start(address, tls, context).await.map_err(|e| {
+                ConfigError::setting(format!("{key}.listen"), format!("{address}: {e}"))
+            })
+        })
+    }
+}
+
+/// `receiver` with the section's TLS and the shared authentication, if any.
+macro_rules! secured {
+    ($receiver:expr, $tls:expr, $context:expr) => {{
+        let mut receiver = $receiver;
+        if let Some(tls) = $tls {
+            receiver = receiver.with_tls(tls);
+        }
+        if let Some(auth) = $context.auth.clone() {
+            receiver = receiver.with_auth(auth);
+        }
+        receiver
+    }};
 }
 
 /// The WebSocket receiver settings every WebSocket endpoint of the relay shares.
@@ -252,125 +339,59 @@ fn websocket_config(context: &ReceiverContext, path: &str) -> otlp_websocket::Ws
     }
 }
 
-struct Grpc;
+impl Builtin for GrpcReceiver {
+    const KIND: &'static str = "grpc";
 
-struct PreparedGrpc {
-    key: String,
-    address: SocketAddr,
-    tls: Option<otlp_net::tls::ServerTls>,
-}
-
-impl ReceiverFactory for Grpc {
-    fn kind(&self) -> &'static str {
-        "grpc"
-    }
-
-    fn prepare(
-        &self,
-        section: &toml::Table,
-        key: &str,
-    ) -> Result<Option<Box<dyn PreparedReceiver>>, ConfigError> {
-        let settings: GrpcReceiver = parse_section(section, key)?;
-        let Some(address) = address(settings.listen) else {
-            return Ok(None);
-        };
-        Ok(Some(Box::new(PreparedGrpc {
-            key: key.to_string(),
-            address,
-            tls: load_tls(settings.tls.as_ref(), key)?,
-        })))
-    }
-}
-
-impl PreparedReceiver for PreparedGrpc {
-    fn stream_windows(&self) -> usize {
-        1
+    fn listener(&self) -> (Listen, Option<&ReceiverTls>) {
+        (self.listen, self.tls.as_ref())
     }
 
     fn start(
-        self: Box<Self>,
+        self,
+        address: SocketAddr,
+        tls: Option<ServerTls>,
         context: &ReceiverContext,
-    ) -> BoxFuture<'_, Result<StartedReceiver, ConfigError>> {
+    ) -> BoxFuture<'_, std::io::Result<StartedReceiver>> {
         Box::pin(async move {
-            let mut receiver = otlp_grpc::GrpcReceiver::new(context.sink.clone()).with_config(
-                otlp_grpc::ReceiverConfig {
-                    intake: context.intake.clone(),
-                    listener: context.listener,
-                    dedup_capacity: context.dedup_capacity,
-                    ..otlp_grpc::ReceiverConfig::default()
-                },
-            );
-            if let Some(tls) = self.tls {
-                receiver = receiver.with_tls(tls);
-            }
-            if let Some(auth) = context.auth.clone() {
-                receiver = receiver.with_auth(auth);
-            }
-            let running = receiver
-                .bind(self.address)
-                .await
-                .map_err(bind_error(&self.key, self.address))?;
+            let config = otlp_grpc::ReceiverConfig {
+                intake: context.intake.clone(),
+                listener: context.listener,
+                dedup_capacity: context.dedup_capacity,
+                ..otlp_grpc::ReceiverConfig::default()
+            };
+            let receiver = otlp_grpc::GrpcReceiver::new(context.sink.clone()).with_config(config);
+            let running = secured!(receiver, tls, context).bind(address).await?;
             Ok(StartedReceiver::from_running("gRPC", running, Vec::new()))
         })
     }
 }
 
-struct Http;
+impl Builtin for HttpReceiver {
+    const KIND: &'static str = "http";
 
-struct PreparedHttp {
-    key: String,
-    address: SocketAddr,
-    websocket_path: String,
-    tls: Option<otlp_net::tls::ServerTls>,
-}
-
-impl ReceiverFactory for Http {
-    fn kind(&self) -> &'static str {
-        "http"
+    fn listener(&self) -> (Listen, Option<&ReceiverTls>) {
+        (self.listen, self.tls.as_ref())
     }
 
-    fn prepare(
-        &self,
-        section: &toml::Table,
-        key: &str,
-    ) -> Result<Option<Box<dyn PreparedReceiver>>, ConfigError> {
-        let settings: HttpReceiver = parse_section(section, key)?;
-        let Some(address) = address(settings.listen) else {
-            return Ok(None);
-        };
-        Ok(Some(Box::new(PreparedHttp {
-            key: key.to_string(),
-            address,
-            websocket_path: settings.websocket_path,
-            tls: load_tls(settings.tls.as_ref(), key)?,
-        })))
-    }
-}
-
-impl PreparedReceiver for PreparedHttp {
     fn stream_windows(&self) -> usize {
         usize::from(!self.websocket_path.is_empty())
     }
 
     fn start(
-        self: Box<Self>,
+        self,
+        address: SocketAddr,
+        tls: Option<ServerTls>,
         context: &ReceiverContext,
-    ) -> BoxFuture<'_, Result<StartedReceiver, ConfigError>> {
+    ) -> BoxFuture<'_, std::io::Result<StartedReceiver>> {
         Box::pin(async move {
-            let mut receiver = otlp_http::HttpReceiver::new(context.sink.clone()).with_config(
-                otlp_http::HttpReceiverConfig {
-                    intake: context.intake.clone(),
-                    listener: context.listener,
-                    cors: otlp_http::Cors::allow_origins(context.allowed_origins.iter().cloned()),
-                    ..otlp_http::HttpReceiverConfig::default()
-                },
-            );
-            if let Some(tls) = self.tls {
-                receiver = receiver.with_tls(tls);
-            }
-            if let Some(auth) = context.auth.clone() {
-                receiver = receiver.with_auth(auth);
-            }
+            let config = otlp_http::HttpReceiverConfig {
+                intake: context.intake.clone(),
+                listener: context.listener,
+                cors: otlp_http::Cors::allow_origins(context.allowed_origins.iter().cloned()),
+                ..otlp_http::HttpReceiverConfig::default()
+            };
+            let mut receiver =
+                otlp_http::HttpReceiver::new(context.sink.clone()).with_config(config);
             let path = self.websocket_path;
             if !path.is_empty() {
                 let (handler, _) = otlp_websocket::WsReceiver::new(context.sink.clone())
@@ -378,10 +399,7 @@ impl PreparedReceiver for PreparedHttp {
                     .into_upgrade_handler();
                 receiver = receiver.with_upgrade(path.clone(), handler);
             }
-            let running = receiver
-                .bind(self.address)
-                .await
-                .map_err(bind_error(&self.key, self.address))?;
+            let running = secured!(receiver, tls, context).bind(address).await?;
             let extra = if path.is_empty() {
                 Vec::new()
             } else {
@@ -392,60 +410,23 @@ impl PreparedReceiver for PreparedHttp {
     }
 }
 
-struct WebSocket;
+impl Builtin for WebSocketReceiver {
+    const KIND: &'static str = "websocket";
 
-struct PreparedWebSocket {
-    key: String,
-    address: SocketAddr,
-    path: String,
-    tls: Option<otlp_net::tls::ServerTls>,
-}
-
-impl ReceiverFactory for WebSocket {
-    fn kind(&self) -> &'static str {
-        "websocket"
-    }
-
-    fn prepare(
-        &self,
-        section: &toml::Table,
-        key: &str,
-    ) -> Result<Option<Box<dyn PreparedReceiver>>, ConfigError> {
-        let settings: WebSocketReceiver = parse_section(section, key)?;
-        let Some(address) = address(settings.listen) else {
-            return Ok(None);
-        };
-        Ok(Some(Box::new(PreparedWebSocket {
-            key: key.to_string(),
-            address,
-            path: settings.path,
-            tls: load_tls(settings.tls.as_ref(), key)?,
-        })))
-    }
-}
-
-impl PreparedReceiver for PreparedWebSocket {
-    fn stream_windows(&self) -> usize {
-        1
+    fn listener(&self) -> (Listen, Option<&ReceiverTls>) {
+        (self.listen, self.tls.as_ref())
     }
 
     fn start(
-        self: Box<Self>,
+        self,
+        address: SocketAddr,
+        tls: Option<ServerTls>,
         context: &ReceiverContext,
-    ) -> BoxFuture<'_, Result<StartedReceiver, ConfigError>> {
+    ) -> BoxFuture<'_, std::io::Result<StartedReceiver>> {
         Box::pin(async move {
-            let mut receiver = otlp_websocket::WsReceiver::new(context.sink.clone())
+            let receiver = otlp_websocket::WsReceiver::new(context.sink.clone())
                 .with_config(websocket_config(context, &self.path));
-            if let Some(tls) = self.tls {
-                receiver = receiver.with_tls(tls);
-            }
-            if let Some(auth) = context.auth.clone() {
-                receiver = receiver.with_auth(auth);
-            }
-            let running = receiver
-                .bind(self.address)
-                .await
-                .map_err(bind_error(&self.key, self.address))?;
+            let running = secured!(receiver, tls, context).bind(address).await?;
             let listening = format!("WebSocket {}{}", running.local_addr(), self.path);
             Ok(StartedReceiver::new(vec![listening], move |deadline| {
                 running.shutdown_within(deadline)
