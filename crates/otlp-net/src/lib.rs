@@ -10,6 +10,9 @@
 //!   deadline, graceful shutdown).
 //! - [`server`]: the lifecycle every receiver shares (bind or serve a given listener,
 //!   TLS, the running receiver's address and counters, shutdown with a deadline).
+//! - [`stream_client`]: the exporter half of the stream protocol, one tokio driver over
+//!   any binding's [`stream_client::StreamLink`] (gRPC bidirectional and WebSocket write
+//!   only their framing).
 //!
 //! ```
 //! use otlp_net::auth::{Authenticate, BearerToken};
@@ -30,6 +33,7 @@ pub mod budget;
 pub mod intake;
 pub mod listener;
 pub mod server;
+pub mod stream_client;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod upgrade;

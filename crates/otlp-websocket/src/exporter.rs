@@ -1,10 +1,9 @@
-//! The exporter: numbered batches on one WebSocket within a window of unacknowledged ones
-//! (the sans-IO `otlp_stream::Sender`), reconnection with backoff, and exactly the
-//! unacknowledged batches sent again after a broken connection.
+//! The exporter: numbered batches on one WebSocket within a window of unacknowledged ones,
+//! reconnection with backoff, and exactly the unacknowledged batches sent again after a
+//! broken connection. The driver is `otlp-net`'s ([`otlp_net::stream_client`], shared with
+//! the gRPC stream exporter); this module is the WebSocket link under it — connecting
+//! (TCP, TLS, the handshake), the subprotocol's messages, and the close codes.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,12 +13,13 @@ use otlp_core::{
     AnyExportRequest, BoxExportFuture, ErrorKind, ExportError, ExportOutcome, ExportRequest,
     RetryClass, Signal,
 };
+use otlp_model::stream::StreamAck;
+use otlp_net::stream_client::{
+    LinkEnd, SendError, StreamClient, StreamClientConfig, StreamConnector, StreamLink,
+};
 use otlp_net::upgrade::UpgradedIo;
-use otlp_stream::envelope::{BatchIds, with_id};
-use otlp_stream::{AckEvent, Sender, SenderConfig};
+use otlp_stream::SenderConfig;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -86,80 +86,38 @@ impl WsExporterConfig {
     }
 }
 
-/// Counters of a [`WsExporter`].
-#[derive(Debug, Default)]
-pub struct WsExporterStats {
-    /// Batches written the first time.
-    pub batches_sent: AtomicU64,
-    /// Batches written again.
-    pub batches_resent: AtomicU64,
-    /// Batches acknowledged as delivered.
-    pub batches_delivered: AtomicU64,
-    /// Batches refused for good.
-    pub batches_failed: AtomicU64,
-    /// Connections opened after the first.
-    pub reconnects: AtomicU64,
-}
-
-type Reply = oneshot::Sender<Result<ExportOutcome, ExportError>>;
+/// Counters of a [`WsExporter`]: the stream driver's, the same for every binding
+/// (`fell_back_to_unary` stays false: WebSocket has no unary form).
+pub type WsExporterStats = otlp_net::stream_client::StreamClientStats;
 
 /// An OTLP/WebSocket exporter, an [`ExportService`](otlp_core::ExportService) for every
 /// signal: each call resolves when its batch is acknowledged or refused for good.
 #[derive(Debug, Clone)]
-pub struct WsExporter {
-    commands: mpsc::Sender<(AnyExportRequest, Reply)>,
-    stats: Arc<WsExporterStats>,
-    call_timeout: Duration,
-}
+pub struct WsExporter(StreamClient);
 
 impl WsExporter {
     /// Starts the connection driver; it connects on the first batch.
     pub fn new(config: WsExporterConfig) -> Self {
-        let (commands, receiver) = mpsc::channel(config.sender.window.max(1));
-        let stats = Arc::new(WsExporterStats::default());
-        let call_timeout = config.call_timeout;
-        let driver = Driver {
-            sender: Sender::new(config.sender),
-            replies: HashMap::new(),
-            config,
-            stats: stats.clone(),
-            commands: receiver,
-            closed: false,
-            sent_sizes: HashMap::new(),
-            epoch: Instant::now(),
-            ids: BatchIds::new(),
+        let driver = StreamClientConfig {
+            sender: config.sender,
+            reconnect_initial: config.reconnect_initial,
+            reconnect_max: config.reconnect_max,
+            call_timeout: Some(config.call_timeout),
+            // A peer that stops reading blocks our writes: past this the connection is
+            // taken for broken and reopened.
+            write_timeout: Some(config.call_timeout),
         };
-        tokio::spawn(driver.run());
-        Self {
-            commands,
-            stats,
-            call_timeout,
-        }
+        Self(StreamClient::spawn(WsConnector { config }, driver))
     }
 
     /// Its counters.
     pub fn stats(&self) -> &WsExporterStats {
-        &self.stats
+        self.0.stats()
     }
 
     /// Sends one request and waits for its acknowledgement.
     pub async fn export(&self, request: AnyExportRequest) -> Result<ExportOutcome, ExportError> {
-        let stopped = || ExportError::new(ErrorKind::Cancelled, "the WebSocket exporter stopped");
-        let call = async {
-            let (reply, answer) = oneshot::channel();
-            self.commands
-                .send((request, reply))
-                .await
-                .map_err(|_| stopped())?;
-            answer.await.map_err(|_| stopped())?
-        };
-        tokio::time::timeout(self.call_timeout, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(ExportError::timeout(
-                    "no acknowledgement over the WebSocket within the call timeout",
-                ))
-            })
+        self.0.export(request).await
     }
 }
 
@@ -176,141 +134,35 @@ where
     }
 
     fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
-        let exporter = self.clone();
+        let exporter = self.0.clone();
         Box::pin(async move { exporter.export(request.into()).await })
     }
 }
 
 type Socket = WebSocketStream<Box<dyn UpgradedIo>>;
 
-struct Driver {
-    sender: Sender<AnyExportRequest>,
-    replies: HashMap<u64, Reply>,
+/// Opens one WebSocket per link.
+struct WsConnector {
     config: WsExporterConfig,
-    stats: Arc<WsExporterStats>,
-    commands: mpsc::Receiver<(AnyExportRequest, Reply)>,
-    closed: bool,
-    epoch: Instant,
-    ids: BatchIds,
-    /// The message size of each batch written and not yet answered, so that a close for a
-    /// message too big (1009) can be pinned on the largest of them.
-    sent_sizes: HashMap<u64, usize>,
 }
 
-/// How a connection ended.
-enum Outcome {
-    Finished,
-    Broken,
-    /// The server refused the handshake for a reason a retry cannot fix.
-    Refused(ExportError),
-    /// The server closed the stream because a message exceeded its limit (1009).
-    TooLarge,
+/// One open WebSocket.
+struct WsLink {
+    socket: Socket,
+    encoding: Encoding,
 }
 
-impl Driver {
-    fn now(&self) -> Duration {
-        self.epoch.elapsed()
-    }
+impl StreamConnector for WsConnector {
+    type Link = WsLink;
 
-    async fn run(mut self) {
-        let mut pause = self.config.reconnect_initial;
-        let mut first = true;
-        loop {
-            if self.sender.outstanding() == 0 {
-                match self.commands.recv().await {
-                    Some((request, reply)) => self.offer(request, reply),
-                    None => return,
-                }
-            }
-            if !first {
-                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-            }
-            first = false;
-            match self.connection().await {
-                Outcome::Finished => return,
-                Outcome::Refused(error) => self.fail_all(&error),
-                Outcome::TooLarge => self.fail_largest_sent(),
-                Outcome::Broken => {}
-            }
-            self.sender.handle_disconnect();
-            tokio::time::sleep(pause).await;
-            pause = if self.sender.outstanding() == 0 {
-                self.config.reconnect_initial
-            } else {
-                (pause * 2).min(self.config.reconnect_max)
-            };
-        }
-    }
-
-    fn offer(&mut self, request: AnyExportRequest, reply: Reply) {
-        let request = with_id(request, self.ids.next());
-        let items = request.item_count();
-        match self.sender.offer(request, items) {
-            Ok(sequence) => {
-                self.replies.insert(sequence, reply);
-            }
-            Err(_) => {
-                let _ = reply.send(Err(ExportError::unavailable("window full")));
-            }
-        }
-    }
-
-    /// Every outstanding batch fails with `error` (the server refuses us for good).
-    fn fail_all(&mut self, error: &ExportError) {
-        self.sender.handle_disconnect();
-        self.sender.handle_connect();
-        while let Some(transmit) = self.sender.poll_transmit(Duration::MAX) {
-            let ack = otlp_stream::completed(
-                transmit.sequence,
-                &Err(ExportError::new(error.kind(), error.message().to_string())),
-            );
-            let event = self.sender.handle_ack(&ack, Duration::MAX);
-            self.apply(event);
-        }
-    }
-
-    /// The peer closed with 1009 without saying which message was too big (it could not
-    /// read it): the largest batch in flight is failed as too large — permanent as it is, so
-    /// a retry layer splits it — and the others are resent. Were the guess wrong, the
-    /// refused batch is split and delivered all the same, and the next 1009 names the next.
-    fn fail_largest_sent(&mut self) {
-        let Some((&sequence, &size)) = self.sent_sizes.iter().max_by_key(|(_, size)| **size) else {
-            return;
-        };
-        let error = ExportError::too_large(format!(
-            "the peer closed the stream for a message too big (1009); the largest batch in \
-             flight, of {size} bytes, is refused as too large"
-        ));
-        let ack = otlp_stream::completed(sequence, &Err(error));
-        let event = self.sender.handle_ack(&ack, self.now());
-        self.apply(event);
-    }
-
-    fn apply(&mut self, event: AckEvent) {
-        let (sequence, result, counter) = match event {
-            AckEvent::Delivered { sequence, outcome } => {
-                (sequence, Ok(outcome), &self.stats.batches_delivered)
-            }
-            AckEvent::Failed {
-                sequence, error, ..
-            } => (sequence, Err(error), &self.stats.batches_failed),
-            _ => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.sent_sizes.remove(&sequence);
-        if let Some(reply) = self.replies.remove(&sequence) {
-            let _ = reply.send(result);
-        }
-    }
-
-    async fn connect(&self) -> Result<Socket, Outcome> {
+    async fn open(&mut self) -> Result<WsLink, LinkEnd> {
         let mut request = self
             .config
             .url
             .as_str()
             .into_client_request()
             .map_err(|e| {
-                Outcome::Refused(ExportError::new(
+                LinkEnd::Refused(ExportError::new(
                     ErrorKind::FailedPrecondition,
                     e.to_string(),
                 ))
@@ -328,15 +180,20 @@ impl Driver {
                 .map_err(handshake_outcome)
         };
         match tokio::time::timeout(self.config.connect_timeout, connecting).await {
-            Ok(Ok((socket, _))) => Ok(socket),
-            Ok(Err(outcome)) => Err(outcome),
-            Err(_) => Err(Outcome::Broken),
+            Ok(Ok((socket, _))) => Ok(WsLink {
+                socket,
+                encoding: self.config.encoding.clone(),
+            }),
+            Ok(Err(end)) => Err(end),
+            Err(_) => Err(LinkEnd::Broken),
         }
     }
+}
 
+impl WsConnector {
     /// TCP to the URL's host, then TLS for `wss://`. A connection that fails is retried
     /// (`Broken`); TLS settings that cannot work are refused for good.
-    async fn open_stream(&self, uri: &http::Uri) -> Result<Box<dyn UpgradedIo>, Outcome> {
+    async fn open_stream(&self, uri: &http::Uri) -> Result<Box<dyn UpgradedIo>, LinkEnd> {
         let secure = uri.scheme_str() == Some("wss");
         let host = uri.host().unwrap_or("localhost");
         let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
@@ -344,7 +201,7 @@ impl Driver {
         let address = (host.trim_start_matches('[').trim_end_matches(']'), port);
         let tcp = TcpStream::connect(address)
             .await
-            .map_err(|_| Outcome::Broken)?;
+            .map_err(|_| LinkEnd::Broken)?;
         let _ = tcp.set_nodelay(true);
         if !secure {
             return Ok(Box::new(tcp));
@@ -354,125 +211,78 @@ impl Driver {
             // No CA configured: the system's trust roots.
             let tls = match self.config.tls.clone() {
                 Some(tls) => tls,
-                None => otlp_net::tls::ClientTls::system_roots().map_err(Outcome::Refused)?,
+                None => otlp_net::tls::ClientTls::system_roots().map_err(LinkEnd::Refused)?,
             };
             let config = tls
                 .rustls_config(&[b"http/1.1"])
-                .map_err(Outcome::Refused)?;
-            let name = tls.server_name(host).map_err(Outcome::Refused)?;
+                .map_err(LinkEnd::Refused)?;
+            let name = tls.server_name(host).map_err(LinkEnd::Refused)?;
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
-                .map_err(|_| Outcome::Broken)?;
+                .map_err(|_| LinkEnd::Broken)?;
             Ok(Box::new(stream))
         }
         #[cfg(not(feature = "tls"))]
-        Err(Outcome::Refused(ExportError::new(
+        Err(LinkEnd::Refused(ExportError::new(
             ErrorKind::FailedPrecondition,
             "wss:// needs the `tls` feature of otlp-websocket",
         )))
     }
 }
 
+impl StreamLink for WsLink {
+    async fn send(&mut self, sequence: u64, batch: &AnyExportRequest) -> Result<usize, SendError> {
+        let message = self
+            .encoding
+            .batch_message(sequence, batch)
+            .map_err(SendError::Batch)?;
+        let size = message.len();
+        self.socket
+            .feed(message)
+            .await
+            .map_err(|_| SendError::Broken)?;
+        Ok(size)
+    }
+
+    async fn flush(&mut self) -> Result<(), LinkEnd> {
+        self.socket.flush().await.map_err(|_| LinkEnd::Broken)
+    }
+
+    async fn receive(&mut self) -> Result<StreamAck, LinkEnd> {
+        loop {
+            match self.socket.next().await {
+                Some(Ok(message @ (Message::Binary(_) | Message::Text(_)))) => {
+                    return self.encoding.read_ack(message).map_err(|_| LinkEnd::Broken);
+                }
+                Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Size => {
+                    return Err(LinkEnd::TooLarge);
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Err(LinkEnd::Broken),
+                // Pings and pongs: the library answers pings itself.
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn finish(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
+
 /// What a failed handshake means for the batches: a permanent refusal fails them, anything
 /// else is retried on a new connection.
-fn handshake_outcome(error: tokio_tungstenite::tungstenite::Error) -> Outcome {
+fn handshake_outcome(error: tokio_tungstenite::tungstenite::Error) -> LinkEnd {
     match error {
         tokio_tungstenite::tungstenite::Error::Http(response) => {
             let status = response.status().as_u16();
             let error = ExportError::from_http(status, None, "the handshake was refused");
             if error.retry_class() == RetryClass::Permanent {
-                Outcome::Refused(error)
+                LinkEnd::Refused(error)
             } else {
-                Outcome::Broken
+                LinkEnd::Broken
             }
         }
-        _ => Outcome::Broken,
-    }
-}
-
-impl Driver {
-    /// Writes what the sender has due; false when the connection broke or a write blocked
-    /// for longer than the call timeout (a peer that stopped reading).
-    async fn write_due(&mut self, socket: &mut Socket) -> bool {
-        let limit = self.config.call_timeout;
-        tokio::time::timeout(limit, self.write_due_now(socket))
-            .await
-            .unwrap_or(false)
-    }
-
-    async fn write_due_now(&mut self, socket: &mut Socket) -> bool {
-        while let Some(transmit) = self.sender.poll_transmit(self.now()) {
-            let counter = if transmit.resend {
-                &self.stats.batches_resent
-            } else {
-                &self.stats.batches_sent
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            match self
-                .config
-                .encoding
-                .batch_message(transmit.sequence, &transmit.payload)
-            {
-                Ok(message) => {
-                    self.sent_sizes.insert(transmit.sequence, message.len());
-                    if socket.feed(message).await.is_err() {
-                        return false;
-                    }
-                }
-                Err(error) => {
-                    let ack = otlp_stream::completed(transmit.sequence, &Err(error));
-                    let event = self.sender.handle_ack(&ack, self.now());
-                    self.apply(event);
-                }
-            }
-        }
-        socket.flush().await.is_ok()
-    }
-
-    async fn connection(&mut self) -> Outcome {
-        let mut socket = match self.connect().await {
-            Ok(socket) => socket,
-            Err(outcome) => return outcome,
-        };
-        self.sender.handle_connect();
-        if !self.write_due(&mut socket).await {
-            return Outcome::Broken;
-        }
-        loop {
-            if self.closed && self.sender.outstanding() == 0 {
-                let _ = socket.close(None).await;
-                return Outcome::Finished;
-            }
-            let wake = self.sender.poll_timeout().map_or_else(
-                || Instant::now() + Duration::from_secs(3600),
-                |at| self.epoch + at,
-            );
-            let room = self.sender.has_room() && !self.closed;
-            tokio::select! {
-                command = self.commands.recv(), if room => match command {
-                    Some((request, reply)) => self.offer(request, reply),
-                    None => self.closed = true,
-                },
-                message = socket.next() => match message {
-                    Some(Ok(message @ (Message::Binary(_) | Message::Text(_)))) => {
-                        let Ok(ack) = self.config.encoding.read_ack(message) else {
-                            return Outcome::Broken;
-                        };
-                        let event = self.sender.handle_ack(&ack, self.now());
-                        self.apply(event);
-                    }
-                    Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Size => {
-                        return Outcome::TooLarge;
-                    }
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Outcome::Broken,
-                    Some(Ok(_)) => {}
-                },
-                () = tokio::time::sleep_until(wake) => {}
-            }
-            if !self.write_due(&mut socket).await {
-                return Outcome::Broken;
-            }
-        }
+        _ => LinkEnd::Broken,
     }
 }

@@ -1,23 +1,29 @@
 //! The bidirectional streaming exporter: one long-lived `ExportBidirectional` call carries
-//! numbered batches; the sans-IO [`otlp_stream::Sender`] decides what to write, and after a
-//! broken stream exactly the unacknowledged batches are written again on a new one. A
-//! server without the streaming service (UNIMPLEMENTED) gets unary `Export` calls instead.
+//! numbered batches. The driver is `otlp-net`'s ([`otlp_net::stream_client`], shared with
+//! the WebSocket exporter); this module is the gRPC link under it — the call, its framing
+//! and its trailers. A server without the streaming service (UNIMPLEMENTED) gets unary
+//! `Export` calls instead.
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{HeaderMap, Response};
+use hyper::body::Incoming;
+use otlp_compression::Compression;
 use otlp_core::{
     AnyExportRequest, BoxExportFuture, ErrorKind, ExportError, ExportOutcome, ExportRequest, Signal,
 };
 use otlp_model::stream::StreamAck;
-use otlp_stream::envelope::{BatchIds, encode_batch, with_id};
-use otlp_stream::{AckEvent, Sender, SenderConfig};
+use otlp_net::stream_client::{
+    LinkEnd, SendError, StreamClient, StreamClientConfig, StreamConnector, StreamLink,
+    UnaryFallback,
+};
+use otlp_stream::SenderConfig;
+use otlp_stream::envelope::encode_batch;
 use prost::Message;
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 use tower_service::Service;
 
 use super::{GrpcExporter, error_of_headers, response_encoding};
@@ -56,24 +62,8 @@ impl Default for StreamExporterConfig {
     }
 }
 
-/// Counters of a [`StreamExporter`].
-#[derive(Debug, Default)]
-pub struct StreamStats {
-    /// Batches written (first sends).
-    pub batches_sent: AtomicU64,
-    /// Batches written again after a broken stream or a retryable refusal.
-    pub batches_resent: AtomicU64,
-    /// Batches acknowledged as delivered.
-    pub batches_delivered: AtomicU64,
-    /// Batches refused for good.
-    pub batches_failed: AtomicU64,
-    /// Streams opened after the first.
-    pub reconnects: AtomicU64,
-    /// Whether the exporter fell back to unary calls.
-    pub fell_back_to_unary: AtomicBool,
-}
-
-type Reply = oneshot::Sender<Result<ExportOutcome, ExportError>>;
+/// Counters of a [`StreamExporter`]: the stream driver's, the same for every binding.
+pub type StreamStats = otlp_net::stream_client::StreamClientStats;
 
 /// An exporter over the bidirectional streaming RPC, usable as an
 /// [`ExportService`](otlp_core::ExportService) for every signal. Each call resolves when
@@ -82,61 +72,37 @@ type Reply = oneshot::Sender<Result<ExportOutcome, ExportError>>;
 ///
 /// Calls are bounded by [`StreamExporterConfig::call_timeout`] (10 s by default).
 #[derive(Debug, Clone)]
-pub struct StreamExporter {
-    commands: mpsc::Sender<(AnyExportRequest, Reply)>,
-    stats: Arc<StreamStats>,
-    call_timeout: Option<Duration>,
-}
+pub struct StreamExporter(StreamClient);
 
 impl StreamExporter {
     /// Starts the stream driver for `exporter`'s endpoint. It connects on the first batch.
     pub fn new(exporter: GrpcExporter, config: StreamExporterConfig) -> Self {
-        let (commands, receiver) = mpsc::channel(config.sender.window.max(1));
-        let stats = Arc::new(StreamStats::default());
-        let driver = Driver {
-            sender: Sender::new(config.sender),
-            replies: HashMap::new(),
+        let connector = GrpcConnector {
             exporter,
-            config,
-            stats: stats.clone(),
-            commands: receiver,
-            epoch: Instant::now(),
-            ids: BatchIds::new(),
-            closed: false,
-            on_stream: Vec::new(),
+            window: config.sender.window.max(1),
+            fallback_to_unary: config.fallback_to_unary,
         };
-        tokio::spawn(driver.run());
-        Self {
-            commands,
-            stats,
-            call_timeout: config.call_timeout,
-        }
+        Self(StreamClient::spawn(
+            connector,
+            StreamClientConfig {
+                sender: config.sender,
+                reconnect_initial: config.reconnect_initial,
+                reconnect_max: config.reconnect_max,
+                call_timeout: config.call_timeout,
+                // The request body holds a whole window: writes never wait for the peer.
+                write_timeout: None,
+            },
+        ))
     }
 
     /// The exporter's counters.
     pub fn stats(&self) -> &StreamStats {
-        &self.stats
+        self.0.stats()
     }
 
     /// Sends one request and waits for its acknowledgement.
     pub async fn export(&self, request: AnyExportRequest) -> Result<ExportOutcome, ExportError> {
-        let call = async {
-            let (reply, answer) = oneshot::channel();
-            self.commands.send((request, reply)).await.map_err(|_| {
-                ExportError::new(ErrorKind::Cancelled, "the stream exporter stopped")
-            })?;
-            answer.await.map_err(|_| {
-                ExportError::new(ErrorKind::Cancelled, "the stream exporter stopped")
-            })?
-        };
-        match self.call_timeout {
-            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                Err(ExportError::timeout(
-                    "no acknowledgement from the stream within the call timeout",
-                ))
-            }),
-            None => call.await,
-        }
+        self.0.export(request).await
     }
 }
 
@@ -154,281 +120,165 @@ where
     }
 
     fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
-        let exporter = self.clone();
+        let exporter = self.0.clone();
         Box::pin(async move { exporter.export(request.into()).await })
     }
 }
 
-fn ended_by(error: ExportError) -> Ended {
+/// What a status ending the call means for the stream.
+fn ended_by(error: ExportError) -> LinkEnd {
     match (error.kind(), error.retry_class()) {
-        (ErrorKind::Unimplemented, _) => Ended::Unimplemented,
-        (_, otlp_core::RetryClass::Permanent) => Ended::Fatal(error),
-        _ => Ended::Broken,
+        (ErrorKind::Unimplemented, _) => LinkEnd::Unimplemented,
+        (_, otlp_core::RetryClass::Permanent) => LinkEnd::Refused(error),
+        _ => LinkEnd::Broken,
     }
 }
 
-struct Driver {
-    sender: Sender<AnyExportRequest>,
-    replies: HashMap<u64, Reply>,
+/// Opens one `ExportBidirectional` call per link.
+struct GrpcConnector {
     exporter: GrpcExporter,
-    config: StreamExporterConfig,
-    stats: Arc<StreamStats>,
-    commands: mpsc::Receiver<(AnyExportRequest, Reply)>,
-    epoch: Instant,
-    ids: BatchIds,
-    /// Every handle is gone: no more batches will come.
-    closed: bool,
-    /// Sequences written on the current stream.
-    on_stream: Vec<u64>,
+    window: usize,
+    fallback_to_unary: bool,
 }
 
-/// Why a stream ended.
-enum Ended {
-    /// No more batches will come and all are acknowledged.
-    Done,
-    /// Broken or refused: reconnect after a pause.
-    Broken,
-    /// The server has no streaming service.
-    Unimplemented,
-    /// Refused for a reason that resending cannot fix (authentication, a malformed
-    /// stream): the batches written on this stream fail with it.
-    Fatal(ExportError),
+type PendingResponse =
+    Pin<Box<dyn Future<Output = Result<Response<Incoming>, ExportError>> + Send>>;
+
+/// One call: its request body (batches), and its response (acknowledgements) once the
+/// server's headers have come.
+struct GrpcLink {
+    exporter: GrpcExporter,
+    compression: Option<Arc<dyn Compression>>,
+    /// The request body; `None` once our half is ended.
+    body: Option<BodySender>,
+    /// The response before its headers arrive. Batches are written before it: a server
+    /// may send its headers only with its first acknowledgement.
+    pending: Option<PendingResponse>,
+    acks: Option<Acks>,
+    trailers: Option<HeaderMap>,
 }
 
-impl Driver {
-    fn now(&self) -> Duration {
-        self.epoch.elapsed()
-    }
+struct Acks {
+    body: Incoming,
+    decoder: FrameDecoder,
+    encoding: Option<Arc<dyn Compression>>,
+}
 
-    async fn run(mut self) {
-        let mut pause = self.config.reconnect_initial;
-        let mut first = true;
-        loop {
-            // Connect only when there is something to send.
-            if self.sender.outstanding() == 0 && !self.take_command().await {
-                return;
-            }
-            if !first {
-                self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-            }
-            first = false;
-            match self.stream().await {
-                Ended::Done => return,
-                Ended::Unimplemented if self.config.fallback_to_unary => {
-                    return self.unary_fallback().await;
-                }
-                Ended::Fatal(error) => {
-                    let written: Vec<u64> = std::mem::take(&mut self.on_stream);
-                    for sequence in written {
-                        let error = ExportError::new(error.kind(), error.message().to_string());
-                        self.fail(sequence, error);
-                    }
-                    self.sender.handle_disconnect();
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(self.config.reconnect_max);
-                }
-                Ended::Unimplemented | Ended::Broken => {
-                    self.sender.handle_disconnect();
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(self.config.reconnect_max);
-                }
-            }
-            if self.sender.outstanding() == 0 {
-                pause = self.config.reconnect_initial;
-            }
-        }
-    }
+impl StreamConnector for GrpcConnector {
+    type Link = GrpcLink;
 
-    /// Waits for one command and offers it; `false` when every handle is gone.
-    async fn take_command(&mut self) -> bool {
-        match self.commands.recv().await {
-            Some((request, reply)) => {
-                self.offer(request, reply);
-                true
-            }
-            None => {
-                self.closed = true;
-                false
-            }
-        }
-    }
-
-    fn offer(&mut self, request: AnyExportRequest, reply: Reply) {
-        let request = with_id(request, self.ids.next());
-        let items = request.item_count();
-        match self.sender.offer(request, items) {
-            Ok(sequence) => {
-                self.replies.insert(sequence, reply);
-            }
-            Err(_) => {
-                // Only offered when there is room; kept as a clear error all the same.
-                let _ = reply.send(Err(ExportError::unavailable("stream window full")));
-            }
-        }
-    }
-
-    async fn write_due(&mut self, body: &BodySender) -> bool {
-        while let Some(transmit) = self.sender.poll_transmit(self.now()) {
-            let counter = if transmit.resend {
-                &self.stats.batches_resent
-            } else {
-                &self.stats.batches_sent
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            self.on_stream.push(transmit.sequence);
-            let (message, _) = encode_batch(transmit.sequence, &transmit.payload);
-            let compression = self.exporter.inner.config.compression.clone();
-            let Ok(frame) = self.exporter.frame(&message, compression.as_deref()) else {
-                self.fail(
-                    transmit.sequence,
-                    ExportError::too_large("batch over the limit"),
-                );
-                continue;
-            };
-            if !body.data(frame).await {
-                return false;
-            }
-        }
-        true
-    }
-
-    fn fail(&mut self, sequence: u64, error: ExportError) {
-        // Resolve through the state machine so the window frees up.
-        let ack = otlp_stream::completed(sequence, &Err(error));
-        let event = self.sender.handle_ack(&ack, self.now());
-        self.apply(event);
-    }
-
-    fn apply(&mut self, event: AckEvent) {
-        match event {
-            AckEvent::Delivered { sequence, outcome } => {
-                self.stats.batches_delivered.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = self.replies.remove(&sequence) {
-                    let _ = reply.send(Ok(outcome));
-                }
-            }
-            AckEvent::Failed {
-                sequence, error, ..
-            } => {
-                self.stats.batches_failed.fetch_add(1, Ordering::Relaxed);
-                if let Some(reply) = self.replies.remove(&sequence) {
-                    let _ = reply.send(Err(error));
-                }
-            }
-            AckEvent::WillResend { .. } | AckEvent::Progress { .. } | AckEvent::Unknown { .. } => {}
-        }
-    }
-
-    async fn stream(&mut self) -> Ended {
-        let exporter = self.exporter.clone();
-        let config = &exporter.inner.config;
-        let compression = config.compression.clone();
-        let (body, request_body) = GrpcBody::channel(self.config.sender.window + 1);
+    async fn open(&mut self) -> Result<GrpcLink, LinkEnd> {
+        let compression = self.exporter.inner.config.compression.clone();
+        let (body, request_body) = GrpcBody::channel(self.window + 1);
         let request = self.exporter.request(
             EXPORT_BIDIRECTIONAL_PATH,
             compression.as_ref(),
             request_body,
         );
-        self.sender.handle_connect();
-        self.on_stream.clear();
-        // The body channel holds a whole window, so these writes never wait for the peer.
-        if !self.write_due(&body).await {
-            return Ended::Broken;
+        let exporter = self.exporter.clone();
+        let pending: PendingResponse =
+            Box::pin(async move { exporter.channel().send(request).await });
+        Ok(GrpcLink {
+            exporter: self.exporter.clone(),
+            compression,
+            body: Some(body),
+            pending: Some(pending),
+            acks: None,
+            trailers: None,
+        })
+    }
+
+    fn fallback(&self) -> Option<UnaryFallback> {
+        let exporter = self.exporter.clone();
+        self.fallback_to_unary.then(|| -> UnaryFallback {
+            Arc::new(move |request| {
+                let mut exporter = exporter.clone();
+                Box::pin(async move { exporter.call(request).await })
+            })
+        })
+    }
+}
+
+impl GrpcLink {
+    /// Waits for the response headers, and checks that they accept the call.
+    async fn accepted(&mut self) -> Result<(), LinkEnd> {
+        if let Some(pending) = &mut self.pending {
+            let response = pending.await.map_err(|_| LinkEnd::Broken)?;
+            self.pending = None;
+            if let Some(error) = error_of_headers(&response, self.compression.as_ref()) {
+                return Err(ended_by(error));
+            }
+            let config = &self.exporter.inner.config;
+            let encoding =
+                response_encoding(response.headers(), config).map_err(|_| LinkEnd::Broken)?;
+            self.acks = Some(Acks {
+                body: response.into_body(),
+                decoder: FrameDecoder::new(FrameLimits {
+                    max_message_bytes: config.max_response_bytes,
+                    max_frame_bytes: config.max_response_bytes,
+                }),
+                encoding,
+            });
         }
-        let response = match self.exporter.channel().send(request).await {
-            Ok(response) => response,
-            Err(_) => return Ended::Broken,
+        Ok(())
+    }
+}
+
+impl StreamLink for GrpcLink {
+    async fn send(&mut self, sequence: u64, batch: &AnyExportRequest) -> Result<usize, SendError> {
+        let (message, _) = encode_batch(sequence, batch);
+        let frame = self
+            .exporter
+            .frame(&message, self.compression.as_deref())
+            .map_err(|_| SendError::Batch(ExportError::too_large("batch over the limit")))?;
+        let size = frame.len();
+        let Some(body) = &self.body else {
+            return Err(SendError::Broken);
         };
-        if let Some(error) = error_of_headers(&response, compression.as_ref()) {
-            return ended_by(error);
-        }
-        let Ok(encoding) = response_encoding(response.headers(), config) else {
-            return Ended::Broken;
-        };
-        let mut acks = response.into_body();
-        let mut decoder = FrameDecoder::new(FrameLimits {
-            max_message_bytes: config.max_response_bytes,
-            max_frame_bytes: config.max_response_bytes,
-        });
-        let mut trailers = None;
-        let mut body = Some(body);
-        loop {
-            if body.is_some() && self.closed && self.sender.outstanding() == 0 {
-                // Everything acknowledged and nothing more to come: end our half.
-                body = None;
-            }
-            let wake = self
-                .sender
-                .poll_timeout()
-                .map(|at| self.epoch + at)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            let room = self.sender.has_room() && body.is_some();
-            // Acknowledgements are not counted against a budget (there is none here).
-            let mut uncounted = otlp_net::budget::Admission::default();
-            tokio::select! {
-                command = self.commands.recv(), if room && !self.closed => {
-                    match command {
-                        Some((request, reply)) => self.offer(request, reply),
-                        None => self.closed = true,
-                    }
-                }
-                frame = next_frame(&mut acks, &mut decoder, &mut trailers, &mut uncounted) => {
-                    match frame {
-                        Ok(Some(frame)) => {
-                            let Ok(message) = decoder.message(frame, encoding.as_deref()) else {
-                                return Ended::Broken;
-                            };
-                            let Ok(ack) = StreamAck::decode(message) else {
-                                return Ended::Broken;
-                            };
-                            let event = self.sender.handle_ack(&ack, self.now());
-                            self.apply(event);
-                        }
-                        Ok(None) => {
-                            let trailers = trailers.take().unwrap_or_default();
-                            if let Some(error) = error_from_trailers(&trailers) {
-                                return ended_by(error);
-                            }
-                            let finished = self.sender.outstanding() == 0 && self.closed;
-                            return if finished { Ended::Done } else { Ended::Broken };
-                        }
-                        Err(_) => return Ended::Broken,
-                    }
-                }
-                () = tokio::time::sleep_until(wake) => {}
-            }
-            if let Some(writer) = &body
-                && !self.write_due(writer).await
-            {
-                return Ended::Broken;
-            }
+        if body.data(frame).await {
+            Ok(size)
+        } else {
+            Err(SendError::Broken)
         }
     }
 
-    /// Unary calls from now on: outstanding batches first, then every new one.
-    async fn unary_fallback(mut self) {
-        self.stats.fell_back_to_unary.store(true, Ordering::Relaxed);
-        self.sender.handle_disconnect();
-        self.sender.handle_connect();
-        let mut pending = Vec::new();
-        while let Some(transmit) = self.sender.poll_transmit(Duration::MAX) {
-            pending.push(transmit);
-        }
-        for transmit in pending {
-            if let Some(reply) = self.replies.remove(&transmit.sequence) {
-                self.spawn_unary(transmit.payload, reply);
+    async fn flush(&mut self) -> Result<(), LinkEnd> {
+        Ok(())
+    }
+
+    async fn receive(&mut self) -> Result<StreamAck, LinkEnd> {
+        self.accepted().await?;
+        let Some(acks) = &mut self.acks else {
+            return Err(LinkEnd::Broken);
+        };
+        // Acknowledgements are not counted against a budget (there is none here).
+        let mut uncounted = otlp_net::budget::Admission::default();
+        let frame = next_frame(
+            &mut acks.body,
+            &mut acks.decoder,
+            &mut self.trailers,
+            &mut uncounted,
+        )
+        .await;
+        match frame {
+            Ok(Some(frame)) => {
+                let message = acks
+                    .decoder
+                    .message(frame, acks.encoding.as_deref())
+                    .map_err(|_| LinkEnd::Broken)?;
+                StreamAck::decode(message).map_err(|_| LinkEnd::Broken)
             }
-        }
-        while let Some((request, reply)) = self.commands.recv().await {
-            self.spawn_unary(request, reply);
+            Ok(None) => match error_from_trailers(&self.trailers.take().unwrap_or_default()) {
+                Some(error) => Err(ended_by(error)),
+                None => Err(LinkEnd::Finished),
+            },
+            Err(_) => Err(LinkEnd::Broken),
         }
     }
 
-    fn spawn_unary(&self, request: AnyExportRequest, reply: Reply) {
-        let mut exporter = self.exporter.clone();
-        tokio::spawn(async move {
-            let result = exporter.call(request).await;
-            let _ = reply.send(result);
-        });
+    async fn finish(mut self) {
+        // Ending the request body ends our half; the server then ends the call.
+        self.body = None;
+        while self.receive().await.is_ok() {}
     }
 }
