@@ -207,6 +207,55 @@ impl StreamClient {
     }
 }
 
+/// Writes what a binding's exporter handle (a newtype over [`StreamClient`]) offers, the
+/// same for every binding: `stats`, `export`, and `tower_service::Service` for every
+/// signal (the calling crate depends on `tower-service`). Used at the crate root of a
+/// module with `$handle(StreamClient)` and `$stats` an alias of [`StreamClientStats`].
+#[macro_export]
+macro_rules! stream_exporter_handle {
+    ($handle:ident, $stats:ty) => {
+        impl $handle {
+            /// Its counters.
+            pub fn stats(&self) -> &$stats {
+                self.0.stats()
+            }
+
+            /// Sends one request and waits for its acknowledgement (or its refusal for
+            /// good, or the call timeout).
+            pub async fn export(
+                &self,
+                request: ::otlp_core::AnyExportRequest,
+            ) -> ::std::result::Result<::otlp_core::ExportOutcome, ::otlp_core::ExportError> {
+                self.0.export(request).await
+            }
+        }
+
+        impl<S: ::otlp_core::Signal> ::tower_service::Service<::otlp_core::ExportRequest<S>>
+            for $handle
+        where
+            ::otlp_core::AnyExportRequest: From<::otlp_core::ExportRequest<S>>,
+        {
+            type Response = ::otlp_core::ExportOutcome;
+            type Error = ::otlp_core::ExportError;
+            type Future = ::otlp_core::BoxExportFuture;
+
+            fn poll_ready(
+                &mut self,
+                _: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<::std::result::Result<(), ::otlp_core::ExportError>> {
+                // The window is waited for in the call (the command channel is as deep
+                // as it).
+                ::std::task::Poll::Ready(Ok(()))
+            }
+
+            fn call(&mut self, request: ::otlp_core::ExportRequest<S>) -> Self::Future {
+                let client = self.0.clone();
+                Box::pin(async move { client.export(request.into()).await })
+            }
+        }
+    };
+}
+
 struct Driver<C> {
     connector: C,
     sender: Sender<AnyExportRequest>,

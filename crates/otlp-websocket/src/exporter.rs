@@ -4,15 +4,11 @@
 //! the gRPC stream exporter); this module is the WebSocket link under it — connecting
 //! (TCP, TLS, the handshake), the subprotocol's messages, and the close codes.
 
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, header};
-use otlp_core::{
-    AnyExportRequest, BoxExportFuture, ErrorKind, ExportError, ExportOutcome, ExportRequest,
-    RetryClass, Signal,
-};
+use otlp_core::{AnyExportRequest, ErrorKind, ExportError, RetryClass};
 use otlp_model::stream::StreamAck;
 use otlp_net::stream_client::{
     LinkEnd, SendError, StreamClient, StreamClientConfig, StreamConnector, StreamLink,
@@ -24,7 +20,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tower_service::Service;
 
 use crate::wire::Encoding;
 
@@ -109,35 +104,9 @@ impl WsExporter {
         };
         Self(StreamClient::spawn(WsConnector { config }, driver))
     }
-
-    /// Its counters.
-    pub fn stats(&self) -> &WsExporterStats {
-        self.0.stats()
-    }
-
-    /// Sends one request and waits for its acknowledgement.
-    pub async fn export(&self, request: AnyExportRequest) -> Result<ExportOutcome, ExportError> {
-        self.0.export(request).await
-    }
 }
 
-impl<S: Signal> Service<ExportRequest<S>> for WsExporter
-where
-    AnyExportRequest: From<ExportRequest<S>>,
-{
-    type Response = ExportOutcome;
-    type Error = ExportError;
-    type Future = BoxExportFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ExportError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
-        let exporter = self.0.clone();
-        Box::pin(async move { exporter.export(request.into()).await })
-    }
-}
+otlp_net::stream_exporter_handle!(WsExporter, WsExporterStats);
 
 type Socket = WebSocketStream<Box<dyn UpgradedIo>>;
 

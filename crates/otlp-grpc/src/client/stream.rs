@@ -7,15 +7,12 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 use otlp_compression::Compression;
-use otlp_core::{
-    AnyExportRequest, BoxExportFuture, ErrorKind, ExportError, ExportOutcome, ExportRequest, Signal,
-};
+use otlp_core::{AnyExportRequest, ErrorKind, ExportError};
 use otlp_model::stream::StreamAck;
 use otlp_net::stream_client::{
     LinkEnd, SendError, StreamClient, StreamClientConfig, StreamConnector, StreamLink,
@@ -94,36 +91,9 @@ impl StreamExporter {
             },
         ))
     }
-
-    /// The exporter's counters.
-    pub fn stats(&self) -> &StreamStats {
-        self.0.stats()
-    }
-
-    /// Sends one request and waits for its acknowledgement.
-    pub async fn export(&self, request: AnyExportRequest) -> Result<ExportOutcome, ExportError> {
-        self.0.export(request).await
-    }
 }
 
-impl<S: Signal> Service<ExportRequest<S>> for StreamExporter
-where
-    AnyExportRequest: From<ExportRequest<S>>,
-{
-    type Response = ExportOutcome;
-    type Error = ExportError;
-    type Future = BoxExportFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ExportError>> {
-        // The window is waited for in the call (the command channel is as deep as it).
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: ExportRequest<S>) -> Self::Future {
-        let exporter = self.0.clone();
-        Box::pin(async move { exporter.export(request.into()).await })
-    }
-}
+otlp_net::stream_exporter_handle!(StreamExporter, StreamStats);
 
 /// What a status ending the call means for the stream.
 fn ended_by(error: ExportError) -> LinkEnd {
