@@ -24,6 +24,7 @@ use otlp_compression::{Compression, CompressionSet};
 use otlp_core::{
     AnyExportRequest, AnyExportService, ExportError, ExportOutcome, ExportRequest, Signal,
 };
+use otlp_model::stream::StreamAck;
 use otlp_stream::envelope::Batch;
 
 use crate::budget::{Admission, MemoryBudget};
@@ -348,5 +349,34 @@ where
         .await;
         self.counters().count(items, &result);
         result
+    }
+}
+
+impl<Svc> Intake<Svc, ReceiverStats>
+where
+    Svc: AnyExportService + Clone,
+{
+    /// Delivers one stream batch at most once per batch id while `dedup` remembers it
+    /// ([`otlp_stream::acknowledge`]), and returns its acknowledgement; a resend of an
+    /// accepted batch is acknowledged without reaching the service, and counted in
+    /// [`StreamStats::duplicate_batches`].
+    pub async fn deliver_batch(
+        &self,
+        dedup: &std::sync::Mutex<otlp_stream::DedupWindow>,
+        batch: Batch,
+        admission: Admission,
+    ) -> StreamAck {
+        let (sequence, id, request) = batch;
+        let items = request.item_count();
+        let export = self.deliver(request, admission);
+        let (ack, duplicate) =
+            otlp_stream::acknowledge(dedup, sequence, id.as_deref(), items, export).await;
+        if duplicate {
+            self.stats
+                .streams
+                .duplicate_batches
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        ack
     }
 }

@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
-use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
+use otlp_core::{AnyExportService, ExportError};
 use otlp_net::auth::Authenticate;
 use otlp_net::intake::{Intake, IntakeConfig};
 use otlp_net::listener::{Connection, ListenerLimits, stopped};
 use otlp_net::server::ConnectionHandler;
 use otlp_net::upgrade::{Refusal, UpgradeHandler, UpgradedIo};
-use otlp_stream::{DedupWindow, acknowledge, completed};
+use otlp_stream::{DedupWindow, completed};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -518,9 +518,7 @@ where
     }
     // The intake counts its refusals.
     match encoding.read_batch(message, intake, &mut admission) {
-        Ok((sequence, id, request)) => {
-            Ok(process(shared.clone(), sequence, id, request, admission).await)
-        }
+        Ok(batch) => Ok(intake.deliver_batch(&shared.dedup, batch, admission).await),
         Err((Some(sequence), error)) => Ok(completed(sequence, &Err(error))),
         Err((None, error)) => {
             let code = match error.kind() {
@@ -531,30 +529,6 @@ where
             Err(close(code, error.message()))
         }
     }
-}
-
-async fn process<Svc>(
-    shared: Arc<Shared<Svc>>,
-    sequence: u64,
-    id: Option<Vec<u8>>,
-    request: AnyExportRequest,
-    admission: otlp_net::budget::Admission,
-) -> otlp_model::stream::StreamAck
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-{
-    let items = request.item_count();
-    let export = shared.intake.deliver(request, admission);
-    let (ack, duplicate) = acknowledge(&shared.dedup, sequence, id.as_deref(), items, export).await;
-    if duplicate {
-        shared
-            .stats()
-            .streams
-            .duplicate_batches
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    ack
 }
 
 /// A receiver serving in the background (see [`otlp_net::server::Running`]).

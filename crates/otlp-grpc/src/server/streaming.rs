@@ -17,10 +17,9 @@ use std::sync::atomic::Ordering;
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 use otlp_compression::Compression;
-use otlp_core::{AnyExportRequest, AnyExportService, ExportError};
-use otlp_model::stream::StreamAck;
+use otlp_core::{AnyExportService, ExportError};
 use otlp_net::budget::Admission;
-use otlp_stream::{acknowledge, completed, received};
+use otlp_stream::{completed, received};
 use tokio::task::JoinSet;
 
 use super::Shared;
@@ -31,38 +30,6 @@ use crate::status::{error_trailers, ok_trailers};
 
 /// Frames of acknowledgements buffered ahead of the client reading them.
 const ACK_BUFFER: usize = 64;
-
-/// Processes one batch, at most once per batch id while the id is remembered.
-async fn process<Svc>(
-    shared: Arc<Shared<Svc>>,
-    sequence: u64,
-    id: Option<Vec<u8>>,
-    request: AnyExportRequest,
-    admission: Admission,
-) -> StreamAck
-where
-    Svc: AnyExportService + Clone + Send + Sync + 'static,
-    Svc::Future: Send,
-{
-    let items = request.item_count();
-    let (ack, duplicate) = acknowledge(
-        &shared.dedup,
-        sequence,
-        id.as_deref(),
-        items,
-        shared.intake.deliver(request, admission),
-    )
-    .await;
-    if duplicate {
-        shared
-            .intake
-            .stats()
-            .streams
-            .duplicate_batches
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    ack
-}
 
 pub(super) fn bidirectional<Svc>(
     shared: Arc<Shared<Svc>>,
@@ -112,9 +79,9 @@ where
                                 let message =
                                     intake.decompress(frame.payload, compression, &mut admission)?;
                                 match intake.stream_batch(message) {
-                                    Ok((sequence, id, request)) => {
-                                        Ok(process(shared, sequence, id, request, admission).await)
-                                    }
+                                    Ok(batch) => Ok(intake
+                                        .deliver_batch(&shared.dedup, batch, admission)
+                                        .await),
                                     // A malformed batch whose number is readable: refused
                                     // alone, the stream goes on.
                                     Err((Some(sequence), error)) => {
@@ -225,7 +192,10 @@ where
         if !write(frame_message(&received(sequence))).await {
             return;
         }
-        let ack = process(shared_task.clone(), sequence, id, request, admission).await;
+        let ack = shared
+            .intake
+            .deliver_batch(&shared.dedup, (sequence, id, request), admission)
+            .await;
         if write(frame_message(&ack)).await {
             write_within(shared, stalled.as_ref(), sender.trailers(ok_trailers())).await;
         }
