@@ -8,7 +8,7 @@ use otlp_grpc::{
     ExporterConfig, GrpcExporter, GrpcReceiver, ReceiverConfig, StreamExporter,
     StreamExporterConfig,
 };
-use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
+use otlp_testkit::conformance::{self, BoxFuture, BoxedService, ReceiverSettings, Stop, Transport};
 
 struct Grpc {
     stream: bool,
@@ -22,16 +22,22 @@ impl Transport for Grpc {
     fn start_receiver(
         &self,
         service: BoxedService,
-        max_request_bytes: usize,
+        settings: ReceiverSettings,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
             let config = ReceiverConfig {
-                intake: otlp_grpc::IntakeConfig::default()
-                    .with_max_request_bytes(max_request_bytes),
+                intake: otlp_grpc::IntakeConfig {
+                    forward_headers: settings.forward_headers,
+                    ..otlp_grpc::IntakeConfig::default()
+                        .with_max_request_bytes(settings.max_request_bytes)
+                },
                 ..ReceiverConfig::default()
             };
-            let running = GrpcReceiver::new(service)
-                .with_config(config)
+            let mut receiver = GrpcReceiver::new(service).with_config(config);
+            if let Some(token) = settings.bearer_token {
+                receiver = receiver.with_auth(otlp_grpc::auth::BearerToken::new(token));
+            }
+            let running = receiver
                 .bind(conformance::LOOPBACK)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -44,8 +50,9 @@ impl Transport for Grpc {
         self.stream
     }
 
-    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String> {
-        let config = ExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
+    fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
+        let mut config = ExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
+        config.headers = headers.clone();
         let exporter = GrpcExporter::new(config).map_err(|e| e.to_string())?;
         if !self.stream {
             return Ok(BoxedService::new(exporter));

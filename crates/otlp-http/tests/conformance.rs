@@ -2,7 +2,7 @@
 //! protobuf and the JSON encodings, on loopback.
 
 use otlp_http::{HttpExporter, HttpExporterConfig, HttpReceiver, HttpReceiverConfig};
-use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
+use otlp_testkit::conformance::{self, BoxFuture, BoxedService, ReceiverSettings, Stop, Transport};
 
 struct Http {
     json: bool,
@@ -21,16 +21,22 @@ impl Transport for Http {
     fn start_receiver(
         &self,
         service: BoxedService,
-        max_request_bytes: usize,
+        settings: ReceiverSettings,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
             let config = HttpReceiverConfig {
-                intake: otlp_http::IntakeConfig::default()
-                    .with_max_request_bytes(max_request_bytes),
+                intake: otlp_http::IntakeConfig {
+                    forward_headers: settings.forward_headers,
+                    ..otlp_http::IntakeConfig::default()
+                        .with_max_request_bytes(settings.max_request_bytes)
+                },
                 ..HttpReceiverConfig::default()
             };
-            let running = HttpReceiver::new(service)
-                .with_config(config)
+            let mut receiver = HttpReceiver::new(service).with_config(config);
+            if let Some(token) = settings.bearer_token {
+                receiver = receiver.with_auth(otlp_http::auth::BearerToken::new(token));
+            }
+            let running = receiver
                 .bind(conformance::LOOPBACK)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -39,8 +45,9 @@ impl Transport for Http {
         })
     }
 
-    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String> {
+    fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
         let mut config = HttpExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
+        config.headers = headers.clone();
         if self.json {
             config = config.with_codec(otlp_codec::Json::default());
         }

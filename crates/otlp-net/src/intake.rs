@@ -315,6 +315,15 @@ where
         Ok(request)
     }
 
+    /// The headers of `headers` the receiver forwards to the service
+    /// ([`IntakeConfig::forward_headers`]): what a stream binding keeps of its handshake or
+    /// call, for every batch of the stream ([`Intake::deliver_batch`]).
+    pub fn metadata(&self, headers: &http::HeaderMap) -> http::HeaderMap {
+        let mut metadata = http::HeaderMap::new();
+        crate::forward_metadata(headers, &self.config.forward_headers, &mut metadata);
+        metadata
+    }
+
     /// The batch in a protobuf `StreamBatch` message (decompressed), validated or decoded
     /// as [`IntakeConfig::decode`] says. A failure names the batch's sequence when it can
     /// be read, so that the batch alone can be refused (counted).
@@ -357,7 +366,8 @@ where
     Svc: AnyExportService + Clone,
 {
     /// Delivers one stream batch at most once per batch id while `dedup` remembers it
-    /// ([`otlp_stream::acknowledge`]), and returns its acknowledgement; a resend of an
+    /// ([`otlp_stream::acknowledge`]), with the stream's `metadata` ([`Intake::metadata`]
+    /// of its handshake or call) attached, and returns its acknowledgement; a resend of an
     /// accepted batch is acknowledged without reaching the service, and counted in
     /// [`StreamStats::duplicate_batches`].
     pub async fn deliver_batch(
@@ -365,8 +375,17 @@ where
         dedup: &std::sync::Mutex<otlp_stream::DedupWindow>,
         batch: Batch,
         admission: Admission,
+        metadata: &http::HeaderMap,
     ) -> StreamAck {
-        let (sequence, id, request) = batch;
+        let (sequence, id, mut request) = batch;
+        if !metadata.is_empty() {
+            let headers = match &mut request {
+                AnyExportRequest::Traces(r) => r.headers_mut(),
+                AnyExportRequest::Metrics(r) => r.headers_mut(),
+                AnyExportRequest::Logs(r) => r.headers_mut(),
+            };
+            headers.extend(metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let items = request.item_count();
         let export = self.deliver(request, admission);
         let (ack, duplicate) =

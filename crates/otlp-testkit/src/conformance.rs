@@ -10,7 +10,10 @@
 //! time; an empty request is accepted; concurrent exports over one exporter each get their
 //! own answer; a stop lets an export in flight finish with its answer; a request over the
 //! receiver's limit is refused as too large (not retried as it is: the retry layer splits
-//! it), and the service never sees it.
+//! it), and the service never sees it; a receiver that requires a bearer token refuses an
+//! exporter without it as unauthenticated (permanent) before the service, and serves one
+//! with it; the headers a receiver forwards reach the service with every request (every
+//! batch of a stream), and no other header does.
 //!
 //! ```
 //! use otlp_testkit::conformance::{self, in_process::InProcess};
@@ -68,17 +71,17 @@ pub trait Transport: Send + Sync {
     fn name(&self) -> String;
 
     /// Starts a receiver (on loopback, for a network transport) that hands every request
-    /// to `service` and refuses, as too large, any request over `max_request_bytes` (as
-    /// sent, and after decompression); returns the endpoint an exporter reaches it at, and
-    /// how to stop it.
+    /// to `service`, set up as `settings` say (its limit, authentication and the metadata
+    /// it forwards); returns the endpoint an exporter reaches it at, and how to stop it.
     fn start_receiver(
         &self,
         service: BoxedService,
-        max_request_bytes: usize,
+        settings: ReceiverSettings,
     ) -> BoxFuture<'_, Result<(String, Stop), String>>;
 
-    /// An exporter to `endpoint`.
-    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String>;
+    /// An exporter to `endpoint` that sends `headers` with every request (for a stream
+    /// binding: with its handshake or call).
+    fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String>;
 
     /// Whether the exporter resends a batch refused retryably by itself (a stream
     /// exporter does, after the peer's hint), so that the caller sees only the end of the
@@ -86,6 +89,33 @@ pub trait Transport: Send + Sync {
     /// the hint; its calls should end within a few seconds for that.
     fn resends_itself(&self) -> bool {
         false
+    }
+}
+
+/// How the suite sets up a receiver under test.
+#[derive(Debug, Clone)]
+pub struct ReceiverSettings {
+    /// Refuse, as too large, any request over this many bytes (as sent, and after
+    /// decompression); the service never sees it.
+    pub max_request_bytes: usize,
+    /// Require `Authorization: Bearer <token>` on every request (on the handshake or call,
+    /// for a stream binding): without it, refuse as unauthenticated before the service.
+    /// `None`: no authentication.
+    pub bearer_token: Option<String>,
+    /// Request headers handed to the service with each request (its metadata); no other
+    /// header is.
+    pub forward_headers: Vec<http::HeaderName>,
+}
+
+impl ReceiverSettings {
+    /// A receiver with `max_request_bytes` as its limit, no authentication, and no
+    /// metadata forwarded.
+    pub fn limited(max_request_bytes: usize) -> Self {
+        Self {
+            max_request_bytes,
+            bearer_token: None,
+            forward_headers: Vec::new(),
+        }
     }
 }
 
@@ -206,6 +236,14 @@ pub async fn run(transport: &dyn Transport) -> Report {
         "a request over the receiver's limit is refused as too large",
         over_the_limit(transport).await,
     ));
+    checks.push((
+        "a receiver that requires a token refuses an exporter without it",
+        authentication(transport).await,
+    ));
+    checks.push((
+        "the metadata the receiver forwards reaches the service, and no other header",
+        metadata(transport).await,
+    ));
     Report {
         transport: transport.name(),
         checks,
@@ -240,8 +278,10 @@ async fn round_trips(transport: &dyn Transport) -> Result<(), String> {
         }
         async move { Ok(ExportOutcome::success(items)) }
     }));
-    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
-    let exporter = transport.exporter(&endpoint)?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
+        .await?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let mut result = Ok(());
     for request in requests() {
         let sent = request.clone();
@@ -299,8 +339,10 @@ async fn answered_with(
     let service = BoxedService::new(tower::service_fn(move |_: AnyExportRequest| async move {
         answer()
     }));
-    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
-    let exporter = transport.exporter(&endpoint)?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
+        .await?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let [traces, ..] = requests();
     let result = exchange(exporter, traces).await;
     stop().await;
@@ -316,8 +358,10 @@ async fn throttled(transport: &dyn Transport) -> Result<(), String> {
         }
         async { Err::<ExportOutcome, _>(ExportError::unavailable("busy").with_retry_after(HINT)) }
     }));
-    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
-    let exporter = transport.exporter(&endpoint)?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
+        .await?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let [traces, ..] = requests();
     let result = exchange(exporter, traces).await;
     stop().await;
@@ -361,9 +405,11 @@ async fn receiver_gone(transport: &dyn Transport) -> Result<(), String> {
     let service = BoxedService::new(tower::service_fn(|request: AnyExportRequest| async move {
         Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
     }));
-    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
+        .await?;
     stop().await;
-    let exporter = transport.exporter(&endpoint)?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let [traces, ..] = requests();
     match exchange(exporter, traces).await? {
         Err(error) if error.is_retryable() => Ok(()),
@@ -376,8 +422,10 @@ async fn empty(transport: &dyn Transport) -> Result<(), String> {
     let service = BoxedService::new(tower::service_fn(|request: AnyExportRequest| async move {
         Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
     }));
-    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
-    let exporter = transport.exporter(&endpoint)?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
+        .await?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let request = ExportRequest::<Traces>::new(Default::default()).into();
     let result = exchange(exporter, request).await;
     stop().await;
@@ -410,8 +458,10 @@ async fn concurrent(transport: &dyn Transport) -> Result<(), String> {
             Ok::<_, ExportError>(ExportOutcome::success(items))
         }
     }));
-    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
-    let exporter = transport.exporter(&endpoint)?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
+        .await?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let exports = (1..=CONCURRENT).map(|spans| {
         let request = ExportRequest::<Traces>::new(realistic::traces(spans, spans as u64)).into();
         let exporter = exporter.clone();
@@ -451,8 +501,10 @@ async fn drain(transport: &dyn Transport) -> Result<(), String> {
             Ok::<_, ExportError>(ExportOutcome::success(request.item_count()))
         }
     }));
-    let (endpoint, stop) = transport.start_receiver(service, MAX_REQUEST).await?;
-    let exporter = transport.exporter(&endpoint)?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
+        .await?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let [traces, ..] = requests();
     let items = traces.item_count();
     let export = tokio::spawn(exchange(exporter, traces));
@@ -488,8 +540,10 @@ async fn over_the_limit(transport: &dyn Transport) -> Result<(), String> {
         }
         async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
     }));
-    let (endpoint, stop) = transport.start_receiver(service, LIMIT).await?;
-    let exporter = transport.exporter(&endpoint)?;
+    let (endpoint, stop) = transport
+        .start_receiver(service, ReceiverSettings::limited(LIMIT))
+        .await?;
+    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
     let request: AnyExportRequest = ExportRequest::<Traces>::new(realistic::traces(400, 21)).into();
     let size = request.encoded_len();
     if size < 2 * LIMIT {
@@ -512,4 +566,130 @@ async fn over_the_limit(transport: &dyn Transport) -> Result<(), String> {
             "expected a too-large refusal of {size} bytes, got {other:?}"
         )),
     }
+}
+
+/// The token of the suite's authenticating receivers.
+const TOKEN: &str = "conformance-token";
+
+/// A receiver requiring a bearer token: an exporter without it is refused as
+/// unauthenticated (permanent: resending cannot fix it) before the service; one with it is
+/// served.
+async fn authentication(transport: &dyn Transport) -> Result<(), String> {
+    let reached: Arc<Mutex<usize>> = Arc::default();
+    let record = reached.clone();
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        if let Ok(mut reached) = record.lock() {
+            *reached += 1;
+        }
+        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
+    }));
+    let settings = ReceiverSettings {
+        bearer_token: Some(TOKEN.to_string()),
+        ..ReceiverSettings::limited(MAX_REQUEST)
+    };
+    let (endpoint, stop) = transport.start_receiver(service, settings).await?;
+    let [traces, ..] = requests();
+    let items = traces.item_count();
+    let anonymous = match transport.exporter(&endpoint, &http::HeaderMap::new()) {
+        Ok(exporter) => exchange(exporter, traces.clone()).await,
+        Err(error) => Err(error),
+    };
+    let mut headers = http::HeaderMap::new();
+    let bearer = http::HeaderValue::from_str(&format!("Bearer {TOKEN}"))
+        .map_err(|e| format!("the suite's header: {e}"))?;
+    headers.insert(http::header::AUTHORIZATION, bearer);
+    let identified = match transport.exporter(&endpoint, &headers) {
+        Ok(exporter) => exchange(exporter, traces).await,
+        Err(error) => Err(error),
+    };
+    stop().await;
+    match anonymous? {
+        Err(error)
+            if error.kind() == otlp_core::ErrorKind::Unauthenticated
+                && error.retry_class() == RetryClass::Permanent => {}
+        other => {
+            return Err(format!(
+                "without the token: expected unauthenticated, got {other:?}"
+            ));
+        }
+    }
+    match identified? {
+        Ok(outcome) if outcome.accepted() == items => {}
+        other => {
+            return Err(format!(
+                "with the token: expected {items} accepted, got {other:?}"
+            ));
+        }
+    }
+    let reached = *reached
+        .lock()
+        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    if reached != 1 {
+        return Err(format!(
+            "{reached} requests reached the service; only the one with the token should"
+        ));
+    }
+    Ok(())
+}
+
+/// A receiver forwarding `x-tenant`: the service sees it with each request, and not the
+/// exporter's other headers.
+async fn metadata(transport: &dyn Transport) -> Result<(), String> {
+    let seen: Arc<Mutex<Vec<http::HeaderMap>>> = Arc::default();
+    let record = seen.clone();
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        let headers = match &request {
+            AnyExportRequest::Traces(r) => r.headers().clone(),
+            AnyExportRequest::Metrics(r) => r.headers().clone(),
+            AnyExportRequest::Logs(r) => r.headers().clone(),
+        };
+        if let Ok(mut seen) = record.lock() {
+            seen.push(headers);
+        }
+        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
+    }));
+    let settings = ReceiverSettings {
+        forward_headers: vec![http::HeaderName::from_static("x-tenant")],
+        ..ReceiverSettings::limited(MAX_REQUEST)
+    };
+    let (endpoint, stop) = transport.start_receiver(service, settings).await?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-tenant", http::HeaderValue::from_static("acme"));
+    headers.insert("x-not-forwarded", http::HeaderValue::from_static("private"));
+    let result = match transport.exporter(&endpoint, &headers) {
+        Ok(exporter) => {
+            let mut results = Vec::new();
+            for request in requests() {
+                results.push(exchange(exporter.clone(), request).await);
+            }
+            Ok(results)
+        }
+        Err(error) => Err(error),
+    };
+    stop().await;
+    for result in result? {
+        if !matches!(result, Ok(Ok(_))) {
+            return Err(format!("an export failed: {result:?}"));
+        }
+    }
+    let seen = seen
+        .lock()
+        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    if seen.len() != 3 {
+        return Err(format!(
+            "{} requests reached the service, 3 sent",
+            seen.len()
+        ));
+    }
+    for headers in seen.iter() {
+        if headers.get("x-tenant").map(|v| v.as_bytes()) != Some(b"acme") {
+            return Err(format!("x-tenant did not reach the service: {headers:?}"));
+        }
+        if headers.contains_key("x-not-forwarded") {
+            return Err(format!(
+                "a header not listed reached the service: {headers:?}"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -260,7 +260,8 @@ where
                 Some(ws_config),
             )
             .await;
-            serve_socket(shared, ws, encoding, shutdown).await;
+            let metadata = shared.intake.metadata(&parts.headers);
+            serve_socket(shared, ws, (encoding, metadata), shutdown).await;
         })
     }
 }
@@ -341,13 +342,14 @@ async fn serve_connection<Svc>(
     Svc::Future: Send,
 {
     let config = &shared.config;
-    let chosen: Arc<Mutex<Option<Encoding>>> = Arc::default();
+    // The encoding the handshake chose, and the metadata it carried for every batch.
+    let chosen: Arc<Mutex<Option<(Encoding, http::HeaderMap)>>> = Arc::default();
     let slot = chosen.clone();
     let checker = shared.clone();
     let callback = move |request: &Request, response: Response| {
         let (response, encoding) = check_handshake(&checker, request, response)?;
         if let Ok(mut slot) = slot.lock() {
-            *slot = Some(encoding);
+            *slot = Some((encoding, checker.intake.metadata(request.headers())));
         }
         Ok(response)
     };
@@ -364,10 +366,10 @@ async fn serve_connection<Svc>(
             .fetch_add(1, Ordering::Relaxed);
         return;
     };
-    let Some(encoding) = chosen.lock().ok().and_then(|mut c| c.take()) else {
+    let Some(stream) = chosen.lock().ok().and_then(|mut c| c.take()) else {
         return;
     };
-    serve_socket(shared, ws, encoding, shutdown).await;
+    serve_socket(shared, ws, stream, shutdown).await;
 }
 
 /// Longest the closing handshake may take before the connection is dropped.
@@ -378,7 +380,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 async fn serve_socket<Svc, Io>(
     shared: Arc<Shared<Svc>>,
     ws: tokio_tungstenite::WebSocketStream<Io>,
-    encoding: Encoding,
+    (encoding, metadata): (Encoding, http::HeaderMap),
     mut shutdown: watch::Receiver<bool>,
 ) where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
@@ -389,6 +391,7 @@ async fn serve_socket<Svc, Io>(
     let config = &shared.config;
     let stats = shared.stats();
     let _open = stats.streams.open_stream();
+    let metadata = Arc::new(metadata);
     let (mut sink, mut stream) = ws.split();
     let mut in_flight: JoinSet<Result<otlp_model::stream::StreamAck, Message>> = JoinSet::new();
     let mut ping = tokio::time::interval(config.ping_interval);
@@ -420,7 +423,7 @@ async fn serve_socket<Svc, Io>(
                     Some(Ok(message)) => {
                         // Decompression, validation and the export run in the batch's
                         // own task, so one connection's batches use every core.
-                        in_flight.spawn(receive(shared.clone(), encoding.clone(), message));
+                        in_flight.spawn(receive(shared.clone(), encoding.clone(), metadata.clone(), message));
                     }
                 }
             }
@@ -498,6 +501,7 @@ fn peek_message_sequence(message: &Message) -> Option<u64> {
 async fn receive<Svc>(
     shared: Arc<Shared<Svc>>,
     encoding: Encoding,
+    metadata: Arc<http::HeaderMap>,
     message: Message,
 ) -> Result<otlp_model::stream::StreamAck, Message>
 where
@@ -518,7 +522,9 @@ where
     }
     // The intake counts its refusals.
     match encoding.read_batch(message, intake, &mut admission) {
-        Ok(batch) => Ok(intake.deliver_batch(&shared.dedup, batch, admission).await),
+        Ok(batch) => Ok(intake
+            .deliver_batch(&shared.dedup, batch, admission, &metadata)
+            .await),
         Err((Some(sequence), error)) => Ok(completed(sequence, &Err(error))),
         Err((None, error)) => {
             let code = match error.kind() {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use otlp_core::AnyExportRequest;
-use otlp_testkit::conformance::{self, BoxFuture, BoxedService, Stop, Transport};
+use otlp_testkit::conformance::{self, BoxFuture, BoxedService, ReceiverSettings, Stop, Transport};
 use otlp_websocket::{IntakeConfig, WsExporter, WsExporterConfig, WsReceiver, WsReceiverConfig};
 
 struct WebSocket;
@@ -17,17 +17,24 @@ impl Transport for WebSocket {
     fn start_receiver(
         &self,
         service: BoxedService,
-        max_request_bytes: usize,
+        settings: ReceiverSettings,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
             let defaults = WsReceiverConfig::default();
+            let limit = settings.max_request_bytes;
             let config = WsReceiverConfig {
-                intake: IntakeConfig::default().with_max_request_bytes(max_request_bytes),
-                max_frame_bytes: defaults.max_frame_bytes.min(max_request_bytes),
+                intake: IntakeConfig {
+                    forward_headers: settings.forward_headers,
+                    ..IntakeConfig::default().with_max_request_bytes(limit)
+                },
+                max_frame_bytes: defaults.max_frame_bytes.min(limit),
                 ..defaults
             };
-            let running = WsReceiver::new(service)
-                .with_config(config)
+            let mut receiver = WsReceiver::new(service).with_config(config);
+            if let Some(token) = settings.bearer_token {
+                receiver = receiver.with_auth(otlp_net::auth::BearerToken::new(token));
+            }
+            let running = receiver
                 .bind(conformance::LOOPBACK)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -40,8 +47,9 @@ impl Transport for WebSocket {
         true
     }
 
-    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String> {
+    fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
         let mut config = WsExporterConfig::new(endpoint.to_string());
+        config.headers = headers.clone();
         // A receiver that is gone should be reported soon, not after the default 10 s.
         config.call_timeout = Duration::from_secs(3);
         let exporter = WsExporter::new(config);

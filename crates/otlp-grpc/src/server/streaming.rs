@@ -42,6 +42,8 @@ where
     Svc::Future: Send,
 {
     let stalled = parts.extensions.get::<super::StalledPeer>().cloned();
+    // The call's metadata goes with every batch of it.
+    let metadata = Arc::new(shared.intake.metadata(&parts.headers));
     let (sender, response_body) = GrpcBody::channel(ACK_BUFFER);
     let response = grpc_response_with_body(&shared, response_body);
     tokio::spawn(async move {
@@ -69,6 +71,7 @@ where
                         Ok(Some(frame)) => {
                             last_activity = tokio::time::Instant::now();
                             let encoding = encoding.clone();
+                            let metadata = metadata.clone();
                             let shared = shared.clone();
                             in_flight.spawn(async move {
                                 let intake = &shared.intake;
@@ -80,7 +83,7 @@ where
                                     intake.decompress(frame.payload, compression, &mut admission)?;
                                 match intake.stream_batch(message) {
                                     Ok(batch) => Ok(intake
-                                        .deliver_batch(&shared.dedup, batch, admission)
+                                        .deliver_batch(&shared.dedup, batch, admission, &metadata)
                                         .await),
                                     // A malformed batch whose number is readable: refused
                                     // alone, the stream goes on.
@@ -186,6 +189,7 @@ where
     let (sender, response_body) = GrpcBody::channel(2);
     let shared_task = shared.clone();
     let stalled = parts.extensions.get::<super::StalledPeer>().cloned();
+    let metadata = shared.intake.metadata(&parts.headers);
     tokio::spawn(async move {
         let shared = &shared_task;
         let write = |frame| write_within(shared, stalled.as_ref(), sender.data(frame));
@@ -194,7 +198,7 @@ where
         }
         let ack = shared
             .intake
-            .deliver_batch(&shared.dedup, (sequence, id, request), admission)
+            .deliver_batch(&shared.dedup, (sequence, id, request), admission, &metadata)
             .await;
         if write(frame_message(&ack)).await {
             write_within(shared, stalled.as_ref(), sender.trailers(ok_trailers())).await;

@@ -18,13 +18,14 @@ use otlp_core::{
 use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 
-use super::{BoxFuture, BoxedService, Stop, Transport};
+use super::{BoxFuture, BoxedService, ReceiverSettings, Stop, Transport};
 
-/// One message on the channel: the signal, the request's protobuf bytes, and where the
-/// answer goes.
+/// One message on the channel: the signal, the request's protobuf bytes, the exporter's
+/// headers, and where the answer goes.
 type Envelope = (
     SignalKind,
     Bytes,
+    http::HeaderMap,
     oneshot::Sender<Result<ExportOutcome, ExportError>>,
 );
 
@@ -73,24 +74,17 @@ impl Transport for InProcess {
     fn start_receiver(
         &self,
         service: BoxedService,
-        max_request_bytes: usize,
+        settings: ReceiverSettings,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
             let endpoint = format!("inproc://{}", self.next.fetch_add(1, Ordering::Relaxed));
             // Bounded: a sender ahead of the receiver waits (backpressure).
             let (sender, mut receiver) = mpsc::channel::<Envelope>(16);
             let serving = tokio::spawn(async move {
-                while let Some((signal, bytes, answer)) = receiver.recv().await {
-                    let outcome = if bytes.len() > max_request_bytes {
-                        Err(ExportError::too_large(format!(
-                            "a request of {} bytes exceeds the limit of {max_request_bytes}",
-                            bytes.len()
-                        )))
-                    } else {
-                        match decode(signal, bytes) {
-                            Ok(request) => service.clone().oneshot(request).await,
-                            Err(error) => Err(error),
-                        }
+                while let Some((signal, bytes, headers, answer)) = receiver.recv().await {
+                    let outcome = match admit(&settings, signal, bytes, &headers) {
+                        Ok(request) => service.clone().oneshot(request).await,
+                        Err(error) => Err(error),
                     };
                     let _ = answer.send(outcome);
                 }
@@ -114,16 +108,18 @@ impl Transport for InProcess {
         })
     }
 
-    fn exporter(&self, endpoint: &str) -> Result<BoxedService, String> {
+    fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
         let listeners = self.listeners.clone();
         let endpoint = endpoint.to_string();
+        let headers = headers.clone();
         let broken = self.broken;
         Ok(BoxedService::new(tower::service_fn(
             move |request: AnyExportRequest| {
                 let sender = lock(&listeners).get(&endpoint).cloned();
                 let endpoint = endpoint.clone();
+                let headers = headers.clone();
                 async move {
-                    let result = export(sender, &endpoint, request).await;
+                    let result = export(sender, &endpoint, request, headers).await;
                     match (broken, result) {
                         (Some(Breakage::PermanentErrors), Err(error)) => {
                             Err(ExportError::invalid_argument(error.to_string()))
@@ -143,14 +139,56 @@ async fn export(
     sender: Option<mpsc::Sender<Envelope>>,
     endpoint: &str,
     request: AnyExportRequest,
+    headers: http::HeaderMap,
 ) -> Result<ExportOutcome, ExportError> {
     // Nobody listening is what a refused connection is on a network: retryable.
     let gone = || ExportError::unavailable(format!("no receiver at {endpoint}"));
     let sender = sender.ok_or_else(gone)?;
     let (answer, answered) = oneshot::channel();
-    let envelope = (request.signal(), to_protobuf(&request), answer);
+    let envelope = (request.signal(), to_protobuf(&request), headers, answer);
     sender.send(envelope).await.map_err(|_| gone())?;
     answered.await.map_err(|_| gone())?
+}
+
+/// What the receiver does before its service: the token, the limit, decoding, and the
+/// metadata it forwards.
+fn admit(
+    settings: &ReceiverSettings,
+    signal: SignalKind,
+    bytes: Bytes,
+    headers: &http::HeaderMap,
+) -> Result<AnyExportRequest, ExportError> {
+    if let Some(token) = &settings.bearer_token {
+        let presented = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(token.as_str()) {
+            return Err(ExportError::new(
+                otlp_core::ErrorKind::Unauthenticated,
+                "a bearer token is required",
+            ));
+        }
+    }
+    let limit = settings.max_request_bytes;
+    if bytes.len() > limit {
+        return Err(ExportError::too_large(format!(
+            "a request of {} bytes exceeds the limit of {limit}",
+            bytes.len()
+        )));
+    }
+    let mut request = decode(signal, bytes)?;
+    let forwarded = match &mut request {
+        AnyExportRequest::Traces(r) => r.headers_mut(),
+        AnyExportRequest::Metrics(r) => r.headers_mut(),
+        AnyExportRequest::Logs(r) => r.headers_mut(),
+    };
+    for key in &settings.forward_headers {
+        for value in headers.get_all(key) {
+            forwarded.append(key.clone(), value.clone());
+        }
+    }
+    Ok(request)
 }
 
 fn to_protobuf(request: &AnyExportRequest) -> Bytes {
