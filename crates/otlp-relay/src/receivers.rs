@@ -271,6 +271,14 @@ impl<S: Builtin> ReceiverFactory for BuiltinFactory<S> {
         section: &toml::Table,
         key: &str,
     ) -> Result<Option<Box<dyn PreparedReceiver>>, ConfigError> {
+        // A built-in kind's default address is its own section's: an extra one of the
+        // same kind names its own, or it would collide with the built-in receiver.
+        if key.starts_with("receivers.extra") && !section.contains_key("listen") {
+            return Err(ConfigError::setting(
+                format!("{key}.listen"),
+                format!("an extra {} receiver needs its own address", S::KIND),
+            ));
+        }
         let settings: S = parse_section(section, key)?;
         let (listen, tls) = settings.listener();
         let Some(address) = listen.0 else {

@@ -219,6 +219,12 @@ fn an_unknown_or_missing_receiver_kind_names_the_section_and_the_known_kinds() {
         panic!("a bad setting is refused");
     };
     assert_eq!(error.key.as_deref(), Some("receivers.extra[0]"));
+    // An extra built-in receiver names its own address (the default is the built-in's).
+    let no_address = config("[[receivers.extra]]\nkind = \"grpc\"\n");
+    let Err(error) = kinds.prepare(&no_address.receivers) else {
+        panic!("an extra gRPC receiver without an address is refused");
+    };
+    assert_eq!(error.key.as_deref(), Some("receivers.extra[0].listen"));
 }
 
 /// The binary: a second gRPC listener from an extra section of kind `grpc`, beside the

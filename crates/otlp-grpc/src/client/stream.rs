@@ -173,8 +173,10 @@ impl GrpcLink {
     /// Waits for the response headers, and checks that they accept the call.
     async fn accepted(&mut self) -> Result<(), LinkEnd> {
         if let Some(pending) = &mut self.pending {
-            let response = pending.await.map_err(|_| LinkEnd::Broken)?;
+            let response = pending.await;
+            // Finished either way: a finished future must not be polled again.
             self.pending = None;
+            let response = response.map_err(|_| LinkEnd::Broken)?;
             if let Some(error) = error_of_headers(&response, self.compression.as_ref()) {
                 return Err(ended_by(error));
             }
