@@ -13,6 +13,8 @@
 //! - [`stream_client`]: the exporter half of the stream protocol, one tokio driver over
 //!   any binding's [`stream_client::StreamLink`] (gRPC bidirectional and WebSocket write
 //!   only their framing).
+//! - [`stream_server`]: the receiver half, one tokio driver over any binding's
+//!   [`stream_server::ReceiveLink`], running the sans-IO [`otlp_stream::ReceiverSession`].
 //!
 //! ```
 //! use otlp_net::auth::{Authenticate, BearerToken};
@@ -34,6 +36,7 @@ pub mod intake;
 pub mod listener;
 pub mod server;
 pub mod stream_client;
+pub mod stream_server;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod upgrade;

@@ -7,8 +7,11 @@
 //!   acknowledgements ([`Sender::handle_ack`]: delivered with partial success, failed for
 //!   good, or to be resent after the peer's hint or a backoff), and after
 //!   [`Sender::handle_disconnect`] sends exactly the unacknowledged batches again.
-//! - [`DedupWindow`] and [`completed`]/[`received`] for the receiving side: a resent batch
-//!   already accepted (same batch id) is acknowledged without being processed twice.
+//! - [`DedupWindow`], [`acknowledge`] and [`completed`]/[`received`] for the receiving
+//!   side: a resent batch already accepted (same batch id) is acknowledged without being
+//!   processed twice, and one that overtakes its original is refused retryably.
+//! - [`ReceiverSession`]: one receiving stream's life — at most `concurrency` batches in
+//!   progress, idle and keepalive timers, and why it ended ([`Ending`]).
 //!
 //! The envelope is `otlp_transport.v1.StreamBatch` / `StreamAck` (`proto/otlp_transport`).
 //!
@@ -43,12 +46,14 @@
 pub mod envelope;
 mod receiver;
 mod sender;
+mod session;
 
 pub use receiver::{
     Admission, DedupWindow, IN_FLIGHT_RETRY_AFTER, MAX_BATCH_ID_BYTES, acknowledge, completed,
     received,
 };
 pub use sender::{AckEvent, Sender, SenderConfig, Transmit};
+pub use session::{Ending, ReceiverSession, SessionConfig, Timer};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -6,17 +6,18 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use http::{HeaderValue, StatusCode, header};
-use otlp_core::{AnyExportService, ExportError};
+use otlp_core::AnyExportService;
+use otlp_model::stream::StreamAck;
 use otlp_net::auth::Authenticate;
 use otlp_net::intake::{Intake, IntakeConfig};
-use otlp_net::listener::{Connection, ListenerLimits, stopped};
+use otlp_net::listener::{Connection, ListenerLimits};
 use otlp_net::server::ConnectionHandler;
+use otlp_net::stream_server::{ReceiveLink, StreamServerConfig, serve_stream};
 use otlp_net::upgrade::{Refusal, UpgradeHandler, UpgradedIo};
-use otlp_stream::{DedupWindow, completed};
+use otlp_stream::{DedupWindow, Ending, SessionConfig, completed};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -375,115 +376,100 @@ async fn serve_connection<Svc>(
 /// Longest the closing handshake may take before the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves an open WebSocket: reads batches, processes a bounded number at a time, answers
-/// each with its acknowledgement, and closes with the code that says why it ended.
+/// Serves an open WebSocket with the one stream driver: batches read and processed a
+/// bounded number at a time, each answered with its acknowledgement, pings at the ping
+/// interval, and a close code that says why it ended.
 async fn serve_socket<Svc, Io>(
     shared: Arc<Shared<Svc>>,
     ws: tokio_tungstenite::WebSocketStream<Io>,
     (encoding, metadata): (Encoding, http::HeaderMap),
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
-    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     let config = &shared.config;
-    let stats = shared.stats();
-    let _open = stats.streams.open_stream();
-    let metadata = Arc::new(metadata);
-    let (mut sink, mut stream) = ws.split();
-    let mut in_flight: JoinSet<Result<otlp_model::stream::StreamAck, Message>> = JoinSet::new();
-    let mut ping = tokio::time::interval(config.ping_interval);
-    ping.tick().await;
-    let mut last_heard = Instant::now();
-    let mut reading = true;
-    let mut ending: Option<Message> = None;
-    loop {
-        tokio::select! {
-            message = stream.next(), if reading && in_flight.len() < config.concurrency.max(1) => {
-                // Only data counts as activity: a peer whose library answers pings by
-                // itself, and sends nothing else, is idle.
-                if matches!(message, Some(Ok(Message::Binary(_) | Message::Text(_)))) {
-                    last_heard = Instant::now();
-                }
-                match message {
-                    None => reading = false,
-                    Some(Err(error)) => {
-                        reading = false;
-                        ending = Some(match error {
-                            tokio_tungstenite::tungstenite::Error::Capacity(_) => {
-                                close(CloseCode::Size, "message too big")
-                            }
-                            _ => close(CloseCode::Protocol, "protocol error"),
-                        });
-                    }
-                    Some(Ok(Message::Close(_))) => reading = false,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(message)) => {
-                        // Decompression, validation and the export run in the batch's
-                        // own task, so one connection's batches use every core.
-                        in_flight.spawn(receive(shared.clone(), encoding.clone(), metadata.clone(), message));
-                    }
-                }
-            }
-            Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let ack = match done {
-                    Ok(Ok(ack)) => ack,
-                    Ok(Err(fatal)) => {
-                        reading = false;
-                        ending.get_or_insert(fatal);
-                        continue;
-                    }
-                    Err(_) => completed(0, &Err(ExportError::internal("batch processing panicked"))),
-                };
-                // A peer that stops reading its acknowledgements cannot hold the
-                // connection: the write has the idle timeout to complete.
-                let sent = tokio::time::timeout(config.idle_timeout, sink.send(encoding.ack_message(&ack))).await;
-                if !sent_in_time(sent, stats) {
-                    return;
-                }
-            }
-            _ = ping.tick(), if reading => {
-                if last_heard.elapsed() > config.idle_timeout {
-                    reading = false;
-                    ending = Some(close(CloseCode::from(4000), "idle"));
-                } else if !sent_in_time(
-                    tokio::time::timeout(config.idle_timeout, sink.send(Message::Ping(Default::default()))).await,
-                    stats,
-                ) {
-                    return;
-                }
-            }
-            () = stopped(&mut shutdown), if reading => {
-                reading = false;
-                ending = Some(close(CloseCode::Away, "the receiver is shutting down"));
-            }
-            else => break,
-        }
-    }
-    let closing = async {
-        let _ = sink
-            .send(ending.unwrap_or_else(|| close(CloseCode::Normal, "done")))
-            .await;
-        let _ = sink.close().await;
+    let (sink, stream) = ws.split();
+    let link = SocketLink {
+        sink,
+        stream,
+        encoding: encoding.clone(),
     };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    let driver = StreamServerConfig {
+        session: SessionConfig {
+            concurrency: config.concurrency,
+            idle_timeout: Some(config.idle_timeout),
+            keepalive: Some(config.ping_interval),
+        },
+        // A peer that stops reading its acknowledgements cannot hold the connection.
+        write_timeout: config.idle_timeout,
+    };
+    let metadata = Arc::new(metadata);
+    let process = |message| receive(shared.clone(), encoding.clone(), metadata.clone(), message);
+    serve_stream(link, driver, &shared.stats().streams, shutdown, process).await;
 }
 
-/// Whether a bounded write went out; one that ran out of time is counted as a stalled
-/// connection.
-fn sent_in_time<E>(
-    sent: Result<Result<(), E>, tokio::time::error::Elapsed>,
-    stats: &WsReceiverStats,
-) -> bool {
-    match sent {
-        Ok(Ok(())) => true,
-        Ok(Err(_)) => false,
-        Err(_) => {
-            stats.streams.stalled.fetch_add(1, Ordering::Relaxed);
-            false
+/// An open WebSocket as a [`ReceiveLink`]: data messages in (pings are answered by the
+/// library and, like pongs, are not batches), acknowledgements and pings out, a close
+/// frame at the end.
+struct SocketLink<Io> {
+    sink: SplitSink<tokio_tungstenite::WebSocketStream<Io>, Message>,
+    stream: SplitStream<tokio_tungstenite::WebSocketStream<Io>>,
+    encoding: Encoding,
+}
+
+impl<Io> ReceiveLink for SocketLink<Io>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    type Message = Message;
+    type Fatal = Message;
+
+    async fn receive(&mut self) -> Result<Option<Message>, Message> {
+        use futures_util::StreamExt;
+        loop {
+            match self.stream.next().await {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                    return Err(close(CloseCode::Size, "message too big"));
+                }
+                Some(Err(_)) => return Err(close(CloseCode::Protocol, "protocol error")),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(message)) => return Ok(Some(message)),
+            }
         }
+    }
+
+    async fn send_ack(&mut self, ack: &StreamAck) -> bool {
+        use futures_util::SinkExt;
+        self.sink.send(self.encoding.ack_message(ack)).await.is_ok()
+    }
+
+    async fn send_keepalive(&mut self) -> bool {
+        use futures_util::SinkExt;
+        self.sink
+            .send(Message::Ping(Default::default()))
+            .await
+            .is_ok()
+    }
+
+    async fn finish(&mut self, ending: Ending<Message>) -> bool {
+        use futures_util::SinkExt;
+        let message = match ending {
+            Ending::Finished => close(CloseCode::Normal, "done"),
+            Ending::Idle(_) => close(CloseCode::from(4000), "idle"),
+            Ending::ShuttingDown => close(CloseCode::Away, "the receiver is shutting down"),
+            Ending::Failed(message) => message,
+        };
+        let closing = async {
+            let _ = self.sink.send(message).await;
+            let _ = self.sink.close().await;
+        };
+        // The closing handshake is a courtesy: a peer that does not finish it is dropped.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+        true
     }
 }
 
@@ -503,7 +489,7 @@ async fn receive<Svc>(
     encoding: Encoding,
     metadata: Arc<http::HeaderMap>,
     message: Message,
-) -> Result<otlp_model::stream::StreamAck, Message>
+) -> Result<StreamAck, Message>
 where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,

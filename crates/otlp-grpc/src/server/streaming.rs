@@ -18,14 +18,15 @@ use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 use otlp_compression::Compression;
 use otlp_core::{AnyExportService, ExportError};
+use otlp_model::stream::StreamAck;
 use otlp_net::budget::Admission;
-use otlp_stream::{completed, received};
-use tokio::task::JoinSet;
+use otlp_net::stream_server::{ReceiveLink, StreamServerConfig, serve_stream};
+use otlp_stream::{Ending, SessionConfig, completed, received};
 
 use super::Shared;
 use super::handler::{frame_message, grpc_response_with_body, read_message, refused};
-use crate::body::{GrpcBody, next_frame};
-use crate::framing::{FrameDecoder, frame_encoding};
+use crate::body::{BodySender, GrpcBody, next_frame};
+use crate::framing::{Frame, FrameDecoder, frame_encoding};
 use crate::status::{error_trailers, ok_trailers};
 
 /// Frames of acknowledgements buffered ahead of the client reading them.
@@ -34,118 +35,119 @@ const ACK_BUFFER: usize = 64;
 pub(super) fn bidirectional<Svc>(
     shared: Arc<Shared<Svc>>,
     parts: &http::request::Parts,
-    mut body: Incoming,
+    body: Incoming,
     encoding: Option<Arc<dyn Compression>>,
 ) -> Response<GrpcBody>
 where
     Svc: AnyExportService + Clone + Send + Sync + 'static,
     Svc::Future: Send,
 {
-    let stalled = parts.extensions.get::<super::StalledPeer>().cloned();
     // The call's metadata goes with every batch of it.
     let metadata = Arc::new(shared.intake.metadata(&parts.headers));
     let (sender, response_body) = GrpcBody::channel(ACK_BUFFER);
     let response = grpc_response_with_body(&shared, response_body);
+    let link = BidirectionalLink {
+        decoder: FrameDecoder::new(shared.config.frame_limits()),
+        shared: shared.clone(),
+        body,
+        trailers: None,
+        uncounted: Admission::default(),
+        sender,
+        stalled: parts.extensions.get::<super::StalledPeer>().cloned(),
+    };
+    let config = StreamServerConfig {
+        session: SessionConfig {
+            concurrency: shared.config.stream_concurrency,
+            idle_timeout: Some(shared.config.stream_idle_timeout),
+            keepalive: None,
+        },
+        write_timeout: shared.config.request_timeout,
+    };
     tokio::spawn(async move {
-        let _open = shared.intake.stats().streams.open_stream();
-        let concurrency = shared.config.stream_concurrency.max(1);
-        let mut decoder = FrameDecoder::new(shared.config.frame_limits());
-        let mut trailers: Option<HeaderMap> = None;
-        let mut in_flight = JoinSet::new();
-        let mut reading = true;
-        let mut ending: Result<(), ExportError> = Ok(());
-        let mut shutdown = shared.shutdown.clone();
-        let mut uncounted = Admission::default();
-        let idle_timeout = shared.config.stream_idle_timeout;
-        // Batches read and acknowledgements written are activity.
-        let mut last_activity = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                // Each batch is counted when admitted (its frame is bounded by the
-                // message limit, and the batches taken at once by the concurrency).
-                frame = next_frame(&mut body, &mut decoder, &mut trailers, &mut uncounted),
-                    if reading && in_flight.len() < concurrency => {
-                    match frame {
-                        // Decompression, validation and the export run in the batch's own
-                        // task, so one stream's batches use every core.
-                        Ok(Some(frame)) => {
-                            last_activity = tokio::time::Instant::now();
-                            let encoding = encoding.clone();
-                            let metadata = metadata.clone();
-                            let shared = shared.clone();
-                            in_flight.spawn(async move {
-                                let intake = &shared.intake;
-                                let compression = frame_encoding(&frame, encoding.as_deref())
-                                    .map_err(|e| refused(&shared, e))?;
-                                let mut admission = intake.admission();
-                                // The intake counts its own refusals.
-                                let message =
-                                    intake.decompress(frame.payload, compression, &mut admission)?;
-                                match intake.stream_batch(message) {
-                                    Ok(batch) => Ok(intake
-                                        .deliver_batch(&shared.dedup, batch, admission, &metadata)
-                                        .await),
-                                    // A malformed batch whose number is readable: refused
-                                    // alone, the stream goes on.
-                                    Err((Some(sequence), error)) => {
-                                        Ok(completed(sequence, &Err(error)))
-                                    }
-                                    Err((None, error)) => Err(error),
-                                }
-                            });
-                        }
-                        Ok(None) => reading = false,
-                        Err(error) => {
-                            ending = Err(refused(&shared, error));
-                            reading = false;
-                        }
-                    }
+        let process = |frame: Frame| {
+            let encoding = encoding.clone();
+            let metadata = metadata.clone();
+            let shared = shared.clone();
+            async move {
+                let intake = &shared.intake;
+                let compression =
+                    frame_encoding(&frame, encoding.as_deref()).map_err(|e| refused(&shared, e))?;
+                let mut admission = intake.admission();
+                // The intake counts its own refusals.
+                let message = intake.decompress(frame.payload, compression, &mut admission)?;
+                match intake.stream_batch(message) {
+                    Ok(batch) => Ok(intake
+                        .deliver_batch(&shared.dedup, batch, admission, &metadata)
+                        .await),
+                    // A malformed batch whose number is readable: refused alone, the
+                    // stream goes on.
+                    Err((Some(sequence), error)) => Ok(completed(sequence, &Err(error))),
+                    Err((None, error)) => Err(error),
                 }
-                () = tokio::time::sleep_until(last_activity.checked_add(idle_timeout).unwrap_or(last_activity)),
-                    if reading && in_flight.is_empty() && last_activity.checked_add(idle_timeout).is_some() => {
-                    shared.intake.stats().streams.idle.fetch_add(1, Ordering::Relaxed);
-                    reading = false;
-                    ending = Err(ExportError::unavailable(format!(
-                        "no batch within the stream idle timeout ({idle_timeout:?})"
-                    )));
-                }
-                () = super::stopped(&mut shutdown), if reading => {
-                    // Batches not yet read stay with the client, which resends them to
-                    // wherever it reconnects; those taken are finished and acknowledged.
-                    reading = false;
-                    ending = Err(ExportError::unavailable("the receiver is shutting down"));
-                }
-                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let ack = match done {
-                        Ok(Ok(ack)) => ack,
-                        Ok(Err(fatal)) => {
-                            // No readable batch: the stream ends with its status once the
-                            // batches already taken are acknowledged.
-                            reading = false;
-                            if ending.is_ok() {
-                                ending = Err(fatal);
-                            }
-                            continue;
-                        }
-                        Err(_) => completed(0, &Err(ExportError::internal("batch processing panicked"))),
-                    };
-                    // A client that stops reading its acknowledgements cannot hold the
-                    // stream (reset, or stalled: nobody is left to acknowledge).
-                    if !write_within(&shared, stalled.as_ref(), sender.data(frame_message(&ack))).await {
-                        return;
-                    }
-                    last_activity = tokio::time::Instant::now();
-                }
-                else => break,
             }
-        }
-        let trailers = match ending {
-            Ok(()) => ok_trailers(),
-            Err(error) => error_trailers(&error),
         };
-        write_within(&shared, stalled.as_ref(), sender.trailers(trailers)).await;
+        let stats = &shared.intake.stats().streams;
+        serve_stream(link, config, stats, shared.shutdown.clone(), process).await;
     });
     response
+}
+
+/// A bidirectional call as a [`ReceiveLink`]: gRPC frames in, acknowledgement frames out,
+/// trailers at the end.
+struct BidirectionalLink<Svc> {
+    shared: Arc<Shared<Svc>>,
+    body: Incoming,
+    decoder: FrameDecoder,
+    trailers: Option<HeaderMap>,
+    // Each batch is counted when admitted (its frame is bounded by the message limit, and
+    // the batches taken at once by the concurrency).
+    uncounted: Admission,
+    sender: BodySender,
+    stalled: Option<super::StalledPeer>,
+}
+
+impl<Svc> ReceiveLink for BidirectionalLink<Svc>
+where
+    Svc: Send + Sync + 'static,
+{
+    type Message = Frame;
+    type Fatal = ExportError;
+
+    async fn receive(&mut self) -> Result<Option<Frame>, ExportError> {
+        next_frame(
+            &mut self.body,
+            &mut self.decoder,
+            &mut self.trailers,
+            &mut self.uncounted,
+        )
+        .await
+        .map_err(|error| refused(&self.shared, error))
+    }
+
+    async fn send_ack(&mut self, ack: &StreamAck) -> bool {
+        self.sender.data(frame_message(ack)).await
+    }
+
+    fn stalled(&mut self) {
+        // HTTP/2 cannot even end a stream that has no window: the connection goes.
+        if let Some(stalled) = &self.stalled {
+            stalled.close_connection();
+        }
+    }
+
+    async fn finish(&mut self, ending: Ending<ExportError>) -> bool {
+        let trailers = match ending {
+            Ending::Finished => ok_trailers(),
+            Ending::Idle(timeout) => error_trailers(&ExportError::unavailable(format!(
+                "no batch within the stream idle timeout ({timeout:?})"
+            ))),
+            Ending::ShuttingDown => {
+                error_trailers(&ExportError::unavailable("the receiver is shutting down"))
+            }
+            Ending::Failed(error) => error_trailers(&error),
+        };
+        self.sender.clone().trailers(trailers).await
+    }
 }
 
 /// Awaits one write of a response stream (`write` is `false` once the peer reset it)
