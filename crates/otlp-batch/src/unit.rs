@@ -34,7 +34,8 @@ impl<S: Signal> BatchUnit<S> for Payload<S::Request> {
             Payload::Message(message) => ExportRequest::new(message),
             Payload::Encoded(encoded) => {
                 let items = encoded.item_count();
-                ExportRequest::from_encoded(encoded.to_bytes(), items)
+                // Written as pieces by a transport that can, joined by one that cannot.
+                ExportRequest::from_encoded_pieces(encoded.to_pieces(), items)
             }
         }
     }

@@ -149,9 +149,21 @@ fn error(message: &str, offset: usize) -> CodecError {
     CodecError::invalid(format!("malformed protobuf: {message}")).with_offset(offset)
 }
 
-/// Reads a varint ending at or before `end`.
-#[inline]
-fn varint(bytes: &[u8], mut pos: usize, end: usize) -> Result<(u64, usize), CodecError> {
+/// Reads a varint ending at or before `end`. Keys, lengths and most values are one byte,
+/// read inline; longer varints take the out-of-line path.
+#[inline(always)]
+fn varint(bytes: &[u8], pos: usize, end: usize) -> Result<(u64, usize), CodecError> {
+    if pos < end
+        && let Some(&byte) = bytes.get(pos)
+        && byte < 0x80
+    {
+        return Ok((u64::from(byte), pos + 1));
+    }
+    long_varint(bytes, pos, end)
+}
+
+#[inline(never)]
+fn long_varint(bytes: &[u8], mut pos: usize, end: usize) -> Result<(u64, usize), CodecError> {
     let start = pos;
     let mut value = 0u64;
     for shift in 0..10 {
@@ -258,7 +270,10 @@ fn validate(bytes: &[u8], root: usize) -> Result<usize, CodecError> {
             }
             (WireKind::String, 2) => {
                 let (len, start) = length(bytes, pos, frame.end)?;
-                if std::str::from_utf8(&bytes[start..start + len]).is_err() {
+                let text = &bytes[start..start + len];
+                // Names and attribute values are nearly always ASCII, checked a word at a
+                // time; the full UTF-8 check runs only on the rest.
+                if !text.is_ascii() && std::str::from_utf8(text).is_err() {
                     return Err(error("string is not valid UTF-8", start));
                 }
                 start + len

@@ -92,6 +92,12 @@ enum Payload<S: Signal> {
     /// Shared, so that cloning a request (as a retry layer must, once per attempt) is O(1).
     Message(Arc<S::Request>),
     Protobuf(Bytes),
+    /// Protobuf bytes held as consecutive pieces (batched requests), joined only for a
+    /// consumer that needs them in one buffer.
+    Pieces {
+        pieces: Arc<[Bytes]>,
+        len: usize,
+    },
 }
 
 impl<S: Signal> Clone for Payload<S> {
@@ -99,6 +105,10 @@ impl<S: Signal> Clone for Payload<S> {
         match self {
             Payload::Message(m) => Payload::Message(m.clone()),
             Payload::Protobuf(b) => Payload::Protobuf(b.clone()),
+            Payload::Pieces { pieces, len } => Payload::Pieces {
+                pieces: pieces.clone(),
+                len: *len,
+            },
         }
     }
 }
@@ -122,6 +132,7 @@ impl<S: Signal> fmt::Debug for ExportRequest<S> {
         let payload = match &self.payload {
             Payload::Message(_) => "message",
             Payload::Protobuf(_) => "protobuf",
+            Payload::Pieces { .. } => "protobuf pieces",
         };
         f.debug_struct("ExportRequest")
             .field("signal", &S::KIND)
@@ -172,6 +183,24 @@ impl<S: Signal> ExportRequest<S> {
         }
     }
 
+    /// [`ExportRequest::from_encoded`] for bytes held as consecutive pieces (batched
+    /// requests, joined as written): a transport that can write them one after the other
+    /// takes them with [`ExportRequest::protobuf_pieces`], without joining them.
+    pub fn from_encoded_pieces(pieces: Vec<Bytes>, items: usize) -> Self {
+        let mut request = Self::from_encoded(Bytes::new(), items);
+        match <[Bytes; 1]>::try_from(pieces) {
+            Ok([bytes]) => request.payload = Payload::Protobuf(bytes),
+            Err(pieces) => {
+                let len = pieces.iter().map(Bytes::len).sum();
+                request.payload = Payload::Pieces {
+                    pieces: pieces.into(),
+                    len,
+                };
+            }
+        }
+        request
+    }
+
     /// Spans, data points or log records in the request.
     pub fn item_count(&self) -> usize {
         self.items
@@ -192,6 +221,7 @@ impl<S: Signal> ExportRequest<S> {
         match &self.payload {
             Payload::Message(m) => Ok(Cow::Borrowed(m.as_ref())),
             Payload::Protobuf(bytes) => decode::<S>(bytes.clone()).map(Cow::Owned),
+            Payload::Pieces { .. } => decode::<S>(self.to_protobuf()).map(Cow::Owned),
         }
     }
 
@@ -202,10 +232,12 @@ impl<S: Signal> ExportRequest<S> {
                 Ok(Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
             }
             Payload::Protobuf(bytes) => decode::<S>(bytes),
+            Payload::Pieces { ref pieces, len } => decode::<S>(join(pieces, len)),
         }
     }
 
-    /// The protobuf encoding: the held bytes (an O(1) clone) or a fresh encoding.
+    /// The protobuf encoding: the held bytes (an O(1) clone), or a fresh encoding, or the
+    /// held pieces joined (see [`ExportRequest::protobuf_pieces`]).
     pub fn to_protobuf(&self) -> Bytes {
         match &self.payload {
             Payload::Message(m) => {
@@ -215,6 +247,16 @@ impl<S: Signal> ExportRequest<S> {
                 Bytes::from(buffer)
             }
             Payload::Protobuf(bytes) => bytes.clone(),
+            Payload::Pieces { pieces, len } => join(pieces, *len),
+        }
+    }
+
+    /// The protobuf encoding as consecutive pieces, none of them copied: one for a request
+    /// held whole or as a message, several for one built from batched requests.
+    pub fn protobuf_pieces(&self) -> Vec<Bytes> {
+        match &self.payload {
+            Payload::Pieces { pieces, .. } => pieces.to_vec(),
+            _ => vec![self.to_protobuf()],
         }
     }
 
@@ -223,12 +265,13 @@ impl<S: Signal> ExportRequest<S> {
         match &self.payload {
             Payload::Message(m) => *self.encoded_len.get_or_init(|| m.encoded_len()),
             Payload::Protobuf(bytes) => bytes.len(),
+            Payload::Pieces { len, .. } => *len,
         }
     }
 
     /// Whether the payload is held encoded (not yet decoded).
     pub fn is_encoded(&self) -> bool {
-        matches!(self.payload, Payload::Protobuf(_))
+        matches!(self.payload, Payload::Protobuf(_) | Payload::Pieces { .. })
     }
 
     /// Headers (HTTP headers or gRPC metadata) that travel with the request, for example
@@ -400,4 +443,13 @@ impl From<ExportRequest<Logs>> for AnyExportRequest {
     fn from(request: ExportRequest<Logs>) -> Self {
         AnyExportRequest::Logs(request)
     }
+}
+
+/// `pieces` in one buffer of `len` bytes.
+fn join(pieces: &[Bytes], len: usize) -> Bytes {
+    let mut out = Vec::with_capacity(len);
+    for piece in pieces {
+        out.extend_from_slice(piece);
+    }
+    Bytes::from(out)
 }

@@ -19,6 +19,30 @@ fn encoded_payload_is_passed_through_without_copying() {
 }
 
 #[test]
+fn a_payload_in_pieces_is_written_as_pieces_and_reads_as_the_whole() {
+    let message = otlp_testkit::realistic::traces(20, 1);
+    let bytes = Bytes::from(message.encode_to_vec());
+    // Any cut between fields of the request is a valid pair of pieces; mid-field is too,
+    // since they are only ever written one after the other.
+    let pieces = vec![bytes.slice(..100), bytes.slice(100..)];
+    let request = ExportRequest::<Traces>::from_encoded_pieces(pieces, 20);
+    assert!(request.is_encoded());
+    let written = request.protobuf_pieces();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[1].as_ptr(), bytes[100..].as_ptr(), "not copied");
+    assert_eq!(request.to_protobuf(), bytes);
+    assert_eq!(request.encoded_len(), bytes.len());
+    assert_eq!(
+        request.message().expect("valid").into_owned(),
+        message.clone()
+    );
+    assert_eq!(request.clone().into_message().expect("valid"), message);
+    // One piece is the whole request, as from_encoded holds it.
+    let one = ExportRequest::<Traces>::from_encoded_pieces(vec![bytes.clone()], 20);
+    assert_eq!(one.to_protobuf().as_ptr(), bytes.as_ptr());
+}
+
+#[test]
 fn malformed_protobuf_is_an_invalid_argument_error() {
     let garbage = Bytes::from_static(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
     let error = ExportRequest::<Logs>::from_protobuf(garbage.clone()).unwrap_err();

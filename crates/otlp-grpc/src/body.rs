@@ -28,7 +28,8 @@ pub struct GrpcBody {
 #[derive(Debug)]
 enum Kind {
     Once {
-        data: Option<Bytes>,
+        /// Sent in order: a message, or a frame's header and then its payload's pieces.
+        data: std::collections::VecDeque<Bytes>,
         trailers: Option<HeaderMap>,
     },
     Channel(mpsc::Receiver<BodyFrame<Bytes>>),
@@ -44,8 +45,19 @@ impl GrpcBody {
     pub fn once(data: Option<Bytes>, trailers: Option<HeaderMap>) -> Self {
         Self {
             kind: Kind::Once {
-                data: data.filter(|d| !d.is_empty()),
+                data: data.filter(|d| !d.is_empty()).into_iter().collect(),
                 trailers,
+            },
+        }
+    }
+
+    /// One gRPC frame, its header and its payload written as they are (a message is not
+    /// copied behind its header).
+    pub fn framed(frame: crate::framing::FramedMessage) -> Self {
+        Self {
+            kind: Kind::Once {
+                data: frame.into_chunks().collect(),
+                trailers: None,
             },
         }
     }
@@ -99,7 +111,7 @@ impl Body for GrpcBody {
     ) -> Poll<Option<Result<BodyFrame<Bytes>, Infallible>>> {
         match &mut self.kind {
             Kind::Once { data, trailers } => {
-                if let Some(data) = data.take() {
+                if let Some(data) = data.pop_front() {
                     return Poll::Ready(Some(Ok(BodyFrame::data(data))));
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(BodyFrame::trailers(t))))
@@ -109,19 +121,13 @@ impl Body for GrpcBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(
-            &self.kind,
-            Kind::Once {
-                data: None,
-                trailers: None
-            }
-        )
+        matches!(&self.kind, Kind::Once { data, trailers: None } if data.is_empty())
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Once { data, .. } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+                SizeHint::with_exact(data.iter().map(|d| d.len() as u64).sum())
             }
             Kind::Channel(_) => SizeHint::default(),
         }
@@ -160,7 +166,7 @@ where
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     intake.cover(decoder.buffered() + data.len())?;
-                    decoder.push(&data);
+                    decoder.push_bytes(data);
                 }
                 Err(frame) => {
                     if let Ok(received) = frame.into_trailers() {

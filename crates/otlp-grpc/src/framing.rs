@@ -71,9 +71,69 @@ pub fn encode_frame(
     Ok(())
 }
 
-/// Reassembles frames from body chunks.
+/// A frame as its header and its payload's pieces, so that an uncompressed message is
+/// written as it is held (whole, or as the pieces of a batch), without being copied
+/// behind its header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FramedMessage {
+    /// The 5-byte header.
+    pub header: Bytes,
+    /// The payload, in order: the message's pieces, or its compressed form.
+    pub payload: Vec<Bytes>,
+}
+
+impl FramedMessage {
+    /// The message of consecutive `pieces` framed, compressed with `compression` if given
+    /// (which joins the pieces first).
+    pub fn new(
+        pieces: Vec<Bytes>,
+        compression: Option<&dyn Compression>,
+    ) -> Result<Self, ExportError> {
+        let (compressed, payload) = match compression {
+            Some(algorithm) => {
+                let message = pieces.concat();
+                let mut buffer = Vec::with_capacity(message.len() / 2);
+                algorithm.compress(&message, &mut buffer)?;
+                (true, vec![Bytes::from(buffer)])
+            }
+            None => (false, pieces),
+        };
+        let len = payload.iter().map(Bytes::len).sum::<usize>();
+        let len = u32::try_from(len)
+            .map_err(|_| ExportError::too_large("a gRPC message cannot exceed 4 GiB"))?;
+        let mut header = [0u8; HEADER_LEN];
+        header[0] = u8::from(compressed);
+        header[1..].copy_from_slice(&len.to_be_bytes());
+        Ok(Self {
+            header: Bytes::copy_from_slice(&header),
+            payload,
+        })
+    }
+
+    /// Bytes on the wire, header included.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.payload.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// Never: a frame has at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The header, then the payload's pieces.
+    pub fn into_chunks(self) -> impl Iterator<Item = Bytes> {
+        std::iter::once(self.header).chain(self.payload.into_iter().filter(|p| !p.is_empty()))
+    }
+}
+
+/// Reassembles frames from body chunks. A frame that arrives whole in one chunk (the
+/// usual case once the HTTP/2 frame size fits a message) is returned as a slice of that
+/// chunk, without a copy; a frame spread over chunks is copied together once.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
+    /// The chunk being read, not yet copied.
+    chunk: Bytes,
+    /// A frame being put together from several chunks.
     buffer: BytesMut,
     limits: FrameLimits,
 }
@@ -82,44 +142,55 @@ impl FrameDecoder {
     /// A decoder enforcing `limits`.
     pub fn new(limits: FrameLimits) -> Self {
         Self {
+            chunk: Bytes::new(),
             buffer: BytesMut::new(),
             limits,
         }
     }
 
-    /// Adds a chunk of the request or response body.
+    /// Adds a chunk of the request or response body (copied; see
+    /// [`FrameDecoder::push_bytes`]).
     pub fn push(&mut self, chunk: &[u8]) {
-        self.buffer.extend_from_slice(chunk);
+        self.push_bytes(Bytes::copy_from_slice(chunk));
+    }
+
+    /// Adds a chunk of the request or response body, kept as it is while frames are
+    /// taken from it whole.
+    pub fn push_bytes(&mut self, chunk: Bytes) {
+        if self.chunk.is_empty() && self.buffer.is_empty() {
+            self.chunk = chunk;
+        } else {
+            self.spill();
+            self.buffer.extend_from_slice(&chunk);
+        }
     }
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buffer.len()
+        self.chunk.len() + self.buffer.len()
     }
 
     /// The next complete frame, `None` if more bytes are needed. A declared length over
     /// the frame limit is an error (RESOURCE_EXHAUSTED) as soon as the header is read, so
     /// such a body is never buffered; so is a compressed flag other than 0 or 1 (INTERNAL).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ExportError> {
-        if self.buffer.len() < HEADER_LEN {
+        if !self.chunk.is_empty() {
+            if let Some((compressed, len)) = self.header(&self.chunk)?
+                && self.chunk.len() >= HEADER_LEN + len
+            {
+                self.chunk.advance(HEADER_LEN);
+                let payload = self.chunk.split_to(len);
+                return Ok(Some(Frame {
+                    compressed,
+                    payload,
+                }));
+            }
+            // The frame goes on in the next chunks.
+            self.spill();
+        }
+        let Some((compressed, len)) = self.header(&self.buffer)? else {
             return Ok(None);
-        }
-        let flag = self.buffer[0];
-        if flag > 1 {
-            return Err(ExportError::new(
-                ErrorKind::Internal,
-                format!("invalid gRPC compressed flag {flag}"),
-            ));
-        }
-        let mut header = [0u8; 4];
-        header.copy_from_slice(&self.buffer[1..HEADER_LEN]);
-        let len = u32::from_be_bytes(header) as usize;
-        if len > self.limits.max_frame_bytes {
-            return Err(ExportError::too_large(format!(
-                "gRPC message of {len} bytes exceeds the limit of {} bytes",
-                self.limits.max_frame_bytes
-            )));
-        }
+        };
         if self.buffer.len() < HEADER_LEN + len {
             // Reserve what the frame still needs, now that it is known to be within limits,
             // but at most a step ahead of what has arrived: a declared length is a promise,
@@ -132,21 +203,54 @@ impl FrameDecoder {
         self.buffer.advance(HEADER_LEN);
         let payload = self.buffer.split_to(len).freeze();
         Ok(Some(Frame {
-            compressed: flag == 1,
+            compressed,
             payload,
         }))
     }
 
+    /// The compressed flag and length of the frame `bytes` begins with, checked; `None`
+    /// if its header is not all there.
+    fn header(&self, bytes: &[u8]) -> Result<Option<(bool, usize)>, ExportError> {
+        let Some(header) = bytes.get(..HEADER_LEN) else {
+            return Ok(None);
+        };
+        let flag = header[0];
+        if flag > 1 {
+            return Err(ExportError::new(
+                ErrorKind::Internal,
+                format!("invalid gRPC compressed flag {flag}"),
+            ));
+        }
+        let mut length = [0u8; 4];
+        length.copy_from_slice(&header[1..]);
+        let len = u32::from_be_bytes(length) as usize;
+        if len > self.limits.max_frame_bytes {
+            return Err(ExportError::too_large(format!(
+                "gRPC message of {len} bytes exceeds the limit of {} bytes",
+                self.limits.max_frame_bytes
+            )));
+        }
+        Ok(Some((flag == 1, len)))
+    }
+
+    /// Moves the unread rest of the current chunk into the buffer.
+    fn spill(&mut self) {
+        if !self.chunk.is_empty() {
+            let chunk = std::mem::take(&mut self.chunk);
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+
     /// At the end of the body: an error if a partial frame is left.
     pub fn finish(&self) -> Result<(), ExportError> {
-        if self.buffer.is_empty() {
+        if self.buffered() == 0 {
             Ok(())
         } else {
             Err(ExportError::new(
                 ErrorKind::Internal,
                 format!(
                     "the body ended inside a gRPC frame ({} bytes left)",
-                    self.buffer.len()
+                    self.buffered()
                 ),
             ))
         }

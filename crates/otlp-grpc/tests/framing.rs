@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use otlp_compression::{Compression, CompressionSet, Gzip};
 use otlp_core::{ErrorKind, ExportError, RetryClass};
-use otlp_grpc::framing::{FrameDecoder, FrameLimits, HEADER_LEN, encode_frame};
+use otlp_grpc::framing::{FrameDecoder, FrameLimits, FramedMessage, HEADER_LEN, encode_frame};
 use otlp_grpc::status::{
     decode_message, encode_message, error_from_trailers, error_trailers, ok_trailers,
 };
@@ -54,12 +54,51 @@ proptest! {
         prop_assert_eq!(decoded, messages);
     }
 
+    /// A message framed as header and payload is, on the wire, the frame `encode_frame`
+    /// writes, and an uncompressed payload is the message itself, not a copy.
+    #[test]
+    fn a_framed_message_is_the_encoded_frame(message in proptest::collection::vec(any::<u8>(), 0..3000), which in 0usize..8, cut in 0usize..3000) {
+        let algorithms = algorithms();
+        let algorithm = algorithms[which % algorithms.len()].clone();
+        let mut expected = BytesMut::new();
+        encode_frame(&message, algorithm.as_deref(), &mut expected)?;
+        let message = bytes::Bytes::from(message);
+        // Held as pieces, cut anywhere.
+        let cut = cut.min(message.len());
+        let pieces = vec![message.slice(..cut), message.slice(cut..)];
+        let framed = FramedMessage::new(pieces, algorithm.as_deref())?;
+        prop_assert_eq!(framed.len(), expected.len());
+        let wire: Vec<u8> = framed.clone().into_chunks().flat_map(|c| c.to_vec()).collect();
+        prop_assert_eq!(wire, expected.to_vec());
+        if algorithm.is_none() && cut > 0 {
+            prop_assert_eq!(framed.payload[0].as_ptr(), message.as_ptr());
+        }
+    }
+
     #[test]
     fn status_messages_round_trip(message in "\\PC{0,40}") {
         let encoded = encode_message(&message);
         prop_assert!(encoded.bytes().all(|b| (0x20..=0x7e).contains(&b)));
         prop_assert_eq!(decode_message(&encoded), message);
     }
+}
+
+#[test]
+fn a_frame_that_arrives_whole_in_one_chunk_is_taken_without_a_copy() {
+    let mut wire = BytesMut::new();
+    encode_frame(b"first message", None, &mut wire).unwrap();
+    encode_frame(b"second", None, &mut wire).unwrap();
+    let chunk = wire.freeze();
+    let mut decoder = FrameDecoder::new(FrameLimits::default());
+    decoder.push_bytes(chunk.clone());
+    let first = decoder.next_frame().unwrap().unwrap();
+    assert_eq!(&first.payload[..], b"first message");
+    assert_eq!(first.payload.as_ptr(), chunk[5..].as_ptr());
+    let second = decoder.next_frame().unwrap().unwrap();
+    assert_eq!(&second.payload[..], b"second");
+    assert_eq!(second.payload.as_ptr(), chunk[23..].as_ptr());
+    assert_eq!(decoder.next_frame().unwrap(), None);
+    decoder.finish().unwrap();
 }
 
 #[test]

@@ -79,6 +79,11 @@ fn check_against_owned<R: WireLayout + std::fmt::Debug>(message: R, max: usize) 
             "counts survive the cut"
         );
         assert_eq!(part.encoded_len(), part.to_bytes().len());
+        assert_eq!(
+            part.to_pieces().concat(),
+            part.to_bytes(),
+            "the pieces, written one after the other, are the part"
+        );
         got.extend(singles(decoded));
     }
     assert_eq!(got.len(), expected.len(), "every item once");
@@ -115,6 +120,7 @@ proptest! {
         let mut owned = a;
         SignalRequest::append(&mut owned, b);
         prop_assert_eq!(bytes.item_count(), owned.item_count());
+        prop_assert_eq!(bytes.to_pieces().concat(), bytes.to_bytes());
         prop_assert_eq!(bytes.decode().expect("decodes"), owned);
     }
 
@@ -317,4 +323,41 @@ fn an_unknown_field_of_a_cut_group_is_not_copied_into_every_part() {
         total < 8 << 10,
         "{total} bytes: the unknown field was repeated"
     );
+}
+
+#[test]
+fn large_groups_are_written_as_they_arrived_and_small_ones_together() {
+    use otlp_model::trace::{ResourceSpans, ScopeSpans, Span};
+    let request = |name: String| ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    name,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let small = Bytes::from(request("small".into()).encode_to_vec());
+    let large = Bytes::from(request("x".repeat(64 << 10)).encode_to_vec());
+    let mut batch = Encoded::<ExportTraceServiceRequest>::default();
+    for _ in 0..100 {
+        batch.append(Encoded::new(small.clone()).expect("reads"));
+    }
+    batch.append(Encoded::new(large.clone()).expect("reads"));
+    let pieces = batch.to_pieces();
+    assert_eq!(
+        pieces.len(),
+        2,
+        "the small groups in one piece, the large one in its own"
+    );
+    assert_eq!(pieces[0].len(), 100 * small.len());
+    assert_eq!(
+        pieces[1].as_ptr(),
+        large.as_ptr(),
+        "the large group is not copied"
+    );
+    assert_eq!(pieces.concat(), batch.to_bytes());
 }

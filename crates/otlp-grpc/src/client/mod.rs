@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use otlp_compression::{Compression, CompressionSet};
@@ -22,7 +22,7 @@ use prost::Message;
 use tower_service::Service;
 
 use crate::body::{GrpcBody, next_frame};
-use crate::framing::{FrameDecoder, FrameLimits, encode_frame};
+use crate::framing::{FrameDecoder, FrameLimits, FramedMessage};
 use crate::protocol::{format_grpc_timeout, grpc_code_of_http_status};
 use crate::status::error_from_trailers;
 
@@ -188,18 +188,14 @@ impl GrpcExporter {
     ) -> Result<ExportOutcome, ExportError> {
         let inner = &self.inner;
         let items = request.item_count();
-        let message = request.to_protobuf();
+        let message = request.protobuf_pieces();
         let compression = inner
             .config
             .compression
             .as_ref()
             .filter(|_| request.compression_allowed());
-        let body = self.frame(&message, compression.map(|c| c.as_ref()))?;
-        let http_request = self.request(
-            S::GRPC_EXPORT_PATH,
-            compression,
-            GrpcBody::once(Some(body), None),
-        );
+        let body = self.frame(message, compression.map(|c| c.as_ref()))?;
+        let http_request = self.request(S::GRPC_EXPORT_PATH, compression, GrpcBody::framed(body));
         let deadline = inner.config.timeout;
         let call = async {
             let response = inner.channel.send(http_request).await?;
@@ -221,19 +217,17 @@ impl GrpcExporter {
     /// bytes can never pass it).
     pub(crate) fn frame(
         &self,
-        message: &[u8],
+        message: Vec<Bytes>,
         compression: Option<&dyn Compression>,
-    ) -> Result<Bytes, ExportError> {
+    ) -> Result<FramedMessage, ExportError> {
         let limit = self.inner.config.max_message_bytes;
-        if message.len() > limit {
+        let len = message.iter().map(Bytes::len).sum::<usize>();
+        if len > limit {
             return Err(ExportError::too_large(format!(
-                "request of {} bytes exceeds the exporter's limit of {limit} bytes",
-                message.len()
+                "request of {len} bytes exceeds the exporter's limit of {limit} bytes"
             )));
         }
-        let mut framed = BytesMut::with_capacity(message.len() + crate::framing::HEADER_LEN);
-        encode_frame(message, compression, &mut framed)?;
-        Ok(framed.freeze())
+        FramedMessage::new(message, compression)
     }
 
     /// The HTTP/2 request of a call to `path`.

@@ -81,12 +81,8 @@ impl GrpcExporter {
             AnyExportRequest::Logs(r) => r.compression_allowed(),
         };
         let compression = config.compression.as_ref().filter(|_| allowed);
-        let body = self.frame(&message, compression.map(|c| c.as_ref()))?;
-        let http_request = self.request(
-            EXPORT_STREAM_PATH,
-            compression,
-            GrpcBody::once(Some(body), None),
-        );
+        let body = self.frame(vec![message], compression.map(|c| c.as_ref()))?;
+        let http_request = self.request(EXPORT_STREAM_PATH, compression, GrpcBody::framed(body));
         let response = tokio::time::timeout(config.timeout, self.channel().send(http_request))
             .await
             .map_err(|_| ExportError::timeout("no answer within the deadline"))??;

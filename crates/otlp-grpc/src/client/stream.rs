@@ -201,13 +201,17 @@ impl StreamLink for GrpcLink {
         let (message, _) = encode_batch(sequence, batch);
         let frame = self
             .exporter
-            .frame(&message, self.compression.as_deref())
+            .frame(vec![message], self.compression.as_deref())
             .map_err(|_| SendError::Batch(ExportError::too_large("batch over the limit")))?;
         let size = frame.len();
         let Some(body) = &self.body else {
             return Err(SendError::Broken);
         };
-        if body.data(frame).await {
+        let mut written = true;
+        for chunk in frame.into_chunks() {
+            written = written && body.data(chunk).await;
+        }
+        if written {
             Ok(size)
         } else {
             Err(SendError::Broken)

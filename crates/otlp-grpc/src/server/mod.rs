@@ -40,7 +40,9 @@ pub struct Http2Settings {
     pub initial_stream_window: u32,
     /// Flow-control window for the whole connection.
     pub initial_connection_window: u32,
-    /// Largest HTTP/2 frame payload accepted.
+    /// Largest HTTP/2 frame payload accepted. Large enough for a usual request to arrive
+    /// in one DATA frame, which the receiver then takes without copying it together; the
+    /// flow-control windows, not this, bound what a peer can make the server hold.
     pub max_frame_size: u32,
     /// Bytes buffered per stream for sending.
     pub max_send_buffer: usize,
@@ -59,7 +61,7 @@ impl Default for Http2Settings {
             max_local_error_reset_streams: 256,
             initial_stream_window: 2 * 1024 * 1024,
             initial_connection_window: 8 * 1024 * 1024,
-            max_frame_size: 64 * 1024,
+            max_frame_size: 1024 * 1024,
             max_send_buffer: 1024 * 1024,
             keep_alive_interval: Some(Duration::from_secs(30)),
             keep_alive_timeout: Duration::from_secs(10),

@@ -191,6 +191,20 @@ enum GroupBytes {
     Pieces(Vec<Bytes>),
 }
 
+/// Pieces of [`Encoded::to_pieces`] smaller than this are copied together.
+pub const COALESCE_BELOW: usize = 16 * 1024;
+
+fn add_piece(piece: &Bytes, pieces: &mut Vec<Bytes>, small: &mut BytesMut) {
+    if piece.len() < COALESCE_BELOW {
+        small.extend_from_slice(piece);
+    } else {
+        if !small.is_empty() {
+            pieces.push(small.split().freeze());
+        }
+        pieces.push(piece.clone());
+    }
+}
+
 impl Group {
     fn whole(bytes: Bytes, items: usize) -> Self {
         Self {
@@ -336,6 +350,27 @@ impl<R: WireLayout> Encoded<R> {
             group.write_to(&mut out);
         }
         out.freeze()
+    }
+
+    /// The request's encoding as consecutive pieces that a transport writes one after the
+    /// other: slices of the buffers the groups arrived in, not copied, except that runs of
+    /// pieces smaller than [`COALESCE_BELOW`] are copied together (a batch of many small
+    /// requests is then a few pieces, not thousands).
+    pub fn to_pieces(&self) -> Vec<Bytes> {
+        let mut pieces = Vec::new();
+        let mut small = BytesMut::new();
+        for group in &self.groups {
+            match &group.bytes {
+                GroupBytes::Whole(bytes) => add_piece(bytes, &mut pieces, &mut small),
+                GroupBytes::Pieces(parts) => parts
+                    .iter()
+                    .for_each(|part| add_piece(part, &mut pieces, &mut small)),
+            }
+        }
+        if !small.is_empty() {
+            pieces.push(small.freeze());
+        }
+        pieces
     }
 
     /// The request as an owned message.

@@ -15,7 +15,7 @@ mod encoded;
 mod reader;
 mod view;
 
-pub use encoded::{Encoded, WireLayout};
+pub use encoded::{COALESCE_BELOW, Encoded, WireLayout};
 pub use view::{ElementView, ResourceView};
 
 use crate::SignalRequest;
