@@ -10,7 +10,9 @@
 //! time; an empty request is accepted; concurrent exports over one exporter each get their
 //! own answer; a stop lets an export in flight finish with its answer; a request over the
 //! receiver's limit is refused as too large (not retried as it is: the retry layer splits
-//! it), and the service never sees it; a receiver that requires a bearer token refuses an
+//! it), and the service never sees it; split into halves as the retry layer splits it (and
+//! again while a half is refused), every item arrives exactly once, in requests within the
+//! limit; a receiver that requires a bearer token refuses an
 //! exporter without it as unauthenticated (permanent) before the service, and serves one
 //! with it; the headers a receiver forwards reach the service with every request (every
 //! batch of a stream), and no other header does.
@@ -25,6 +27,7 @@
 //! ```
 
 pub mod in_process;
+mod too_large;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -234,7 +237,11 @@ pub async fn run(transport: &dyn Transport) -> Report {
     ));
     checks.push((
         "a request over the receiver's limit is refused as too large",
-        over_the_limit(transport).await,
+        too_large::refused(transport).await,
+    ));
+    checks.push((
+        "a request refused as too large arrives exactly once as the parts a split makes",
+        too_large::split_and_resent(transport).await,
     ));
     checks.push((
         "a receiver that requires a token refuses an exporter without it",
@@ -259,7 +266,7 @@ fn requests() -> [AnyExportRequest; 3] {
 }
 
 /// One export; an export that does not end within [`EXCHANGE_DEADLINE`] fails the check.
-async fn exchange(
+pub(crate) async fn exchange(
     exporter: BoxedService,
     request: AnyExportRequest,
 ) -> Result<Result<ExportOutcome, ExportError>, String> {
@@ -524,46 +531,6 @@ async fn drain(transport: &dyn Transport) -> Result<(), String> {
         Ok(outcome) if outcome.accepted() == items => Ok(()),
         other => Err(format!(
             "expected the service's success for {items} items, got {other:?}"
-        )),
-    }
-}
-
-/// A request about three times a 64 KiB limit: refused before the service, as too large
-/// (`ErrorKind::TooLarge`, permanent as it is, which the retry layer answers by splitting).
-async fn over_the_limit(transport: &dyn Transport) -> Result<(), String> {
-    const LIMIT: usize = 64 << 10;
-    let reached: Arc<Mutex<usize>> = Arc::default();
-    let record = reached.clone();
-    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
-        if let Ok(mut reached) = record.lock() {
-            *reached += 1;
-        }
-        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
-    }));
-    let (endpoint, stop) = transport
-        .start_receiver(service, ReceiverSettings::limited(LIMIT))
-        .await?;
-    let exporter = transport.exporter(&endpoint, &http::HeaderMap::new())?;
-    let request: AnyExportRequest = ExportRequest::<Traces>::new(realistic::traces(400, 21)).into();
-    let size = request.encoded_len();
-    if size < 2 * LIMIT {
-        stop().await;
-        return Err(format!("the suite's large request is only {size} bytes"));
-    }
-    let result = exchange(exporter, request).await;
-    stop().await;
-    let reached = *reached
-        .lock()
-        .map_err(|_| "the recording lock is poisoned".to_string())?;
-    if reached != 0 {
-        return Err(format!(
-            "a request of {size} bytes reached the service over a {LIMIT}-byte limit"
-        ));
-    }
-    match result? {
-        Err(error) if error.kind() == otlp_core::ErrorKind::TooLarge => Ok(()),
-        other => Err(format!(
-            "expected a too-large refusal of {size} bytes, got {other:?}"
         )),
     }
 }

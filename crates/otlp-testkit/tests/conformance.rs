@@ -21,6 +21,7 @@ async fn an_exporter_that_makes_every_error_permanent_fails() {
             "a receiver that is gone is a retryable failure",
             // A too-large refusal turned into a malformed one: nothing would split it.
             "a request over the receiver's limit is refused as too large",
+            "a request refused as too large arrives exactly once as the parts a split makes",
             // An unauthenticated refusal turned into a malformed one: its kind is lost.
             "a receiver that requires a token refuses an exporter without it"
         ],
