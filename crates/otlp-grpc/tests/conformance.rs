@@ -25,12 +25,16 @@ impl Transport for Grpc {
         settings: ReceiverSettings,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
+            let mut intake = otlp_grpc::IntakeConfig {
+                forward_headers: settings.forward_headers,
+                ..otlp_grpc::IntakeConfig::default()
+                    .with_max_request_bytes(settings.max_request_bytes)
+            };
+            if !settings.accept_compression {
+                intake.compression = otlp_compression::CompressionSet::new();
+            }
             let config = ReceiverConfig {
-                intake: otlp_grpc::IntakeConfig {
-                    forward_headers: settings.forward_headers,
-                    ..otlp_grpc::IntakeConfig::default()
-                        .with_max_request_bytes(settings.max_request_bytes)
-                },
+                intake,
                 ..ReceiverConfig::default()
             };
             let mut receiver = GrpcReceiver::new(service).with_config(config);
@@ -53,6 +57,19 @@ impl Transport for Grpc {
     fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
         let mut config = ExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
         config.headers = headers.clone();
+        self.over(config)
+    }
+
+    fn compressing_exporter(&self, endpoint: &str) -> Result<Option<BoxedService>, String> {
+        let mut config = ExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
+        config.compression = Some(std::sync::Arc::new(otlp_compression::Gzip::default()));
+        self.over(config).map(Some)
+    }
+}
+
+impl Grpc {
+    /// The exporter of `config`, unary or on the bidirectional stream.
+    fn over(&self, config: ExporterConfig) -> Result<BoxedService, String> {
         let exporter = GrpcExporter::new(config).map_err(|e| e.to_string())?;
         if !self.stream {
             return Ok(BoxedService::new(exporter));

@@ -24,12 +24,16 @@ impl Transport for Http {
         settings: ReceiverSettings,
     ) -> BoxFuture<'_, Result<(String, Stop), String>> {
         Box::pin(async move {
+            let mut intake = otlp_http::IntakeConfig {
+                forward_headers: settings.forward_headers,
+                ..otlp_http::IntakeConfig::default()
+                    .with_max_request_bytes(settings.max_request_bytes)
+            };
+            if !settings.accept_compression {
+                intake.compression = otlp_compression::CompressionSet::new();
+            }
             let config = HttpReceiverConfig {
-                intake: otlp_http::IntakeConfig {
-                    forward_headers: settings.forward_headers,
-                    ..otlp_http::IntakeConfig::default()
-                        .with_max_request_bytes(settings.max_request_bytes)
-                },
+                intake,
                 ..HttpReceiverConfig::default()
             };
             let mut receiver = HttpReceiver::new(service).with_config(config);
@@ -48,6 +52,19 @@ impl Transport for Http {
     fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
         let mut config = HttpExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
         config.headers = headers.clone();
+        self.over(config)
+    }
+
+    fn compressing_exporter(&self, endpoint: &str) -> Result<Option<BoxedService>, String> {
+        let mut config = HttpExporterConfig::new(endpoint).map_err(|e| e.to_string())?;
+        config.compression = Some(std::sync::Arc::new(otlp_compression::Gzip::default()));
+        self.over(config).map(Some)
+    }
+}
+
+impl Http {
+    /// The exporter of `config`, in this variant's encoding.
+    fn over(&self, mut config: HttpExporterConfig) -> Result<BoxedService, String> {
         if self.json {
             config = config.with_codec(otlp_codec::Json::default());
         }

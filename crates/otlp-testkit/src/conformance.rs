@@ -12,7 +12,10 @@
 //! receiver's limit is refused as too large (not retried as it is: the retry layer splits
 //! it), and the service never sees it; split into halves as the retry layer splits it (and
 //! again while a half is refused), every item arrives exactly once, in requests within the
-//! limit; a receiver that requires a bearer token refuses an
+//! limit; a compressed request arrives intact; a receiver that accepts no compression gets
+//! the request uncompressed, either negotiated by the binding or after the exporter reports
+//! the refused encoding (`UnsupportedMediaType`, which the retry layer answers by resending
+//! uncompressed); a receiver that requires a bearer token refuses an
 //! exporter without it as unauthenticated (permanent) before the service, and serves one
 //! with it; the headers a receiver forwards reach the service with every request (every
 //! batch of a stream), and no other header does.
@@ -26,6 +29,7 @@
 //! # });
 //! ```
 
+mod compression;
 pub mod in_process;
 mod too_large;
 
@@ -86,6 +90,12 @@ pub trait Transport: Send + Sync {
     /// binding: with its handshake or call).
     fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String>;
 
+    /// An exporter to `endpoint` that compresses what it sends with gzip (as the
+    /// transport compresses: a `grpc-encoding`, a `Content-Encoding`, a subprotocol), or
+    /// `None` for a transport that has no compression (the compression checks then have
+    /// nothing to check).
+    fn compressing_exporter(&self, endpoint: &str) -> Result<Option<BoxedService>, String>;
+
     /// Whether the exporter resends a batch refused retryably by itself (a stream
     /// exporter does, after the peer's hint), so that the caller sees only the end of the
     /// call, not the refusal. The suite then checks that it does resend, and never before
@@ -108,6 +118,9 @@ pub struct ReceiverSettings {
     /// Request headers handed to the service with each request (its metadata); no other
     /// header is.
     pub forward_headers: Vec<http::HeaderName>,
+    /// Accept compressed requests (the transport's usual algorithms, gzip among them);
+    /// `false`: accept only uncompressed ones, refusing others as the protocol says.
+    pub accept_compression: bool,
 }
 
 impl ReceiverSettings {
@@ -118,6 +131,7 @@ impl ReceiverSettings {
             max_request_bytes,
             bearer_token: None,
             forward_headers: Vec::new(),
+            accept_compression: true,
         }
     }
 }
@@ -158,7 +172,7 @@ impl Report {
 
 /// The request limit of the suite's receivers, far above its requests but the one that
 /// "a request over the limit" exceeds.
-const MAX_REQUEST: usize = 4 << 20;
+pub(crate) const MAX_REQUEST: usize = 4 << 20;
 
 /// Longest any single exchange of the suite may take.
 const EXCHANGE_DEADLINE: Duration = Duration::from_secs(15);
@@ -242,6 +256,14 @@ pub async fn run(transport: &dyn Transport) -> Report {
     checks.push((
         "a request refused as too large arrives exactly once as the parts a split makes",
         too_large::split_and_resent(transport).await,
+    ));
+    checks.push((
+        "a compressed request arrives intact",
+        compression::arrives_intact(transport).await,
+    ));
+    checks.push((
+        "a receiver that refuses the exporter's compression gets the request uncompressed",
+        compression::refused(transport).await,
     ));
     checks.push((
         "a receiver that requires a token refuses an exporter without it",

@@ -28,7 +28,9 @@ use crate::wire::Encoding;
 pub struct WsExporterConfig {
     /// `ws://host:port/v1/stream`.
     pub url: String,
-    /// The subprotocol: protobuf (optionally compressed) or JSON.
+    /// The subprotocol: protobuf (optionally compressed) or JSON. A compressed one is
+    /// offered with plain protobuf after it, which a receiver without the algorithm
+    /// chooses, and the exporter then sends uncompressed.
     pub encoding: Encoding,
     /// Headers of the handshake (for example `authorization`).
     pub headers: HeaderMap,
@@ -137,7 +139,7 @@ impl StreamConnector for WsConnector {
                 ))
             })?;
         request.headers_mut().extend(self.config.headers.clone());
-        if let Ok(value) = HeaderValue::from_str(&self.config.encoding.subprotocol()) {
+        if let Ok(value) = HeaderValue::from_str(&self.config.encoding.offered()) {
             request
                 .headers_mut()
                 .insert(header::SEC_WEBSOCKET_PROTOCOL, value);
@@ -149,10 +151,17 @@ impl StreamConnector for WsConnector {
                 .map_err(handshake_outcome)
         };
         match tokio::time::timeout(self.config.connect_timeout, connecting).await {
-            Ok(Ok((socket, _))) => Ok(WsLink {
-                socket,
-                encoding: self.config.encoding.clone(),
-            }),
+            Ok(Ok((socket, response))) => {
+                // A receiver without our algorithm chose plain protobuf.
+                let chosen = response
+                    .headers()
+                    .get(header::SEC_WEBSOCKET_PROTOCOL)
+                    .and_then(|v| v.to_str().ok());
+                Ok(WsLink {
+                    socket,
+                    encoding: self.config.encoding.as_chosen(chosen),
+                })
+            }
             Ok(Err(end)) => Err(end),
             Err(_) => Err(LinkEnd::Broken),
         }

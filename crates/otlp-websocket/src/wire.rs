@@ -41,6 +41,25 @@ impl Encoding {
         Encoding::Protobuf(Some(Arc::new(algorithm)))
     }
 
+    /// What a client offers in its handshake (`Sec-WebSocket-Protocol`): the subprotocol,
+    /// and after a compressed one plain protobuf, which a receiver that lacks the
+    /// algorithm chooses instead of refusing the connection.
+    pub fn offered(&self) -> String {
+        match self {
+            Encoding::Protobuf(Some(_)) => format!("{}, {PROTOBUF}", self.subprotocol()),
+            _ => self.subprotocol(),
+        }
+    }
+
+    /// The encoding a client speaks once the receiver chose `chosen` from what it
+    /// [offered](Encoding::offered): plain protobuf if that is the choice, itself otherwise.
+    pub fn as_chosen(&self, chosen: Option<&str>) -> Self {
+        match (self, chosen.map(str::trim)) {
+            (Encoding::Protobuf(Some(_)), Some(PROTOBUF)) => Encoding::Protobuf(None),
+            _ => self.clone(),
+        }
+    }
+
     /// The subprotocol name.
     pub fn subprotocol(&self) -> String {
         match self {

@@ -22,11 +22,15 @@ impl Transport for WebSocket {
         Box::pin(async move {
             let defaults = WsReceiverConfig::default();
             let limit = settings.max_request_bytes;
+            let mut intake = IntakeConfig {
+                forward_headers: settings.forward_headers,
+                ..IntakeConfig::default().with_max_request_bytes(limit)
+            };
+            if !settings.accept_compression {
+                intake.compression = otlp_compression::CompressionSet::new();
+            }
             let config = WsReceiverConfig {
-                intake: IntakeConfig {
-                    forward_headers: settings.forward_headers,
-                    ..IntakeConfig::default().with_max_request_bytes(limit)
-                },
+                intake,
                 max_frame_bytes: defaults.max_frame_bytes.min(limit),
                 ..defaults
             };
@@ -50,16 +54,25 @@ impl Transport for WebSocket {
     fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
         let mut config = WsExporterConfig::new(endpoint.to_string());
         config.headers = headers.clone();
-        // A receiver that is gone should be reported soon, not after the default 10 s.
-        config.call_timeout = Duration::from_secs(3);
-        let exporter = WsExporter::new(config);
-        Ok(BoxedService::new(tower::service_fn(
-            move |request: AnyExportRequest| {
-                let exporter = exporter.clone();
-                async move { exporter.export(request).await }
-            },
-        )))
+        Ok(over(config))
     }
+
+    fn compressing_exporter(&self, endpoint: &str) -> Result<Option<BoxedService>, String> {
+        let mut config = WsExporterConfig::new(endpoint.to_string());
+        config.encoding = otlp_websocket::Encoding::compressed(otlp_compression::Gzip::default());
+        Ok(Some(over(config)))
+    }
+}
+
+/// The exporter of `config`.
+fn over(mut config: WsExporterConfig) -> BoxedService {
+    // A receiver that is gone should be reported soon, not after the default 10 s.
+    config.call_timeout = Duration::from_secs(3);
+    let exporter = WsExporter::new(config);
+    BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        let exporter = exporter.clone();
+        async move { exporter.export(request).await }
+    }))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

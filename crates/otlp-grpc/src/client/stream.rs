@@ -2,11 +2,13 @@
 //! numbered batches. The driver is `otlp-net`'s ([`otlp_net::stream_client`], shared with
 //! the WebSocket exporter); this module is the gRPC link under it — the call, its framing
 //! and its trailers. A server without the streaming service (UNIMPLEMENTED) gets unary
-//! `Export` calls instead.
+//! `Export` calls instead; one that refuses the call's `grpc-encoding` gets the batches
+//! again on an uncompressed call, and every later call is uncompressed.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{HeaderMap, Response};
@@ -78,6 +80,7 @@ impl StreamExporter {
             exporter,
             window: config.sender.window.max(1),
             fallback_to_unary: config.fallback_to_unary,
+            compression_refused: Arc::default(),
         };
         Self(StreamClient::spawn(
             connector,
@@ -109,6 +112,8 @@ struct GrpcConnector {
     exporter: GrpcExporter,
     window: usize,
     fallback_to_unary: bool,
+    /// The server refused our `grpc-encoding`: later calls are uncompressed.
+    compression_refused: Arc<AtomicBool>,
 }
 
 type PendingResponse =
@@ -119,6 +124,7 @@ type PendingResponse =
 struct GrpcLink {
     exporter: GrpcExporter,
     compression: Option<Arc<dyn Compression>>,
+    compression_refused: Arc<AtomicBool>,
     /// The request body; `None` once our half is ended.
     body: Option<BodySender>,
     /// The response before its headers arrive. Batches are written before it: a server
@@ -138,7 +144,11 @@ impl StreamConnector for GrpcConnector {
     type Link = GrpcLink;
 
     async fn open(&mut self) -> Result<GrpcLink, LinkEnd> {
-        let compression = self.exporter.inner.config.compression.clone();
+        let compression = if self.compression_refused.load(Ordering::Relaxed) {
+            None
+        } else {
+            self.exporter.inner.config.compression.clone()
+        };
         let (body, request_body) = GrpcBody::channel(self.window + 1);
         let request = self.exporter.request(
             EXPORT_BIDIRECTIONAL_PATH,
@@ -151,6 +161,7 @@ impl StreamConnector for GrpcConnector {
         Ok(GrpcLink {
             exporter: self.exporter.clone(),
             compression,
+            compression_refused: self.compression_refused.clone(),
             body: Some(body),
             pending: Some(pending),
             acks: None,
@@ -178,6 +189,12 @@ impl GrpcLink {
             self.pending = None;
             let response = response.map_err(|_| LinkEnd::Broken)?;
             if let Some(error) = error_of_headers(&response, self.compression.as_ref()) {
+                if error.kind() == ErrorKind::UnsupportedMediaType {
+                    // Our encoding is refused: the batches go again on an uncompressed
+                    // call, as the retry layer resends a unary request.
+                    self.compression_refused.store(true, Ordering::Relaxed);
+                    return Err(LinkEnd::Broken);
+                }
                 return Err(ended_by(error));
             }
             let config = &self.exporter.inner.config;

@@ -108,6 +108,11 @@ impl Transport for InProcess {
         })
     }
 
+    /// The example sends its bytes as they are: it has no compression.
+    fn compressing_exporter(&self, _endpoint: &str) -> Result<Option<BoxedService>, String> {
+        Ok(None)
+    }
+
     fn exporter(&self, endpoint: &str, headers: &http::HeaderMap) -> Result<BoxedService, String> {
         let listeners = self.listeners.clone();
         let endpoint = endpoint.to_string();

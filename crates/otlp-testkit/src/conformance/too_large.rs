@@ -94,7 +94,10 @@ pub(super) async fn split_and_resent(transport: &dyn Transport) -> Result<(), St
         ));
     }
     if seen.len() < 2 {
-        return Err(format!("the service saw {} requests, not parts", seen.len()));
+        return Err(format!(
+            "the service saw {} requests, not parts",
+            seen.len()
+        ));
     }
     let mut arrived: Vec<bytes::Bytes> = seen.iter().flat_map(|(_, ids)| ids.clone()).collect();
     sent.sort();
