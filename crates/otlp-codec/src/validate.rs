@@ -272,7 +272,7 @@ fn validate(bytes: &[u8], root: usize) -> Result<usize, CodecError> {
                 let (len, start) = length(bytes, pos, frame.end)?;
                 let text = &bytes[start..start + len];
                 // Names and attribute values are nearly always ASCII, checked a word at a
-                // time; the full UTF-8 check runs only on the rest.
+                // time; a string that is not gets the full UTF-8 check.
                 if !text.is_ascii() && std::str::from_utf8(text).is_err() {
                     return Err(error("string is not valid UTF-8", start));
                 }

@@ -166,7 +166,7 @@ where
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     intake.cover(decoder.buffered() + data.len())?;
-                    decoder.push_bytes(data);
+                    decoder.push(&data);
                 }
                 Err(frame) => {
                     if let Ok(received) = frame.into_trailers() {

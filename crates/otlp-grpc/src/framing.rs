@@ -91,7 +91,10 @@ impl FramedMessage {
     ) -> Result<Self, ExportError> {
         let (compressed, payload) = match compression {
             Some(algorithm) => {
-                let message = pieces.concat();
+                let message = match <[Bytes; 1]>::try_from(pieces) {
+                    Ok([message]) => message,
+                    Err(pieces) => Bytes::from(pieces.concat()),
+                };
                 let mut buffer = Vec::with_capacity(message.len() / 2);
                 algorithm.compress(&message, &mut buffer)?;
                 (true, vec![Bytes::from(buffer)])
@@ -120,20 +123,27 @@ impl FramedMessage {
         false
     }
 
+    /// The frame in one buffer (a copy of the payload), for a writer that must put a
+    /// frame out in one write.
+    pub fn into_bytes(self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.len());
+        for chunk in self.into_chunks() {
+            out.extend_from_slice(&chunk);
+        }
+        out.freeze()
+    }
+
     /// The header, then the payload's pieces.
     pub fn into_chunks(self) -> impl Iterator<Item = Bytes> {
         std::iter::once(self.header).chain(self.payload.into_iter().filter(|p| !p.is_empty()))
     }
 }
 
-/// Reassembles frames from body chunks. A frame that arrives whole in one chunk (the
-/// usual case once the HTTP/2 frame size fits a message) is returned as a slice of that
-/// chunk, without a copy; a frame spread over chunks is copied together once.
+/// Reassembles frames from body chunks. Frames are copied out of the chunks: a slice of a
+/// chunk would keep alive the whole buffer the HTTP/2 connection read it into, shared with
+/// other requests' bytes, which no memory budget sees.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
-    /// The chunk being read, not yet copied.
-    chunk: Bytes,
-    /// A frame being put together from several chunks.
     buffer: BytesMut,
     limits: FrameLimits,
 }
@@ -142,52 +152,25 @@ impl FrameDecoder {
     /// A decoder enforcing `limits`.
     pub fn new(limits: FrameLimits) -> Self {
         Self {
-            chunk: Bytes::new(),
             buffer: BytesMut::new(),
             limits,
         }
     }
 
-    /// Adds a chunk of the request or response body (copied; see
-    /// [`FrameDecoder::push_bytes`]).
+    /// Adds a chunk of the request or response body.
     pub fn push(&mut self, chunk: &[u8]) {
-        self.push_bytes(Bytes::copy_from_slice(chunk));
-    }
-
-    /// Adds a chunk of the request or response body, kept as it is while frames are
-    /// taken from it whole.
-    pub fn push_bytes(&mut self, chunk: Bytes) {
-        if self.chunk.is_empty() && self.buffer.is_empty() {
-            self.chunk = chunk;
-        } else {
-            self.spill();
-            self.buffer.extend_from_slice(&chunk);
-        }
+        self.buffer.extend_from_slice(chunk);
     }
 
     /// Bytes received but not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.chunk.len() + self.buffer.len()
+        self.buffer.len()
     }
 
     /// The next complete frame, `None` if more bytes are needed. A declared length over
     /// the frame limit is an error (RESOURCE_EXHAUSTED) as soon as the header is read, so
     /// such a body is never buffered; so is a compressed flag other than 0 or 1 (INTERNAL).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, ExportError> {
-        if !self.chunk.is_empty() {
-            if let Some((compressed, len)) = self.header(&self.chunk)?
-                && self.chunk.len() >= HEADER_LEN + len
-            {
-                self.chunk.advance(HEADER_LEN);
-                let payload = self.chunk.split_to(len);
-                return Ok(Some(Frame {
-                    compressed,
-                    payload,
-                }));
-            }
-            // The frame goes on in the next chunks.
-            self.spill();
-        }
         let Some((compressed, len)) = self.header(&self.buffer)? else {
             return Ok(None);
         };
@@ -233,24 +216,16 @@ impl FrameDecoder {
         Ok(Some((flag == 1, len)))
     }
 
-    /// Moves the unread rest of the current chunk into the buffer.
-    fn spill(&mut self) {
-        if !self.chunk.is_empty() {
-            let chunk = std::mem::take(&mut self.chunk);
-            self.buffer.extend_from_slice(&chunk);
-        }
-    }
-
     /// At the end of the body: an error if a partial frame is left.
     pub fn finish(&self) -> Result<(), ExportError> {
-        if self.buffered() == 0 {
+        if self.buffer.is_empty() {
             Ok(())
         } else {
             Err(ExportError::new(
                 ErrorKind::Internal,
                 format!(
                     "the body ended inside a gRPC frame ({} bytes left)",
-                    self.buffered()
+                    self.buffer.len()
                 ),
             ))
         }

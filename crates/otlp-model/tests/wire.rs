@@ -360,4 +360,7 @@ fn large_groups_are_written_as_they_arrived_and_small_ones_together() {
         "the large group is not copied"
     );
     assert_eq!(pieces.concat(), batch.to_bytes());
+    // A small group alone is not copied either.
+    let alone = Encoded::<ExportTraceServiceRequest>::new(small.clone()).expect("reads");
+    assert_eq!(alone.to_pieces()[0].as_ptr(), small.as_ptr());
 }

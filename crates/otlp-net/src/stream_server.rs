@@ -86,7 +86,8 @@ pub async fn serve_stream<L, P, Fut>(
     let mut in_progress = JoinSet::new();
     let write_timeout = config.write_timeout;
     while !session.is_done() {
-        let timer = session.poll_timeout().map(|at| start + at);
+        // A timer too far away to be an instant (a timeout of "forever") never fires.
+        let timer = session.poll_timeout().and_then(|at| start.checked_add(at));
         tokio::select! {
             message = link.receive(), if session.wants_batch() => match message {
                 Ok(Some(message)) => {

@@ -139,17 +139,21 @@ pub fn peek_sequence(message: &[u8]) -> Option<u64> {
 /// Encodes a `StreamBatch` around the request's protobuf bytes without decoding them (the
 /// payload fields are wire-compatible with `bytes`).
 pub fn encode_batch(sequence: u64, request: &AnyExportRequest) -> (Bytes, Option<BatchId>) {
-    let (tag, payload, id) = match request {
-        AnyExportRequest::Traces(r) => (2, r.to_protobuf(), r.batch_id()),
-        AnyExportRequest::Metrics(r) => (3, r.to_protobuf(), r.batch_id()),
-        AnyExportRequest::Logs(r) => (4, r.to_protobuf(), r.batch_id()),
+    // The payload's pieces are written in place: a batch's are joined only here.
+    let (tag, pieces, id) = match request {
+        AnyExportRequest::Traces(r) => (2, r.protobuf_pieces(), r.batch_id()),
+        AnyExportRequest::Metrics(r) => (3, r.protobuf_pieces(), r.batch_id()),
+        AnyExportRequest::Logs(r) => (4, r.protobuf_pieces(), r.batch_id()),
     };
-    let mut out = BytesMut::with_capacity(payload.len() + 48);
+    let len: usize = pieces.iter().map(Bytes::len).sum();
+    let mut out = BytesMut::with_capacity(len + 48);
     encode_key(1, WireType::Varint, &mut out);
     encode_varint(sequence, &mut out);
     encode_key(tag, WireType::LengthDelimited, &mut out);
-    encode_varint(payload.len() as u64, &mut out);
-    out.put_slice(&payload);
+    encode_varint(len as u64, &mut out);
+    for piece in &pieces {
+        out.put_slice(piece);
+    }
     if let Some(BatchId(id)) = id {
         encode_key(5, WireType::LengthDelimited, &mut out);
         encode_varint(16, &mut out);

@@ -53,7 +53,7 @@ pub use receiver::{
     received,
 };
 pub use sender::{AckEvent, Sender, SenderConfig, Transmit};
-pub use session::{Ending, ReceiverSession, SessionConfig, Timer};
+pub use session::{Ending, MIN_KEEPALIVE, ReceiverSession, SessionConfig, Timer};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

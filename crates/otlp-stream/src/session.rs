@@ -30,6 +30,10 @@ pub enum Timer {
     Keepalive,
 }
 
+/// The shortest keepalive interval a session keeps (a zero interval would ask for
+/// keepalives without end).
+pub const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
+
 /// Settings of a [`ReceiverSession`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -39,7 +43,8 @@ pub struct SessionConfig {
     /// How long the stream may go without a batch read or an acknowledgement written
     /// while nothing is in progress; `None`: forever.
     pub idle_timeout: Option<Duration>,
-    /// How often to write a keepalive while reading; `None`: never.
+    /// How often to write a keepalive while reading (at least [`MIN_KEEPALIVE`]); `None`:
+    /// never.
     pub keepalive: Option<Duration>,
 }
 
@@ -95,7 +100,9 @@ impl<E> ReceiverSession<E> {
             in_progress: 0,
             ending: None,
             last_activity: now,
-            next_keepalive: config.keepalive.and_then(|every| now.checked_add(every)),
+            next_keepalive: config
+                .keepalive
+                .and_then(|every| now.checked_add(every.max(MIN_KEEPALIVE))),
         }
     }
 
@@ -187,7 +194,7 @@ impl<E> ReceiverSession<E> {
         if let (Some(at), Some(every)) = (self.next_keepalive, self.config.keepalive)
             && at <= now
         {
-            self.next_keepalive = now.checked_add(every);
+            self.next_keepalive = now.checked_add(every.max(MIN_KEEPALIVE));
             return Some(Timer::Keepalive);
         }
         None

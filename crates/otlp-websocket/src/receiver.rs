@@ -42,8 +42,9 @@ pub struct WsReceiverConfig {
     pub max_frame_bytes: usize,
     /// Ping interval.
     pub ping_interval: Duration,
-    /// No batch received for this long closes the connection (4000); pings and pongs do
-    /// not count. Also the longest one write (an acknowledgement, a ping) may block.
+    /// No batch received and no acknowledgement written for this long, with no batch in
+    /// progress, closes the connection (4000, counted in `streams.idle`); pings and pongs
+    /// do not count. Also the longest one write (an acknowledgement, a ping) may block.
     pub idle_timeout: Duration,
     /// Batches of one connection processed at once.
     pub concurrency: usize,

@@ -224,11 +224,8 @@ impl StreamLink for GrpcLink {
         let Some(body) = &self.body else {
             return Err(SendError::Broken);
         };
-        let mut written = true;
-        for chunk in frame.into_chunks() {
-            written = written && body.data(chunk).await;
-        }
-        if written {
+        // One write per frame: a link dropped between two would leave half a frame.
+        if body.data(frame.into_bytes()).await {
             Ok(size)
         } else {
             Err(SendError::Broken)

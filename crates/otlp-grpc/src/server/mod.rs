@@ -41,8 +41,8 @@ pub struct Http2Settings {
     /// Flow-control window for the whole connection.
     pub initial_connection_window: u32,
     /// Largest HTTP/2 frame payload accepted. Large enough for a usual request to arrive
-    /// in one DATA frame, which the receiver then takes without copying it together; the
-    /// flow-control windows, not this, bound what a peer can make the server hold.
+    /// in one DATA frame (fewer frames to parse and read); the flow-control windows bound
+    /// what a peer can make the connection buffer.
     pub max_frame_size: u32,
     /// Bytes buffered per stream for sending.
     pub max_send_buffer: usize,

@@ -194,14 +194,38 @@ enum GroupBytes {
 /// Pieces of [`Encoded::to_pieces`] smaller than this are copied together.
 pub const COALESCE_BELOW: usize = 16 * 1024;
 
-fn add_piece(piece: &Bytes, pieces: &mut Vec<Bytes>, small: &mut BytesMut) {
-    if piece.len() < COALESCE_BELOW {
-        small.extend_from_slice(piece);
-    } else {
-        if !small.is_empty() {
-            pieces.push(small.split().freeze());
+/// What [`Encoded::to_pieces`] builds: the pieces so far, and the run of small ones not
+/// yet written out (copied together only if there are two or more).
+#[derive(Default)]
+struct Pieces {
+    out: Vec<Bytes>,
+    small: Vec<Bytes>,
+}
+
+impl Pieces {
+    fn add(&mut self, piece: &Bytes) {
+        if piece.len() < COALESCE_BELOW {
+            self.small.push(piece.clone());
+        } else {
+            self.flush_small();
+            self.out.push(piece.clone());
         }
-        pieces.push(piece.clone());
+    }
+
+    fn flush_small(&mut self) {
+        match self.small.len() {
+            0 => {}
+            1 => self.out.append(&mut self.small),
+            _ => {
+                self.out.push(Bytes::from(self.small.concat()));
+                self.small.clear();
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        self.flush_small();
+        self.out
     }
 }
 
@@ -354,23 +378,17 @@ impl<R: WireLayout> Encoded<R> {
 
     /// The request's encoding as consecutive pieces that a transport writes one after the
     /// other: slices of the buffers the groups arrived in, not copied, except that runs of
-    /// pieces smaller than [`COALESCE_BELOW`] are copied together (a batch of many small
-    /// requests is then a few pieces, not thousands).
+    /// two or more pieces smaller than [`COALESCE_BELOW`] are copied together (a batch of
+    /// many small requests is then a few pieces, not thousands).
     pub fn to_pieces(&self) -> Vec<Bytes> {
-        let mut pieces = Vec::new();
-        let mut small = BytesMut::new();
+        let mut pieces = Pieces::default();
         for group in &self.groups {
             match &group.bytes {
-                GroupBytes::Whole(bytes) => add_piece(bytes, &mut pieces, &mut small),
-                GroupBytes::Pieces(parts) => parts
-                    .iter()
-                    .for_each(|part| add_piece(part, &mut pieces, &mut small)),
+                GroupBytes::Whole(bytes) => pieces.add(bytes),
+                GroupBytes::Pieces(parts) => parts.iter().for_each(|part| pieces.add(part)),
             }
         }
-        if !small.is_empty() {
-            pieces.push(small.freeze());
-        }
-        pieces
+        pieces.finish()
     }
 
     /// The request as an owned message.
