@@ -150,6 +150,10 @@ async fn oversized_requests_and_bombs_get_413() {
     let head = post_head("/v1/traces", "application/x-protobuf", &[], Some(10 << 30));
     let answer = raw(address, &head, b"", WAIT).await.expect("answer");
     assert_eq!(answer.status, 413);
+    // The body is left unread, so the connection is closed, and the answer says so: a
+    // client's pool would otherwise send its next request into it (the conformance kit's
+    // split-and-resend check found such a request failing).
+    assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
 
     // A chunked body that grows past the limit: refused while reading.
     let mut stream = tokio::net::TcpStream::connect(address)

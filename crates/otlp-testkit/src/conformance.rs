@@ -12,7 +12,9 @@
 //! receiver's limit is refused as too large (not retried as it is: the retry layer splits
 //! it), and the service never sees it; split into halves as the retry layer splits it (and
 //! again while a half is refused), every item arrives exactly once, in requests within the
-//! limit; a compressed request arrives intact; a receiver that accepts no compression gets
+//! limit; every row of the bad-input table ([`bad_input::bad_inputs`]: malformed
+//! protobuf) is refused as invalid before the service, and the receiver goes on serving; a
+//! compressed request arrives intact; a receiver that accepts no compression gets
 //! the request uncompressed, either negotiated by the binding or after the exporter reports
 //! the refused encoding (`UnsupportedMediaType`, which the retry layer answers by resending
 //! uncompressed); a receiver that requires a bearer token refuses an
@@ -29,6 +31,7 @@
 //! # });
 //! ```
 
+pub mod bad_input;
 mod compression;
 pub mod in_process;
 mod too_large;
@@ -256,6 +259,10 @@ pub async fn run(transport: &dyn Transport) -> Report {
     checks.push((
         "a request refused as too large arrives exactly once as the parts a split makes",
         too_large::split_and_resent(transport).await,
+    ));
+    checks.push((
+        "malformed protobuf is refused as invalid before the service, and serving goes on",
+        bad_input::refused(transport).await,
     ));
     checks.push((
         "a compressed request arrives intact",

@@ -64,6 +64,7 @@ where
             .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
         return response;
     }
+    let http1 = request.version() <= http::Version::HTTP_11;
     let (parts, body) = request.into_parts();
     // Errors before the content type is known are answered in protobuf, or in JSON when
     // the request said it was JSON.
@@ -92,6 +93,14 @@ where
             if let Some(status) = failure.status {
                 *response.status_mut() = status;
             }
+            if failure.before_service && http1 {
+                // The body was left unread, so the connection cannot carry another
+                // request: say so, or the client's pool sends its next request into a
+                // connection the server is closing.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             response
         }
     }
@@ -102,8 +111,8 @@ struct Failure {
     error: ExportError,
     /// The request's codec, if known: errors are answered in its format.
     codec: Option<Arc<dyn OtlpCodec>>,
-    /// Refused here, before reaching the intake (counted as refused when answered; the
-    /// intake counts its own refusals).
+    /// Refused here, before reaching the intake, with the body not read to its end
+    /// (counted as refused when answered; the intake counts its own refusals).
     before_service: bool,
     /// A status other than the error's own (408 for a body that never finished).
     status: Option<StatusCode>,
