@@ -42,7 +42,7 @@ pub trait ReceiveLink: Send {
     fn send_ack(&mut self, ack: &StreamAck) -> impl Future<Output = bool> + Send;
 
     /// Writes a keepalive (a WebSocket ping); `false` if the peer is gone. Called only
-    /// when [`StreamServerConfig::keepalive`] is set.
+    /// when the session has a keepalive interval ([`SessionConfig::keepalive`]).
     fn send_keepalive(&mut self) -> impl Future<Output = bool> + Send {
         async { true }
     }
