@@ -22,26 +22,66 @@ use tokio::sync::watch;
 
 use crate::listener::{self, Connection, ListenerLimits, TlsAcceptor};
 
+/// What every receiver is made of before it runs: the service it hands requests to, its
+/// configuration, the authentication hook and its TLS settings. A receiver type holds one
+/// in a field `parts`, which [`receiver_builder_methods!`](crate::receiver_builder_methods)
+/// and [`receiver_settings!`](crate::receiver_settings) work on.
+pub struct ReceiverParts<Svc, Config> {
+    /// The service every request is handed to.
+    pub service: Svc,
+    /// The receiver's configuration.
+    pub config: Config,
+    /// Run on every request's (every handshake's) headers before anything else of it.
+    pub auth: Option<Arc<dyn crate::auth::Authenticate>>,
+    /// Serve TLS with these settings.
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::ServerTls>,
+}
+
+impl<Svc, Config: Default> ReceiverParts<Svc, Config> {
+    /// `service` with the default configuration, no authentication and no TLS.
+    pub fn new(service: Svc) -> Self {
+        Self {
+            service,
+            config: Config::default(),
+            auth: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+}
+
+impl<Svc, Config: std::fmt::Debug> std::fmt::Debug for ReceiverParts<Svc, Config> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = f.debug_struct("ReceiverParts");
+        parts
+            .field("config", &self.config)
+            .field("auth", &self.auth.is_some());
+        #[cfg(feature = "tls")]
+        parts.field("tls", &self.tls.is_some());
+        parts.finish_non_exhaustive()
+    }
+}
+
 /// Writes the builder methods every receiver has, so that they are the same for all:
 /// `with_config`, `with_auth`, `with_tls` (under the calling crate's `tls` feature),
-/// `bind` and `serve`. Used inside `impl<Svc> TheReceiver<Svc>` of a type with the fields
-/// `config` (of type `$config`), `auth` (`Option<Arc<dyn Authenticate>>`) and, under
-/// `tls`, `tls` (`Option<ServerTls>`), which implements [`Receiver`] with `$running` as
-/// its [`Running`]. A macro rather than a trait with provided methods, so that the
+/// `bind` and `serve`. Used inside `impl<Svc> TheReceiver<Svc>` of a type with a field
+/// `parts` ([`ReceiverParts`] with configuration `$config`), which implements [`Receiver`]
+/// with `$running` as its [`Running`]. A macro rather than a trait with provided methods, so that the
 /// methods are inherent and a caller needs no import to use them.
 #[macro_export]
 macro_rules! receiver_builder_methods {
     ($config:ty, $running:ty) => {
         /// Replaces the configuration.
         pub fn with_config(mut self, config: $config) -> Self {
-            self.config = config;
+            self.parts.config = config;
             self
         }
 
         /// Runs `auth` on the headers of every request (of every handshake, for a stream
         /// binding) before anything else of it is read.
         pub fn with_auth(mut self, auth: impl $crate::auth::Authenticate) -> Self {
-            self.auth = Some(::std::sync::Arc::new(auth));
+            self.parts.auth = Some(::std::sync::Arc::new(auth));
             self
         }
 
@@ -49,7 +89,7 @@ macro_rules! receiver_builder_methods {
         /// require client certificates).
         #[cfg(feature = "tls")]
         pub fn with_tls(mut self, tls: $crate::tls::ServerTls) -> Self {
-            self.tls = Some(tls);
+            self.parts.tls = Some(tls);
             self
         }
 
@@ -72,18 +112,18 @@ macro_rules! receiver_builder_methods {
 }
 
 /// Writes the two [`Receiver`] methods every receiver answers from the same fields:
-/// `listener_limits` (from `config.listener`) and `tls` (from the `tls` field, under the
+/// `listener_limits` (from `parts.config.listener`) and `tls` (from `parts.tls`, under the
 /// calling crate's `tls` feature). Used inside `impl Receiver for TheReceiver<Svc>`.
 #[macro_export]
 macro_rules! receiver_settings {
     () => {
         fn listener_limits(&self) -> $crate::listener::ListenerLimits {
-            self.config.listener
+            self.parts.config.listener
         }
 
         #[cfg(feature = "tls")]
         fn tls(&self) -> Option<&$crate::tls::ServerTls> {
-            self.tls.as_ref()
+            self.parts.tls.as_ref()
         }
     };
 }

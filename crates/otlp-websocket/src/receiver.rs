@@ -81,18 +81,12 @@ pub type WsReceiverStats = otlp_net::intake::ReceiverStats;
 
 /// An OTLP/WebSocket receiver.
 pub struct WsReceiver<Svc> {
-    service: Svc,
-    config: WsReceiverConfig,
-    auth: Option<Arc<dyn Authenticate>>,
-    #[cfg(feature = "tls")]
-    tls: Option<otlp_net::tls::ServerTls>,
+    parts: otlp_net::server::ReceiverParts<Svc, WsReceiverConfig>,
 }
 
 impl<Svc> std::fmt::Debug for WsReceiver<Svc> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsReceiver")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_tuple("WsReceiver").field(&self.parts).finish()
     }
 }
 
@@ -105,11 +99,12 @@ struct Shared<Svc> {
 
 impl<Svc> Shared<Svc> {
     fn new(receiver: WsReceiver<Svc>, stats: Arc<WsReceiverStats>) -> Self {
+        let parts = receiver.parts;
         Self {
-            dedup: Mutex::new(DedupWindow::new(receiver.config.dedup_capacity)),
-            intake: Intake::new(receiver.service, receiver.config.intake.clone(), stats),
-            config: receiver.config,
-            auth: receiver.auth,
+            dedup: Mutex::new(DedupWindow::new(parts.config.dedup_capacity)),
+            intake: Intake::new(parts.service, parts.config.intake.clone(), stats),
+            config: parts.config,
+            auth: parts.auth,
         }
     }
 
@@ -126,11 +121,7 @@ where
     /// A receiver handing every batch to `service`.
     pub fn new(service: Svc) -> Self {
         Self {
-            service,
-            config: WsReceiverConfig::default(),
-            auth: None,
-            #[cfg(feature = "tls")]
-            tls: None,
+            parts: otlp_net::server::ReceiverParts::new(service),
         }
     }
 

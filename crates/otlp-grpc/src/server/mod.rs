@@ -141,19 +141,12 @@ impl ReceiverConfig {
 /// # Ok(()) }
 /// ```
 pub struct GrpcReceiver<Svc> {
-    service: Svc,
-    config: ReceiverConfig,
-    auth: Option<Arc<dyn Authenticate>>,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ServerTls>,
+    parts: otlp_net::server::ReceiverParts<Svc, ReceiverConfig>,
 }
 
 impl<Svc> std::fmt::Debug for GrpcReceiver<Svc> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GrpcReceiver")
-            .field("config", &self.config)
-            .field("auth", &self.auth.is_some())
-            .finish_non_exhaustive()
+        f.debug_tuple("GrpcReceiver").field(&self.parts).finish()
     }
 }
 
@@ -165,11 +158,7 @@ where
     /// A receiver handing every request to `service`, with the default configuration.
     pub fn new(service: Svc) -> Self {
         Self {
-            service,
-            config: ReceiverConfig::default(),
-            auth: None,
-            #[cfg(feature = "tls")]
-            tls: None,
+            parts: otlp_net::server::ReceiverParts::new(service),
         }
     }
 
@@ -191,15 +180,16 @@ where
         stats: Arc<ReceiverStats>,
         shutdown: watch::Receiver<bool>,
     ) -> ConnectionHandler {
-        let accept_encoding = self.config.intake.compression.grpc_accept_encoding();
+        let parts = self.parts;
+        let accept_encoding = parts.config.intake.compression.grpc_accept_encoding();
         let shared = Arc::new(Shared {
-            dedup: std::sync::Mutex::new(DedupWindow::new(self.config.dedup_capacity)),
+            dedup: std::sync::Mutex::new(DedupWindow::new(parts.config.dedup_capacity)),
             health_watches: Arc::new(tokio::sync::Semaphore::new(MAX_HEALTH_WATCHES)),
             accept_encoding: HeaderValue::from_str(&accept_encoding)
                 .unwrap_or(HeaderValue::from_static("identity")),
-            intake: Intake::new(self.service, self.config.intake.clone(), stats),
-            config: self.config,
-            auth: self.auth,
+            intake: Intake::new(parts.service, parts.config.intake.clone(), stats),
+            config: parts.config,
+            auth: parts.auth,
             shutdown,
         });
         ConnectionHandler::new(move |connection| serve_connection(shared.clone(), connection))

@@ -125,21 +125,16 @@ pub type HttpReceiverStats = otlp_net::intake::ReceiverStats;
 /// # Ok(()) }
 /// ```
 pub struct HttpReceiver<Svc> {
-    service: Svc,
-    config: HttpReceiverConfig,
-    auth: Option<Arc<dyn Authenticate>>,
-    #[cfg(feature = "tls")]
-    tls: Option<otlp_net::tls::ServerTls>,
+    parts: otlp_net::server::ReceiverParts<Svc, HttpReceiverConfig>,
     upgrade: Option<(String, Arc<dyn UpgradeHandler>)>,
 }
 
 impl<Svc> std::fmt::Debug for HttpReceiver<Svc> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpReceiver")
-            .field("config", &self.config)
-            .field("auth", &self.auth.is_some())
+            .field("parts", &self.parts)
             .field("upgrade", &self.upgrade.as_ref().map(|(path, _)| path))
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -157,10 +152,11 @@ impl<Svc> Shared<Svc> {
         stats: Arc<HttpReceiverStats>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
+        let parts = receiver.parts;
         Self {
-            intake: Intake::new(receiver.service, receiver.config.intake.clone(), stats),
-            config: receiver.config,
-            auth: receiver.auth,
+            intake: Intake::new(parts.service, parts.config.intake.clone(), stats),
+            config: parts.config,
+            auth: parts.auth,
             upgrade: receiver.upgrade,
             shutdown,
         }
@@ -175,11 +171,7 @@ where
     /// A receiver handing every request to `service`, with the default configuration.
     pub fn new(service: Svc) -> Self {
         Self {
-            service,
-            config: HttpReceiverConfig::default(),
-            auth: None,
-            #[cfg(feature = "tls")]
-            tls: None,
+            parts: otlp_net::server::ReceiverParts::new(service),
             upgrade: None,
         }
     }
