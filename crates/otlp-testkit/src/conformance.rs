@@ -294,6 +294,34 @@ fn requests() -> [AnyExportRequest; 3] {
     ]
 }
 
+/// A service that accepts every request, and the count of the requests that reached it.
+pub(crate) fn counting_service() -> (BoxedService, Arc<std::sync::atomic::AtomicUsize>) {
+    let reached: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+    let record = reached.clone();
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        record.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
+    }));
+    (service, reached)
+}
+
+/// The requests a service that accepts every request saw, in order.
+pub(crate) type Seen = Arc<Mutex<Vec<AnyExportRequest>>>;
+
+/// A service that accepts every request and records it.
+pub(crate) fn recording_service() -> (BoxedService, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
+        let items = request.item_count();
+        if let Ok(mut seen) = record.lock() {
+            seen.push(request);
+        }
+        async move { Ok::<_, ExportError>(ExportOutcome::success(items)) }
+    }));
+    (service, seen)
+}
+
 /// One export; an export that does not end within [`EXCHANGE_DEADLINE`] fails the check.
 pub(crate) async fn exchange(
     exporter: BoxedService,
@@ -305,15 +333,7 @@ pub(crate) async fn exchange(
 }
 
 async fn round_trips(transport: &dyn Transport) -> Result<(), String> {
-    let seen: Arc<Mutex<Vec<AnyExportRequest>>> = Arc::default();
-    let record = seen.clone();
-    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
-        let items = request.item_count();
-        if let Ok(mut seen) = record.lock() {
-            seen.push(request);
-        }
-        async move { Ok(ExportOutcome::success(items)) }
-    }));
+    let (service, seen) = recording_service();
     let (endpoint, stop) = transport
         .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
         .await?;
@@ -571,14 +591,7 @@ const TOKEN: &str = "conformance-token";
 /// unauthenticated (permanent: resending cannot fix it) before the service; one with it is
 /// served.
 async fn authentication(transport: &dyn Transport) -> Result<(), String> {
-    let reached: Arc<Mutex<usize>> = Arc::default();
-    let record = reached.clone();
-    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
-        if let Ok(mut reached) = record.lock() {
-            *reached += 1;
-        }
-        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
-    }));
+    let (service, reached) = counting_service();
     let settings = ReceiverSettings {
         bearer_token: Some(TOKEN.to_string()),
         ..ReceiverSettings::limited(MAX_REQUEST)
@@ -617,9 +630,7 @@ async fn authentication(transport: &dyn Transport) -> Result<(), String> {
             ));
         }
     }
-    let reached = *reached
-        .lock()
-        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    let reached = reached.load(std::sync::atomic::Ordering::SeqCst);
     if reached != 1 {
         return Err(format!(
             "{reached} requests reached the service; only the one with the token should"

@@ -2,16 +2,14 @@
 //! exporter as bytes it passes on unread. Each is refused as invalid (permanent: resending
 //! cannot fix it) before the service, and the receiver goes on serving.
 
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
-use otlp_core::{AnyExportRequest, ErrorKind, ExportError, ExportOutcome, ExportRequest, Traces};
+use otlp_core::{AnyExportRequest, ErrorKind, ExportRequest, Traces};
 use otlp_model::collector::trace::ExportTraceServiceRequest;
 use otlp_model::common::{AnyValue, ArrayValue, KeyValue, any_value::Value};
 use otlp_model::trace::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 
-use super::{BoxedService, MAX_REQUEST, ReceiverSettings, Transport, exchange};
+use super::{MAX_REQUEST, ReceiverSettings, Transport, counting_service, exchange};
 use crate::realistic;
 
 /// One span named `name` with attribute `k` = `value`, encoded.
@@ -67,14 +65,7 @@ pub fn bad_inputs() -> Vec<(&'static str, Vec<u8>)> {
 
 /// Every row of [`bad_inputs`], then a valid request on the same exporter.
 pub(super) async fn refused(transport: &dyn Transport) -> Result<(), String> {
-    let reached: Arc<Mutex<usize>> = Arc::default();
-    let record = reached.clone();
-    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
-        if let Ok(mut reached) = record.lock() {
-            *reached += 1;
-        }
-        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
-    }));
+    let (service, reached) = counting_service();
     let (endpoint, stop) = transport
         .start_receiver(service, ReceiverSettings::limited(MAX_REQUEST))
         .await?;
@@ -94,9 +85,7 @@ pub(super) async fn refused(transport: &dyn Transport) -> Result<(), String> {
         Ok(outcome) if outcome.accepted() == 10 => {}
         other => failures.push(format!("a valid request after them: {other:?}")),
     }
-    let reached = *reached
-        .lock()
-        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    let reached = reached.load(std::sync::atomic::Ordering::SeqCst);
     if reached != 1 {
         failures.push(format!(
             "the service saw {reached} requests, not the one valid"

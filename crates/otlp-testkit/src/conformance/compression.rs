@@ -1,11 +1,9 @@
 //! The compression checks: a compressed request arrives intact, and a receiver that
 //! accepts no compression still gets the request, uncompressed.
 
-use std::sync::{Arc, Mutex};
+use otlp_core::{AnyExportRequest, ErrorKind, ExportRequest, Traces};
 
-use otlp_core::{AnyExportRequest, ErrorKind, ExportError, ExportOutcome, ExportRequest, Traces};
-
-use super::{BoxedService, MAX_REQUEST, ReceiverSettings, Transport, exchange};
+use super::{MAX_REQUEST, ReceiverSettings, Transport, exchange, recording_service};
 use crate::realistic;
 
 /// Sends one traces request through the transport's compressing exporter to a receiver
@@ -13,15 +11,7 @@ use crate::realistic;
 /// if the exporter reports the encoding refused; checks that the service saw it once,
 /// exactly as sent. Passes at once for a transport without compression.
 async fn compressed_exchange(transport: &dyn Transport, accept: bool) -> Result<(), String> {
-    let seen: Arc<Mutex<Vec<AnyExportRequest>>> = Arc::default();
-    let record = seen.clone();
-    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
-        let items = request.item_count();
-        if let Ok(mut seen) = record.lock() {
-            seen.push(request);
-        }
-        async move { Ok::<_, ExportError>(ExportOutcome::success(items)) }
-    }));
+    let (service, seen) = recording_service();
     let settings = ReceiverSettings {
         accept_compression: accept,
         ..ReceiverSettings::limited(MAX_REQUEST)

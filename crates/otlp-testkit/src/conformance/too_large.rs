@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use otlp_core::{AnyExportRequest, ExportError, ExportOutcome, ExportRequest, Traces};
 
-use super::{BoxFuture, BoxedService, ReceiverSettings, Transport, exchange};
+use super::{BoxFuture, BoxedService, ReceiverSettings, Transport, counting_service, exchange};
 use crate::realistic;
 
 /// What the service saw of each request: its size and its span ids.
@@ -17,14 +17,7 @@ const LIMIT: usize = 64 << 10;
 /// A request about three times a 64 KiB limit: refused before the service, as too large
 /// (`ErrorKind::TooLarge`, permanent as it is, which the retry layer answers by splitting).
 pub(super) async fn refused(transport: &dyn Transport) -> Result<(), String> {
-    let reached: Arc<Mutex<usize>> = Arc::default();
-    let record = reached.clone();
-    let service = BoxedService::new(tower::service_fn(move |request: AnyExportRequest| {
-        if let Ok(mut reached) = record.lock() {
-            *reached += 1;
-        }
-        async move { Ok::<_, ExportError>(ExportOutcome::success(request.item_count())) }
-    }));
+    let (service, reached) = counting_service();
     let (endpoint, stop) = transport
         .start_receiver(service, ReceiverSettings::limited(LIMIT))
         .await?;
@@ -37,9 +30,7 @@ pub(super) async fn refused(transport: &dyn Transport) -> Result<(), String> {
     }
     let result = exchange(exporter, request).await;
     stop().await;
-    let reached = *reached
-        .lock()
-        .map_err(|_| "the recording lock is poisoned".to_string())?;
+    let reached = reached.load(std::sync::atomic::Ordering::SeqCst);
     if reached != 0 {
         return Err(format!(
             "a request of {size} bytes reached the service over a {LIMIT}-byte limit"
