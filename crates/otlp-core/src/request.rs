@@ -232,7 +232,7 @@ impl<S: Signal> ExportRequest<S> {
                 Ok(Arc::try_unwrap(m).unwrap_or_else(|shared| (*shared).clone()))
             }
             Payload::Protobuf(bytes) => decode::<S>(bytes),
-            Payload::Pieces { ref pieces, len } => decode::<S>(join(pieces, len)),
+            Payload::Pieces { ref pieces, .. } => decode::<S>(Bytes::from(pieces.concat())),
         }
     }
 
@@ -247,7 +247,7 @@ impl<S: Signal> ExportRequest<S> {
                 Bytes::from(buffer)
             }
             Payload::Protobuf(bytes) => bytes.clone(),
-            Payload::Pieces { pieces, len } => join(pieces, *len),
+            Payload::Pieces { pieces, .. } => Bytes::from(pieces.concat()),
         }
     }
 
@@ -443,13 +443,4 @@ impl From<ExportRequest<Logs>> for AnyExportRequest {
     fn from(request: ExportRequest<Logs>) -> Self {
         AnyExportRequest::Logs(request)
     }
-}
-
-/// `pieces` in one buffer of `len` bytes.
-fn join(pieces: &[Bytes], len: usize) -> Bytes {
-    let mut out = Vec::with_capacity(len);
-    for piece in pieces {
-        out.extend_from_slice(piece);
-    }
-    Bytes::from(out)
 }

@@ -6,7 +6,7 @@
 //! [`FrameDecoder`] is sans-IO: the transport pushes body chunks as they arrive and pulls
 //! complete frames; a declared length over the limit is refused before it is buffered.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use otlp_compression::{Compression, DEFAULT_DECOMPRESSED_LIMIT};
 use otlp_core::{ErrorKind, ExportError};
 
@@ -44,30 +44,18 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
-/// Appends a frame carrying `message`, compressed with `compression` if given.
+/// Appends a frame carrying `message`, compressed with `compression` if given (the
+/// frame of [`FramedMessage`], in `out`).
 pub fn encode_frame(
     message: &[u8],
     compression: Option<&dyn Compression>,
     out: &mut BytesMut,
 ) -> Result<(), ExportError> {
-    let start = out.len();
-    out.put_bytes(0, HEADER_LEN);
-    let compressed = match compression {
-        Some(algorithm) => {
-            let mut buffer = Vec::with_capacity(message.len() / 2);
-            algorithm.compress(message, &mut buffer)?;
-            out.extend_from_slice(&buffer);
-            true
-        }
-        None => {
-            out.extend_from_slice(message);
-            false
-        }
-    };
-    let len = u32::try_from(out.len() - start - HEADER_LEN)
-        .map_err(|_| ExportError::too_large("a gRPC message cannot exceed 4 GiB"))?;
-    out[start] = u8::from(compressed);
-    out[start + 1..start + HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    let frame = FramedMessage::new(vec![Bytes::copy_from_slice(message)], compression)?;
+    out.reserve(frame.len());
+    for chunk in frame.into_chunks() {
+        out.extend_from_slice(&chunk);
+    }
     Ok(())
 }
 
