@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 mod codecs;
 mod compression;
+mod floor;
 mod grpc;
 mod http;
 mod measure;
@@ -21,6 +22,9 @@ const USAGE: &str = "usage: otlp-bench <suite> [--quick]\n\nsuites:\n  codecs   
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(floor::SERVE_FLAG) {
+        return floor::serve();
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args
         .iter()

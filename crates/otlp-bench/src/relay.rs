@@ -8,7 +8,9 @@
 //!   bytes and sent without a decode or an encode;
 //! - **relay, decode to batch**: `decode_to_batch = true`, the path before byte batching;
 //! - **quiet relay**: 10,000 spans/s (100 requests of 100 spans each second), the relay's
-//!   share of a core and its resident memory.
+//!   share of a core and its resident memory, on the default runtime (a worker per core)
+//!   and on one worker (`[runtime] workers = 1`), beside the floor under it: a bare hyper
+//!   HTTP/2 server ([`crate::floor`]) at the same load.
 //!
 //! The clients and the sink run in this process, on a 2-worker runtime; the relay is its own
 //! process. Everything shares the machine's cores, as a gateway shares its host.
@@ -77,8 +79,14 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
         eprintln!("relay: decode-to-batch path...");
         let decoded = through_relay(&relay_binary, true, &requests, budget).await?;
         eprintln!("relay: quiet, 10,000 spans/s...");
-        let quiet = quiet(&relay_binary, &quiet_requests, quiet_for).await?;
-        Ok(report(quick, &[receive_only, bytes, decoded], &quiet))
+        let mut quiet_rows = Vec::new();
+        for target in [QuietTarget::Relay, QuietTarget::BareH2] {
+            for workers in [0, 1] {
+                let row = quiet(&relay_binary, &quiet_requests, quiet_for, target, workers);
+                quiet_rows.push(row.await?);
+            }
+        }
+        Ok(report(quick, &[receive_only, bytes, decoded], &quiet_rows))
     })
 }
 
@@ -96,22 +104,29 @@ fn relay_binary() -> Result<std::path::PathBuf, String> {
     }
 }
 
-/// A relay process exporting to `sink`, killed on drop.
+/// A relay process exporting to `sink` (or the bare HTTP/2 floor server), killed on drop.
 struct RelayProcess {
     child: Child,
     endpoint: String,
-    _config: tempfile_path::TempPath,
+    _config: Option<tempfile_path::TempPath>,
 }
 
 impl RelayProcess {
-    fn start(binary: &std::path::Path, sink: &str, decode_to_batch: bool) -> Result<Self, String> {
+    /// `workers`: the relay's `[runtime] workers` (0: one per core).
+    fn start(
+        binary: &std::path::Path,
+        sink: &str,
+        decode_to_batch: bool,
+        workers: usize,
+    ) -> Result<Self, String> {
         let config = format!(
             "[receivers.grpc]\nlisten = \"127.0.0.1:0\"\n[receivers.http]\nlisten = \"off\"\n\
              [admin]\nlisten = \"off\"\n\
              [pipeline]\nbatch_items = {BATCH_ITEMS}\nbatch_bytes = {BATCH_BYTES}\n\
              linger = \"50ms\"\ndecode_to_batch = {decode_to_batch}\n\
              [exporter]\nkind = \"otlp\"\n\
-             [exporter.otlp]\nprotocol = \"grpc\"\nendpoint = \"{sink}\"\ncompression = \"none\"\n"
+             [exporter.otlp]\nprotocol = \"grpc\"\nendpoint = \"{sink}\"\ncompression = \"none\"\n\
+             [runtime]\nworkers = {workers}\n"
         );
         let path = tempfile_path::TempPath::write("relay-bench.toml", &config)?;
         let mut child = Command::new(binary)
@@ -133,7 +148,38 @@ impl RelayProcess {
         Ok(Self {
             endpoint: format!("http://{address}"),
             child,
-            _config: path,
+            _config: Some(path),
+        })
+    }
+
+    /// This binary as the bare HTTP/2 server of [`crate::floor`], on `workers` workers (0:
+    /// one per core).
+    fn bare_h2(workers: usize) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut command = Command::new(&exe);
+        command
+            .arg(crate::floor::SERVE_FLAG)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if workers > 0 {
+            command.env("TOKIO_WORKER_THREADS", workers.to_string());
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+        let stderr = child.stderr.take().ok_or("the server's standard error")?;
+        let mut banner = String::new();
+        BufReader::new(stderr)
+            .read_line(&mut banner)
+            .map_err(|e| e.to_string())?;
+        let address = banner
+            .strip_prefix(crate::floor::BANNER)
+            .map(str::trim)
+            .ok_or_else(|| format!("no address in the server's banner {banner:?}"))?;
+        Ok(Self {
+            endpoint: format!("http://{address}"),
+            child,
+            _config: None,
         })
     }
 
@@ -250,7 +296,7 @@ async fn through_relay(
     budget: Duration,
 ) -> Result<Row, String> {
     let sink = start_ours(DecodeMode::Validate).await?;
-    let relay = RelayProcess::start(binary, &sink.endpoint, decode_to_batch)?;
+    let relay = RelayProcess::start(binary, &sink.endpoint, decode_to_batch, 0)?;
     // Warm up: connections, buffers, the relay's allocator.
     let warm = load(&relay.endpoint, requests, Duration::from_millis(300)).await?;
     delivered(&sink, 0, warm).await?;
@@ -279,8 +325,20 @@ async fn through_relay(
     })
 }
 
+/// What the quiet load is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuietTarget {
+    /// The relay, exporting to a sink.
+    Relay,
+    /// The bare HTTP/2 server of [`crate::floor`]: what the stack costs before any OTLP work.
+    BareH2,
+}
+
 /// The quiet relay's figures.
 struct Quiet {
+    target: QuietTarget,
+    /// `[runtime] workers` (0: one per core).
+    workers: usize,
     spans_per_s: f64,
     core_percent: f64,
     rss_mib: f64,
@@ -291,9 +349,14 @@ async fn quiet(
     binary: &std::path::Path,
     requests: &[Bytes],
     span: Duration,
+    target: QuietTarget,
+    workers: usize,
 ) -> Result<Quiet, String> {
     let sink = start_ours(DecodeMode::Validate).await?;
-    let relay = RelayProcess::start(binary, &sink.endpoint, false)?;
+    let relay = match target {
+        QuietTarget::Relay => RelayProcess::start(binary, &sink.endpoint, false, workers)?,
+        QuietTarget::BareH2 => RelayProcess::bare_h2(workers)?,
+    };
     let client = exporter(&relay.endpoint)?;
     let pid = relay.pid();
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / QUIET_RATE);
@@ -317,10 +380,14 @@ async fn quiet(
     let (from, cpu_before, sent_before) = measured.ok_or("the quiet run was too short")?;
     let (elapsed, cpu) = (from.elapsed(), cpu_time_of(&pid).saturating_sub(cpu_before));
     let memory = memory_of(&pid);
-    delivered(&sink, 0, sent).await?;
+    if target == QuietTarget::Relay {
+        delivered(&sink, 0, sent).await?;
+    }
     drop(relay);
     (sink.stop)();
     Ok(Quiet {
+        target,
+        workers,
         spans_per_s: (sent - sent_before) as f64 / elapsed.as_secs_f64(),
         core_percent: 100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
         rss_mib: memory.0,
@@ -342,7 +409,16 @@ fn memory_of(pid: &str) -> (f64, f64) {
     (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
 }
 
-fn report(quick: bool, rows: &[Row], quiet: &Quiet) -> Report {
+/// How the quiet table names a `[runtime] workers` value.
+fn quiet_runtime(workers: usize) -> String {
+    match workers {
+        0 => "default (a worker per core)".to_string(),
+        1 => "`workers = 1`".to_string(),
+        n => format!("`workers = {n}`"),
+    }
+}
+
+fn report(quick: bool, rows: &[Row], quiet: &[Quiet]) -> Report {
     let mut markdown = format!(
         "## The relay as a gateway: gRPC in, batch ({BATCH_ITEMS} items, {} MiB, linger 50 ms), gRPC out{}\n\n\
          Clients send {REQUEST_SPANS}-span requests, {CONCURRENCY} in flight; the sink is our \
@@ -366,10 +442,25 @@ fn report(quick: bool, rows: &[Row], quiet: &Quiet) -> Report {
     }
     markdown.push_str(&format!(
         "\n### Quiet relay: {QUIET_RATE} requests of {QUIET_SPANS} spans a second\n\n\
-         | spans/s | relay CPU (% of a core) | RSS (MiB) | peak RSS (MiB) |\n|---:|---:|---:|---:|\n\
-         | {:.0} | {:.2} | {:.1} | {:.1} |\n",
-        quiet.spans_per_s, quiet.core_percent, quiet.rss_mib, quiet.peak_rss_mib
+         The floor is a bare hyper HTTP/2 server (its own process) that reads each request \
+         and answers OK: what the HTTP/2 stack and loopback cost before any OTLP work.\n\n\
+         | process | runtime | spans/s | CPU (% of a core) | RSS (MiB) | peak RSS (MiB) |\n\
+         |---|---|---:|---:|---:|---:|\n"
     ));
+    for quiet in quiet {
+        markdown.push_str(&format!(
+            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} |\n",
+            match quiet.target {
+                QuietTarget::Relay => "relay (gRPC in, batch, gRPC out)",
+                QuietTarget::BareH2 => "floor: bare hyper HTTP/2 server",
+            },
+            quiet_runtime(quiet.workers),
+            quiet.spans_per_s,
+            quiet.core_percent,
+            quiet.rss_mib,
+            quiet.peak_rss_mib
+        ));
+    }
     let json = json!({
         "quick": quick,
         "batch_items": BATCH_ITEMS,
@@ -382,12 +473,17 @@ fn report(quick: bool, rows: &[Row], quiet: &Quiet) -> Report {
             "cpu_of": row.cpu_of,
             "cpu_cores": row.cpu_cores,
         })).collect::<Vec<_>>(),
-        "quiet": {
+        "quiet": quiet.iter().map(|quiet| json!({
+            "process": match quiet.target {
+                QuietTarget::Relay => "relay",
+                QuietTarget::BareH2 => "bare_h2",
+            },
+            "workers": quiet.workers,
             "spans_per_s": quiet.spans_per_s,
             "core_percent": quiet.core_percent,
             "rss_mib": quiet.rss_mib,
             "peak_rss_mib": quiet.peak_rss_mib,
-        },
+        })).collect::<Vec<_>>(),
     });
     Report {
         name: "relay",

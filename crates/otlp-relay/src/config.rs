@@ -29,6 +29,8 @@ pub struct Config {
     pub pipeline: Pipeline,
     /// Where telemetry goes.
     pub exporter: Exporter,
+    /// The threads the relay runs on.
+    pub runtime: Runtime,
 }
 
 /// The receivers.
@@ -248,6 +250,24 @@ impl Default for Admin {
             listen: Listen::on([127, 0, 0, 1], 13133),
         }
     }
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Runtime {
+    /// Worker threads; 0: tokio's choice (`TOKIO_WORKER_THREADS`, else one per core).
+    ///
+    /// One worker suits a relay whose load one core carries: every request is then
+    /// served on the thread that read it, where with more workers tokio wakes an idle one
+    /// to share each request's tasks, which costs more CPU than the work it shares when
+    /// requests come one at a time (`cargo xtask bench relay` measures both).
+    pub workers: usize,
+}
+
+impl Runtime {
+    /// Most worker threads a configuration may ask for.
+    pub const MAX_WORKERS: usize = 1024;
 }
 
 /// What a full queue does.
@@ -596,6 +616,16 @@ impl Config {
 
     /// Checks what a type cannot: ranges and combinations. Returns the key at fault.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.runtime.workers > Runtime::MAX_WORKERS {
+            return Err(ConfigError::setting(
+                "runtime.workers",
+                format!(
+                    "{} is more than {}",
+                    self.runtime.workers,
+                    Runtime::MAX_WORKERS
+                ),
+            ));
+        }
         let pipeline = &self.pipeline;
         if pipeline.batch_items == 0 {
             return Err(ConfigError::setting(

@@ -89,6 +89,10 @@ fn errors_name_the_key_and_the_line() {
     assert!(clash.message.contains("receivers.grpc.listen"), "{clash}");
     assert_eq!(clash.line, Some(2));
 
+    let workers = error("[runtime]\nworkers = 100000\n");
+    assert_eq!(workers.line, Some(2), "{workers}");
+    assert!(workers.to_string().contains("runtime.workers"), "{workers}");
+
     let syntax = error("[pipeline\n");
     assert_eq!(syntax.line, Some(1));
 }

@@ -160,10 +160,11 @@ fn main() -> ExitCode {
         print!("{}", options.config.to_toml());
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if options.config.runtime.workers > 0 {
+        runtime.worker_threads(options.config.runtime.workers);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("otlp-relay: cannot start the runtime: {error}");

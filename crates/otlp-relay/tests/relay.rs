@@ -305,3 +305,40 @@ async fn the_configured_request_limit_applies_to_every_receiver() {
     assert!(report.contains("40 items in"), "{report}");
     let _ = std::fs::remove_file(config);
 }
+
+/// `[runtime] workers` sets the relay's worker threads (tokio names them
+/// `tokio-rt-worker`; the relay runs no other threads of its own but the main one), and a
+/// relay on one worker still relays.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_worker_count_is_the_runtime_s() {
+    let workers_of = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .expect("threads")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim_end() == "tokio-rt-worker")
+            .count()
+    };
+    for workers in [1, 3] {
+        let config = common::temp_file(&format!("workers-{workers}.toml"));
+        std::fs::write(&config, format!("[runtime]\nworkers = {workers}\n")).expect("write");
+        let config_arg = config.display().to_string();
+        let relay = start_relay(&["--config", &config_arg, "--exporter", "null"], &[]);
+        // A worker names its thread once it runs, which may be after the banner.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while workers_of(relay.child.id()) < workers && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(workers_of(relay.child.id()), workers, "{}", relay.banner);
+        otlp_grpc::GrpcExporter::new(
+            otlp_grpc::ExporterConfig::new(&relay.endpoint("grpc")).expect("config"),
+        )
+        .expect("exporter")
+        .export(&ExportRequest::<Traces>::new(realistic::traces(50, 1)))
+        .await
+        .expect("relayed");
+        let report = stop(relay);
+        assert!(report.contains("50 items in, 50 sent"), "{report}");
+        let _ = std::fs::remove_file(&config);
+    }
+}
