@@ -129,17 +129,9 @@ impl RelayProcess {
              [runtime]\nworkers = {workers}\n"
         );
         let path = tempfile_path::TempPath::write("relay-bench.toml", &config)?;
-        let mut child = Command::new(binary)
-            .args(["--config", &path.0.display().to_string(), "--quiet"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
-        let stderr = child.stderr.take().ok_or("the relay's standard error")?;
-        let mut banner = String::new();
-        BufReader::new(stderr)
-            .read_line(&mut banner)
-            .map_err(|e| e.to_string())?;
+        let mut command = Command::new(binary);
+        command.args(["--config", &path.0.display().to_string(), "--quiet"]);
+        let (child, banner) = spawn_for_banner(command)?;
         let address = banner
             .split("gRPC ")
             .nth(1)
@@ -157,21 +149,11 @@ impl RelayProcess {
     fn bare_h2(workers: usize) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let mut command = Command::new(&exe);
-        command
-            .arg(crate::floor::SERVE_FLAG)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        command.arg(crate::floor::SERVE_FLAG);
         if workers > 0 {
             command.env("TOKIO_WORKER_THREADS", workers.to_string());
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
-        let stderr = child.stderr.take().ok_or("the server's standard error")?;
-        let mut banner = String::new();
-        BufReader::new(stderr)
-            .read_line(&mut banner)
-            .map_err(|e| e.to_string())?;
+        let (child, banner) = spawn_for_banner(command)?;
         let address = banner
             .strip_prefix(crate::floor::BANNER)
             .map(str::trim)
@@ -186,6 +168,22 @@ impl RelayProcess {
     fn pid(&self) -> String {
         self.child.id().to_string()
     }
+}
+
+/// Starts `command` and reads the first line it writes on standard error, where it says
+/// where it listens.
+fn spawn_for_banner(mut command: Command) -> Result<(Child, String), String> {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {:?}: {e}", command.get_program()))?;
+    let stderr = child.stderr.take().ok_or("the child's standard error")?;
+    let mut banner = String::new();
+    BufReader::new(stderr)
+        .read_line(&mut banner)
+        .map_err(|e| e.to_string())?;
+    Ok((child, banner))
 }
 
 impl Drop for RelayProcess {
