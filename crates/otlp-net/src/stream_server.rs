@@ -14,9 +14,8 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use otlp_core::ExportError;
 use otlp_model::stream::StreamAck;
-use otlp_stream::{Ending, ReceiverSession, SessionConfig, Timer, completed};
+use otlp_stream::{Ending, ReceiverSession, SessionConfig, Timer};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -54,6 +53,11 @@ pub trait ReceiveLink: Send {
     /// Ends the stream, telling the peer why; `false` if the peer is gone. Nothing is
     /// written after it.
     fn finish(&mut self, ending: Ending<Self::Fatal>) -> impl Future<Output = bool> + Send;
+
+    /// What ends the stream when the receiver itself failed (gRPC INTERNAL, WebSocket close
+    /// 1011): a batch's processing panicked where it could not answer for its own sequence
+    /// number.
+    fn internal_error(reason: &'static str) -> Self::Fatal;
 }
 
 /// Settings of the driver.
@@ -68,7 +72,10 @@ pub struct StreamServerConfig {
 /// Serves one stream until it ends: reads messages while there is room, hands each to
 /// `process` (which answers with its acknowledgement, or with what ends the stream),
 /// writes the acknowledgements as batches finish, and ends with the session's
-/// [`Ending`]. A batch whose processing panics is answered as an INTERNAL error.
+/// [`Ending`]. A batch whose processing panics ends the stream as the receiver's failure
+/// ([`ReceiveLink::internal_error`]): which batch it was is not known here, so none is
+/// acknowledged for it, and the peer resends what is unacknowledged on its next stream.
+/// (`process` answers a panic in the export itself for the batch's own sequence number.)
 pub async fn serve_stream<L, P, Fut>(
     mut link: L,
     config: StreamServerConfig,
@@ -104,7 +111,12 @@ pub async fn serve_stream<L, P, Fut>(
                         session.handle_processing_failed(fatal);
                         continue;
                     }
-                    Err(_) => completed(0, &Err(ExportError::internal("processing the batch panicked"))),
+                    Err(_) => {
+                        session.handle_processing_failed(L::internal_error(
+                            "processing a batch panicked",
+                        ));
+                        continue;
+                    }
                 };
                 session.handle_processed();
                 if !write(&mut link, write_timeout, stats, Write::Ack(&ack)).await {

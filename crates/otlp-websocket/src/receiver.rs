@@ -463,6 +463,10 @@ where
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
         true
     }
+
+    fn internal_error(reason: &'static str) -> Message {
+        close(CloseCode::Error, reason)
+    }
 }
 
 /// The batch number of a protobuf message, when it can be read without decoding it (JSON

@@ -148,6 +148,10 @@ where
         };
         self.sender.clone().trailers(trailers).await
     }
+
+    fn internal_error(reason: &'static str) -> ExportError {
+        ExportError::internal(reason)
+    }
 }
 
 /// Awaits one write of a response stream (`write` is `false` once the peer reset it)
