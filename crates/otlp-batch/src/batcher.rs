@@ -62,6 +62,14 @@ impl<R: Batchable> Batcher<R> {
         self.items
     }
 
+    /// The items and bytes the pending batch can still take before it is full.
+    pub fn room(&self) -> (usize, usize) {
+        (
+            self.config.max_items.saturating_sub(self.items),
+            self.config.max_bytes.saturating_sub(self.bytes),
+        )
+    }
+
     /// The caps and linger in force.
     pub fn config(&self) -> BatchConfig {
         self.config

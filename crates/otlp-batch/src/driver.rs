@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use otlp_core::{ExportError, ExportOutcome, ExportRequest, Holds, Signal};
 use otlp_reliability::metrics::{DropReason, PipelineMetrics};
+use otlp_reliability::queue::Drain;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -118,6 +119,33 @@ impl<S: Signal> Batch<S> {
         )
     }
 
+    /// Starts the batcher task (as [`Batch::new`]) taking its requests from a queue's
+    /// [`Drain`] as well as from calls: requests wait in the queue while a batch lingers,
+    /// and the queue wakes the task only for the first item of a batch or once a batch's
+    /// worth is queued, not for every request. What the queue holds counts against the
+    /// queue's bounds, not `config.channel_capacity`.
+    pub fn draining<Svc>(
+        drain: Drain<S>,
+        inner: Svc,
+        config: BatchLayerConfig,
+        metrics: Arc<PipelineMetrics>,
+    ) -> Self
+    where
+        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
+            + Clone
+            + Send
+            + 'static,
+        Svc::Future: Send,
+    {
+        Self::start(
+            inner,
+            Batcher::<Payload<S::Request>>::new(config.batch),
+            config,
+            metrics,
+            Some(drain),
+        )
+    }
+
     /// Starts the batcher task with another strategy ([`Adaptive`](crate::Adaptive),
     /// [`Prioritized`](crate::Prioritized), or a user's own), over the unit it batches
     /// (bytes where they arrived as bytes, or owned messages); `config.batch` is unused.
@@ -126,6 +154,25 @@ impl<S: Signal> Batch<S> {
         policy: P,
         config: BatchLayerConfig,
         metrics: Arc<PipelineMetrics>,
+    ) -> Self
+    where
+        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
+            + Clone
+            + Send
+            + 'static,
+        Svc::Future: Send,
+        P: BatchPolicy<U>,
+        U: BatchUnit<S>,
+    {
+        Self::start(inner, policy, config, metrics, None)
+    }
+
+    fn start<Svc, P, U>(
+        inner: Svc,
+        policy: P,
+        config: BatchLayerConfig,
+        metrics: Arc<PipelineMetrics>,
+        drain: Option<Drain<S>>,
     ) -> Self
     where
         Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
@@ -146,7 +193,7 @@ impl<S: Signal> Batch<S> {
             ledger: ledger.clone(),
             decode: config.decode,
         };
-        tokio::spawn(run(receiver, driver, policy));
+        tokio::spawn(run(receiver, drain, config.batch.linger, driver, policy));
         Self {
             commands,
             metrics,
@@ -322,6 +369,20 @@ impl<Svc> Driver<Svc> {
         }
     }
 
+    /// Takes a request from the queue's drain into the ledger, as a call would: received,
+    /// and pending. `false`: a shutdown gave up, and the request is dropped (counted).
+    fn admit_drained(&self, items: usize) -> bool {
+        self.metrics.add_received(items);
+        let mut ledger = lock(&self.ledger);
+        if ledger.abandoned {
+            drop(ledger);
+            self.metrics.add_dropped(DropReason::Shutdown, items);
+            return false;
+        }
+        ledger.pending += items;
+        true
+    }
+
     /// The strategy's unit of a request; a malformed one is counted and skipped.
     fn unit<S: Signal, U: BatchUnit<S>>(&self, request: ExportRequest<S>) -> Option<U> {
         let items = request.item_count();
@@ -345,6 +406,8 @@ impl<Svc> Driver<Svc> {
 
 async fn run<S, Svc, P, U>(
     mut commands: mpsc::Receiver<Command<S>>,
+    mut drain: Option<Drain<S>>,
+    tick_every: Duration,
     driver: Driver<Svc>,
     mut batcher: P,
 ) where
@@ -378,39 +441,107 @@ async fn run<S, Svc, P, U>(
             }
         };
     }
+    macro_rules! accept {
+        ($request:expr) => {{
+            let mut request = $request;
+            held.add(request.take_holds());
+            // A size computed upstream (the queue's) is reused, not recomputed.
+            let bytes = if batcher.sizes_matter() {
+                request.encoded_len()
+            } else {
+                0
+            };
+            if let Some(message) = driver.unit::<S, U>(request) {
+                send_all!(batcher.push_sized(message, bytes, epoch.elapsed()));
+                driver.discard(DropReason::QueueFull, batcher.take_dropped());
+            }
+        }};
+    }
+    // Everything `queue` holds, into the batcher: how many requests, and whether the
+    // queue is closed.
+    macro_rules! take_from {
+        ($queue:expr) => {{
+            let taken = $queue.take();
+            let count = taken.requests.len();
+            for request in taken.requests {
+                if driver.admit_drained(request.item_count()) {
+                    accept!(request);
+                }
+            }
+            (count, taken.closed)
+        }};
+    }
+    // A closed queue is let go of: it has nothing more to give.
+    macro_rules! take_drained {
+        () => {{
+            let mut took = 0;
+            if let Some(queue) = &drain {
+                let (count, closed) = take_from!(queue);
+                took = count;
+                if closed {
+                    drain = None;
+                }
+            }
+            took
+        }};
+    }
+    // While requests keep coming from a drained queue, the driver takes them on a tick of
+    // one linger rather than being woken for the first item of each batch: what waited has
+    // waited at most a linger, so it is sent at the tick. A tick that finds nothing stops
+    // the ticking, and the next request wakes the driver again.
+    let mut tick: Option<Duration> = None;
     loop {
         let deadline = batcher.deadline();
+        if let Some(queue) = &drain {
+            // While a batch lingers or the tick runs, the queue holds what would not yet
+            // fill a batch.
+            let (items, bytes) = match (deadline.or(tick), batcher.room()) {
+                (Some(_), Some(room)) => room,
+                _ => (1, 1),
+            };
+            queue.wake_at(items, bytes);
+        }
+        let wake = match (deadline, tick) {
+            (Some(deadline), Some(tick)) => Some(deadline.min(tick)),
+            (deadline, tick) => deadline.or(tick),
+        };
         let command = tokio::select! {
             command = commands.recv() => command,
+            () = wanted(drain.as_ref()) => {
+                take_drained!();
+                continue;
+            }
             Some((items, latency)) = latencies.recv() => {
                 batcher.record_export(items, latency);
                 continue;
             }
-            () = sleep_until_deadline(epoch, deadline) => {
-                send_all!(batcher.expire(epoch.elapsed()));
+            () = sleep_until_deadline(epoch, wake) => {
+                // What waited in the queue arrived before now: it goes too.
+                let took = take_drained!();
+                let now = epoch.elapsed();
+                if tick.is_some_and(|tick| tick <= now) {
+                    send_all!(batcher.flush_all());
+                    tick = (took > 0).then_some(now + tick_every);
+                } else {
+                    send_all!(batcher.expire(now));
+                    if drain.is_some() && batcher.deadline().is_none() && !tick_every.is_zero() {
+                        tick = Some(now + tick_every);
+                    }
+                }
                 continue;
             }
         };
         match command {
-            Some(Command::Export(mut request)) => {
-                held.add(request.take_holds());
-                // A size computed upstream (the queue's) is reused, not recomputed.
-                let bytes = if batcher.sizes_matter() {
-                    request.encoded_len()
-                } else {
-                    0
-                };
-                let Some(message) = driver.unit::<S, U>(request) else {
-                    continue;
-                };
-                send_all!(batcher.push_sized(message, bytes, epoch.elapsed()));
-                driver.discard(DropReason::QueueFull, batcher.take_dropped());
-            }
+            Some(Command::Export(request)) => accept!(request),
             Some(Command::Flush(done)) => {
+                let _ = take_drained!();
                 send_all!(batcher.flush_all());
                 let _ = done.send(());
             }
             Some(Command::Shutdown(done)) => {
+                if let Some(queue) = drain.take() {
+                    let _ = take_from!(queue);
+                }
                 commands.close();
                 // Requests already in the channel are part of the drain.
                 while let Ok(Command::Export(mut request)) = commands.try_recv() {
@@ -491,6 +622,14 @@ impl Held {
             holds.push(newest.clone());
         }
         holds
+    }
+}
+
+/// Waits until the queue wants its drain to take what it holds, or for ever without one.
+async fn wanted<S: Signal>(drain: Option<&Drain<S>>) {
+    match drain {
+        Some(drain) => drain.wanted().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -32,6 +32,12 @@ pub trait BatchPolicy<R>: Send + 'static {
     }
     /// How long an export of `items` items took, for strategies that adapt to it.
     fn record_export(&mut self, _items: usize, _latency: Duration) {}
+    /// The items and bytes the pending batch can still take before it is full, for a driver
+    /// that lets requests wait upstream until they would fill it or the deadline comes;
+    /// `None` (the default): hand every request over as it arrives.
+    fn room(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 impl<R: Batchable> BatchPolicy<R> for Batcher<R> {
@@ -57,5 +63,9 @@ impl<R: Batchable> BatchPolicy<R> for Batcher<R> {
 
     fn flush_all(&mut self) -> Vec<R> {
         self.flush().into_iter().collect()
+    }
+
+    fn room(&self) -> Option<(usize, usize)> {
+        Some(Batcher::room(self))
     }
 }

@@ -10,7 +10,9 @@
 //! - **quiet relay**: 10,000 spans/s (100 requests of 100 spans each second), the relay's
 //!   share of a core and its resident memory, on the default runtime (a worker per core)
 //!   and on one worker (`[runtime] workers = 1`), beside the floor under it: a bare hyper
-//!   HTTP/2 server ([`crate::floor`]) at the same load.
+//!   HTTP/2 server ([`crate::floor`]) at the same load. Two loads: the OpenTelemetry
+//!   Collector testbed's (its load generator's spans, about 150 bytes each), the load the
+//!   testbed's published figures are for; and our realistic spans (about 460 bytes).
 //!
 //! The clients and the sink run in this process, on a 2-worker runtime; the relay is its own
 //! process. Everything shares the machine's cores, as a gateway shares its host.
@@ -67,7 +69,13 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
     let requests: Vec<Bytes> = (0..32)
         .map(|i| Bytes::from(otlp_testkit::realistic::traces(REQUEST_SPANS, i).encode_to_vec()))
         .collect();
-    let quiet_requests: Vec<Bytes> = (0..32)
+    let testbed_requests: Vec<Bytes> = (0..32)
+        .map(|i| {
+            let request = otlp_testkit::realistic::testbed_traces(QUIET_SPANS, i);
+            Bytes::from(request.encode_to_vec())
+        })
+        .collect();
+    let realistic_requests: Vec<Bytes> = (0..32)
         .map(|i| Bytes::from(otlp_testkit::realistic::traces(QUIET_SPANS, i).encode_to_vec()))
         .collect();
     let relay_binary = relay_binary()?;
@@ -80,11 +88,21 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
         let decoded = through_relay(&relay_binary, true, &requests, budget).await?;
         eprintln!("relay: quiet, 10,000 spans/s...");
         let mut quiet_rows = Vec::new();
-        for target in [QuietTarget::Relay, QuietTarget::BareH2] {
-            for workers in [0, 1] {
-                let row = quiet(&relay_binary, &quiet_requests, quiet_for, target, workers);
-                quiet_rows.push(row.await?);
-            }
+        let runs = [
+            (QuietLoad::Testbed, QuietTarget::Relay, 0),
+            (QuietLoad::Testbed, QuietTarget::Relay, 1),
+            (QuietLoad::Testbed, QuietTarget::BareH2, 0),
+            (QuietLoad::Testbed, QuietTarget::BareH2, 1),
+            (QuietLoad::Realistic, QuietTarget::Relay, 0),
+            (QuietLoad::Realistic, QuietTarget::BareH2, 0),
+        ];
+        for (load, target, workers) in runs {
+            let requests = match load {
+                QuietLoad::Testbed => &testbed_requests,
+                QuietLoad::Realistic => &realistic_requests,
+            };
+            let row = quiet(&relay_binary, requests, quiet_for, target, workers).await?;
+            quiet_rows.push(Quiet { load, ..row });
         }
         Ok(report(quick, &[receive_only, bytes, decoded], &quiet_rows))
     })
@@ -332,8 +350,30 @@ enum QuietTarget {
     BareH2,
 }
 
+/// The spans of the quiet load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QuietLoad {
+    /// The Collector testbed's load generator's spans
+    /// ([`otlp_testkit::realistic::testbed_traces`]).
+    Testbed,
+    /// Realistic HTTP server spans ([`otlp_testkit::realistic::traces`]).
+    Realistic,
+}
+
+impl QuietLoad {
+    fn label(self) -> &'static str {
+        match self {
+            QuietLoad::Testbed => "Collector testbed's spans",
+            QuietLoad::Realistic => "realistic spans",
+        }
+    }
+}
+
 /// The quiet relay's figures.
 struct Quiet {
+    load: QuietLoad,
+    /// Mean bytes of one request of the load.
+    request_bytes: usize,
     target: QuietTarget,
     /// `[runtime] workers` (0: one per core).
     workers: usize,
@@ -384,6 +424,8 @@ async fn quiet(
     drop(relay);
     (sink.stop)();
     Ok(Quiet {
+        load: QuietLoad::Realistic,
+        request_bytes: requests.iter().map(Bytes::len).sum::<usize>() / requests.len().max(1),
         target,
         workers,
         spans_per_s: (sent - sent_before) as f64 / elapsed.as_secs_f64(),
@@ -442,12 +484,14 @@ fn report(quick: bool, rows: &[Row], quiet: &[Quiet]) -> Report {
         "\n### Quiet relay: {QUIET_RATE} requests of {QUIET_SPANS} spans a second\n\n\
          The floor is a bare hyper HTTP/2 server (its own process) that reads each request \
          and answers OK: what the HTTP/2 stack and loopback cost before any OTLP work.\n\n\
-         | process | runtime | spans/s | CPU (% of a core) | RSS (MiB) | peak RSS (MiB) |\n\
-         |---|---|---:|---:|---:|---:|\n"
+         | load (bytes a request) | process | runtime | spans/s | CPU (% of a core) | RSS (MiB) | peak RSS (MiB) |\n\
+         |---|---|---|---:|---:|---:|---:|\n"
     ));
     for quiet in quiet {
         markdown.push_str(&format!(
-            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} |\n",
+            "| {} ({}) | {} | {} | {:.0} | {:.2} | {:.1} | {:.1} |\n",
+            quiet.load.label(),
+            quiet.request_bytes,
             match quiet.target {
                 QuietTarget::Relay => "relay (gRPC in, batch, gRPC out)",
                 QuietTarget::BareH2 => "floor: bare hyper HTTP/2 server",
@@ -472,6 +516,11 @@ fn report(quick: bool, rows: &[Row], quiet: &[Quiet]) -> Report {
             "cpu_cores": row.cpu_cores,
         })).collect::<Vec<_>>(),
         "quiet": quiet.iter().map(|quiet| json!({
+            "load": match quiet.load {
+                QuietLoad::Testbed => "testbed",
+                QuietLoad::Realistic => "realistic",
+            },
+            "request_bytes": quiet.request_bytes,
             "process": match quiet.target {
                 QuietTarget::Relay => "relay",
                 QuietTarget::BareH2 => "bare_h2",

@@ -145,14 +145,51 @@ struct Frame {
     oneof_items: usize,
 }
 
-fn error(message: &str, offset: usize) -> CodecError {
-    CodecError::invalid(format!("malformed protobuf: {message}")).with_offset(offset)
+/// Why validation stopped, kept small so that the hot path's results stay in registers
+/// (a `CodecError` is a few words of heap-owning fields); made a `CodecError` once, at the
+/// end.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// What is wrong, and the byte offset.
+    At(&'static str, usize),
+    /// A known field with a wire type its type cannot have.
+    WireType {
+        number: usize,
+        wire: u8,
+        message: usize,
+        offset: usize,
+    },
+}
+
+fn error(message: &'static str, offset: usize) -> Fault {
+    Fault::At(message, offset)
+}
+
+impl From<Fault> for CodecError {
+    fn from(fault: Fault) -> Self {
+        let (message, offset) = match fault {
+            Fault::At(message, offset) => (message.to_string(), offset),
+            Fault::WireType {
+                number,
+                wire,
+                message,
+                offset,
+            } => (
+                format!(
+                    "field {number} of {} has wire type {wire}, which its type cannot have",
+                    MESSAGES[message].name
+                ),
+                offset,
+            ),
+        };
+        CodecError::invalid(format!("malformed protobuf: {message}")).with_offset(offset)
+    }
 }
 
 /// Reads a varint ending at or before `end`. Keys, lengths and most values are one byte,
 /// read inline; longer varints take the out-of-line path.
 #[inline(always)]
-fn varint(bytes: &[u8], pos: usize, end: usize) -> Result<(u64, usize), CodecError> {
+fn varint(bytes: &[u8], pos: usize, end: usize) -> Result<(u64, usize), Fault> {
     if pos < end
         && let Some(&byte) = bytes.get(pos)
         && byte < 0x80
@@ -163,7 +200,7 @@ fn varint(bytes: &[u8], pos: usize, end: usize) -> Result<(u64, usize), CodecErr
 }
 
 #[inline(never)]
-fn long_varint(bytes: &[u8], mut pos: usize, end: usize) -> Result<(u64, usize), CodecError> {
+fn long_varint(bytes: &[u8], mut pos: usize, end: usize) -> Result<(u64, usize), Fault> {
     let start = pos;
     let mut value = 0u64;
     for shift in 0..10 {
@@ -184,7 +221,7 @@ fn long_varint(bytes: &[u8], mut pos: usize, end: usize) -> Result<(u64, usize),
 }
 
 #[inline]
-fn length(bytes: &[u8], pos: usize, end: usize) -> Result<(usize, usize), CodecError> {
+fn length(bytes: &[u8], pos: usize, end: usize) -> Result<(usize, usize), Fault> {
     let (len, pos) = varint(bytes, pos, end)?;
     match usize::try_from(len) {
         Ok(len) if len <= end - pos => Ok((len, pos)),
@@ -193,7 +230,7 @@ fn length(bytes: &[u8], pos: usize, end: usize) -> Result<(usize, usize), CodecE
 }
 
 #[inline]
-fn fixed(pos: usize, size: usize, end: usize) -> Result<usize, CodecError> {
+fn fixed(pos: usize, size: usize, end: usize) -> Result<usize, Fault> {
     if end - pos < size {
         Err(error("truncated fixed-width value", pos))
     } else {
@@ -202,6 +239,10 @@ fn fixed(pos: usize, size: usize, end: usize) -> Result<usize, CodecError> {
 }
 
 fn validate(bytes: &[u8], root: usize) -> Result<usize, CodecError> {
+    walk(bytes, root).map_err(CodecError::from)
+}
+
+fn walk(bytes: &[u8], root: usize) -> Result<usize, Fault> {
     let mut stack: Vec<Frame> = Vec::with_capacity(16);
     let mut frame = Frame {
         message: root,
@@ -296,19 +337,18 @@ fn validate(bytes: &[u8], root: usize) -> Result<usize, CodecError> {
                 start
             }
             (_, wire) => {
-                return Err(error(
-                    &format!(
-                        "field {number} of {} has wire type {wire}, which its type cannot have",
-                        MESSAGES[frame.message].name
-                    ),
-                    key_at,
-                ));
+                return Err(Fault::WireType {
+                    number,
+                    wire,
+                    message: frame.message,
+                    offset: key_at,
+                });
             }
         };
     }
 }
 
-fn packed_fixed(bytes: &[u8], pos: usize, end: usize, size: usize) -> Result<usize, CodecError> {
+fn packed_fixed(bytes: &[u8], pos: usize, end: usize, size: usize) -> Result<usize, Fault> {
     let (len, start) = length(bytes, pos, end)?;
     if !len.is_multiple_of(size) {
         return Err(error(
@@ -327,7 +367,7 @@ fn skip(
     wire: u8,
     number: usize,
     depth: usize,
-) -> Result<usize, CodecError> {
+) -> Result<usize, Fault> {
     match wire {
         0 => Ok(varint(bytes, pos, end)?.1),
         1 => fixed(pos, 8, end),

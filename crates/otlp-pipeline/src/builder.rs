@@ -39,7 +39,9 @@ impl Default for PipelineBuilder {
 }
 
 impl PipelineBuilder {
-    /// The queue in front of each signal: its bounds, overflow policy and workers.
+    /// The queue in front of each signal: its bounds and overflow policy. The batcher takes
+    /// from the queue itself, so `workers` is unused: exports run at the batch stage's
+    /// concurrency.
     pub fn queue(mut self, queue: QueueConfig) -> Self {
         self.queue = queue;
         self
@@ -123,10 +125,11 @@ impl PipelineBuilder {
         let deadline = self.attempt_timeout.unwrap_or(Duration::MAX);
         let timed = TimeoutLayer::new(deadline).layer(exporter);
         let retried = RetryLayer::new(self.retry, counters.exported.clone()).layer(timed);
-        let batch = Batch::new(retried, self.batch, counters.exported.clone());
         // The queue counts into its own counters: every layer counts what it receives,
-        // and an item is received once.
-        let queue = Queue::new(batch.clone(), self.queue, counters.queued.clone());
+        // and an item is received once. The batcher drains the queue itself, so a request
+        // wakes no task while a batch lingers.
+        let (queue, drain) = Queue::with_drain(self.queue, counters.queued.clone());
+        let batch = Batch::draining(drain, retried, self.batch, counters.exported.clone());
         (queue, batch)
     }
 }

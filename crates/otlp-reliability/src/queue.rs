@@ -3,6 +3,12 @@
 //! bytes, and when it is full the configured policy applies: block the producer (without
 //! blocking a runtime thread), drop the newest request, or drop the oldest queued ones. Every
 //! drop is counted.
+//!
+//! A queue can instead be drained by the stage under it ([`Queue::with_drain`]): a batcher
+//! takes what is queued when it needs it, and tells the queue how much may pile up before a
+//! producer wakes it ([`Drain::wake_at`]). Producers then wake nothing while a batch
+//! lingers, which is what a quiet pipeline's CPU time goes on: each wake of another task in
+//! the receiving task's turn makes the runtime wake a second worker thread.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -76,6 +82,19 @@ struct State<S: Signal> {
     /// The most items ever queued at once, for checking the bound.
     high_water_items: usize,
     high_water_bytes: usize,
+    /// A producer wakes the consumer once this many items, or bytes, are queued (workers:
+    /// one item, every request).
+    wake_items: usize,
+    wake_bytes: usize,
+}
+
+impl<S: Signal> State<S> {
+    /// Whether what is queued calls for the consumer.
+    fn wants_consumer(&self) -> bool {
+        self.closed
+            || (!self.entries.is_empty()
+                && (self.items >= self.wake_items || self.bytes >= self.wake_bytes))
+    }
 }
 
 struct Shared<S: Signal> {
@@ -143,7 +162,28 @@ impl<S: Signal> Queue<S> {
             + 'static,
         Svc::Future: Send,
     {
-        let shared = Arc::new(Shared {
+        let shared = Self::shared(config, metrics);
+        for _ in 0..config.workers.max(1) {
+            tokio::spawn(worker(shared.clone(), inner.clone()));
+        }
+        Self { shared }
+    }
+
+    /// A queue without workers, drained by the stage under it through the [`Drain`]
+    /// (`config.workers` is unused). Until the drain says otherwise
+    /// ([`Drain::wake_at`]), every request wakes it.
+    pub fn with_drain(config: QueueConfig, metrics: Arc<PipelineMetrics>) -> (Self, Drain<S>) {
+        let shared = Self::shared(config, metrics);
+        (
+            Self {
+                shared: shared.clone(),
+            },
+            Drain { shared },
+        )
+    }
+
+    fn shared(config: QueueConfig, metrics: Arc<PipelineMetrics>) -> Arc<Shared<S>> {
+        Arc::new(Shared {
             state: Mutex::new(State {
                 entries: VecDeque::new(),
                 items: 0,
@@ -153,6 +193,8 @@ impl<S: Signal> Queue<S> {
                 abandoned: false,
                 high_water_items: 0,
                 high_water_bytes: 0,
+                wake_items: 1,
+                wake_bytes: usize::MAX,
             }),
             space: Notify::new(),
             work: Notify::new(),
@@ -160,11 +202,7 @@ impl<S: Signal> Queue<S> {
             in_flight: AtomicUsize::new(0),
             config,
             metrics,
-        });
-        for _ in 0..config.workers.max(1) {
-            tokio::spawn(worker(shared.clone(), inner.clone()));
-        }
-        Self { shared }
+        })
     }
 
     /// The most items and bytes that were ever queued at once.
@@ -283,8 +321,11 @@ impl<S: Signal> Queue<S> {
                     state.high_water_items = state.high_water_items.max(state.items);
                     state.high_water_bytes = state.high_water_bytes.max(state.bytes);
                     shared.publish(&state);
+                    let wake = state.wants_consumer();
                     drop(state);
-                    shared.work.notify_one();
+                    if wake {
+                        shared.work.notify_one();
+                    }
                     return Ok(ExportOutcome::success(items));
                 }
             }
@@ -356,6 +397,64 @@ where
         }
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         shared.progress.notify_waiters();
+    }
+}
+
+/// The consumer side of a queue made by [`Queue::with_drain`]: the stage under the queue
+/// takes what is queued itself.
+pub struct Drain<S: Signal> {
+    shared: Arc<Shared<S>>,
+}
+
+/// What [`Drain::take`] took.
+pub struct Taken<S: Signal> {
+    /// The queued requests, oldest first.
+    pub requests: Vec<ExportRequest<S>>,
+    /// The queue is shut down: nothing more will come.
+    pub closed: bool,
+}
+
+impl<S: Signal> Drain<S> {
+    /// From now on, producers wake the drain only once `items` items or `bytes` bytes are
+    /// queued (at least one request either way; bytes count only when the queue caps
+    /// them). A consumer that takes requests at its own deadline asks for what would fill
+    /// its pending batch, and for one item when nothing is pending.
+    pub fn wake_at(&self, items: usize, bytes: usize) {
+        let mut state = self.shared.lock();
+        state.wake_items = items.max(1);
+        state.wake_bytes = bytes.max(1);
+        if state.wants_consumer() {
+            drop(state);
+            self.shared.work.notify_one();
+        }
+    }
+
+    /// Waits until what is queued reaches the [`Drain::wake_at`] mark, or the queue shuts
+    /// down.
+    pub async fn wanted(&self) {
+        loop {
+            let work = self.shared.work.notified();
+            tokio::pin!(work);
+            work.as_mut().enable();
+            if self.shared.lock().wants_consumer() {
+                return;
+            }
+            work.await;
+        }
+    }
+
+    /// Takes everything queued, freeing its room for blocked producers.
+    pub fn take(&self) -> Taken<S> {
+        let mut state = self.shared.lock();
+        let requests = state.entries.drain(..).map(|entry| entry.request).collect();
+        state.items = 0;
+        state.bytes = 0;
+        self.shared.publish(&state);
+        let closed = state.closed;
+        drop(state);
+        self.shared.space.notify_waiters();
+        self.shared.progress.notify_waiters();
+        Taken { requests, closed }
     }
 }
 

@@ -171,3 +171,92 @@ async fn a_request_the_exporter_cannot_take_is_counted_not_lost() {
     assert_eq!(metrics.snapshot().dropped(DropReason::Permanent), 12);
     assert_eq!(metrics.snapshot().received, 12);
 }
+
+/// Whether the drain's consumer would be woken now.
+async fn wanted_now(drain: &otlp_reliability::queue::Drain<Traces>) -> bool {
+    tokio::time::timeout(Duration::ZERO, drain.wanted())
+        .await
+        .is_ok()
+}
+
+/// One step of a drained queue's life.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A producer queues a request of this many spans.
+    Push(usize),
+    /// The consumer asks to be woken at this many items.
+    WakeAt(usize),
+    /// The consumer takes everything.
+    Take,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (1usize..20).prop_map(Step::Push),
+        1 => (1usize..60).prop_map(Step::WakeAt),
+        1 => Just(Step::Take),
+    ]
+}
+
+proptest::proptest! {
+    /// A drained queue wakes its consumer exactly when what is queued reaches the mark the
+    /// consumer set (one item until it sets one), and hands over every request once, in
+    /// order.
+    #[test]
+    fn a_drain_is_woken_at_its_mark_and_takes_everything_in_order(
+        steps in proptest::collection::vec(step(), 1..60)
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let metrics = Arc::new(PipelineMetrics::new());
+            let config = QueueConfig { max_items: usize::MAX, ..config() };
+            let (queue, drain) = Queue::<Traces>::with_drain(config, metrics);
+            let (mut mark, mut queued, mut pushed, mut taken) = (1, 0, Vec::new(), Vec::new());
+            for (seed, step) in steps.into_iter().enumerate() {
+                match step {
+                    Step::Push(spans) => {
+                        let request = otlp_testkit::realistic::traces(spans, seed as u64);
+                        pushed.push(request.clone());
+                        queue
+                            .clone()
+                            .oneshot(ExportRequest::new(request))
+                            .await
+                            .expect("queued");
+                        queued += spans;
+                    }
+                    Step::WakeAt(items) => {
+                        drain.wake_at(items, usize::MAX);
+                        mark = items;
+                    }
+                    Step::Take => {
+                        let took = drain.take();
+                        proptest::prop_assert!(!took.closed);
+                        taken.extend(took.requests);
+                        queued = 0;
+                    }
+                }
+                proptest::prop_assert_eq!(
+                    wanted_now(&drain).await,
+                    queued > 0 && queued >= mark,
+                    "{} items queued, mark {}", queued, mark
+                );
+            }
+            queue.shutdown(Duration::ZERO).await;
+            proptest::prop_assert!(wanted_now(&drain).await, "a shut queue wakes its drain");
+            let rest = drain.take();
+            proptest::prop_assert!(rest.closed);
+            taken.extend(rest.requests);
+            let taken: Vec<_> = taken
+                .into_iter()
+                .map(|request| request.into_message().expect("a message"))
+                .collect();
+            // What shutdown found still queued it counted as dropped; the rest was taken.
+            proptest::prop_assert!(pushed.starts_with(&taken));
+            Ok(())
+        })?;
+    }
+}
