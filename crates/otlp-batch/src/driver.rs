@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use otlp_core::{ExportError, ExportOutcome, ExportRequest, Holds, Signal};
+use otlp_core::{ExportError, ExportOutcome, ExportRequest, ExportService, Holds, Signal};
 use otlp_reliability::metrics::{DropReason, PipelineMetrics};
 use otlp_reliability::queue::Drain;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -105,18 +105,10 @@ impl<S: Signal> Batch<S> {
     /// batcher, or failed exports go uncounted.
     pub fn new<Svc>(inner: Svc, config: BatchLayerConfig, metrics: Arc<PipelineMetrics>) -> Self
     where
-        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-            + Clone
-            + Send
-            + 'static,
+        Svc: ExportService<S> + Clone + Send + 'static,
         Svc::Future: Send,
     {
-        Self::with_policy(
-            inner,
-            Batcher::<Payload<S::Request>>::new(config.batch),
-            config,
-            metrics,
-        )
+        Self::start(inner, Self::fixed(config), config, metrics, None)
     }
 
     /// Starts the batcher task (as [`Batch::new`]) taking its requests from a queue's
@@ -131,19 +123,15 @@ impl<S: Signal> Batch<S> {
         metrics: Arc<PipelineMetrics>,
     ) -> Self
     where
-        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-            + Clone
-            + Send
-            + 'static,
+        Svc: ExportService<S> + Clone + Send + 'static,
         Svc::Future: Send,
     {
-        Self::start(
-            inner,
-            Batcher::<Payload<S::Request>>::new(config.batch),
-            config,
-            metrics,
-            Some(drain),
-        )
+        Self::start(inner, Self::fixed(config), config, metrics, Some(drain))
+    }
+
+    /// Fixed-size and time-based batching of bytes, by `config.batch`.
+    fn fixed(config: BatchLayerConfig) -> Batcher<Payload<S::Request>> {
+        Batcher::new(config.batch)
     }
 
     /// Starts the batcher task with another strategy ([`Adaptive`](crate::Adaptive),
@@ -156,10 +144,7 @@ impl<S: Signal> Batch<S> {
         metrics: Arc<PipelineMetrics>,
     ) -> Self
     where
-        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-            + Clone
-            + Send
-            + 'static,
+        Svc: ExportService<S> + Clone + Send + 'static,
         Svc::Future: Send,
         P: BatchPolicy<U>,
         U: BatchUnit<S>,
@@ -175,10 +160,7 @@ impl<S: Signal> Batch<S> {
         drain: Option<Drain<S>>,
     ) -> Self
     where
-        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-            + Clone
-            + Send
-            + 'static,
+        Svc: ExportService<S> + Clone + Send + 'static,
         Svc::Future: Send,
         P: BatchPolicy<U>,
         U: BatchUnit<S>,
@@ -321,10 +303,7 @@ impl<Svc> Driver<Svc> {
     ) -> impl Future<Output = ()> + Send + 'static
     where
         S: Signal,
-        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-            + Clone
-            + Send
-            + 'static,
+        Svc: ExportService<S> + Clone + Send + 'static,
         Svc::Future: Send,
         U: BatchUnit<S>,
     {
@@ -412,10 +391,7 @@ async fn run<S, Svc, P, U>(
     mut batcher: P,
 ) where
     S: Signal,
-    Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-        + Clone
-        + Send
-        + 'static,
+    Svc: ExportService<S> + Clone + Send + 'static,
     Svc::Future: Send,
     P: BatchPolicy<U>,
     U: BatchUnit<S>,
@@ -663,10 +639,7 @@ impl<S> BatchLayer<S> {
 impl<S, Svc> tower_layer::Layer<Svc> for BatchLayer<S>
 where
     S: Signal,
-    Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-        + Clone
-        + Send
-        + 'static,
+    Svc: ExportService<S> + Clone + Send + 'static,
     Svc::Future: Send,
 {
     type Service = Batch<S>;

@@ -60,10 +60,12 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
     } else {
         Duration::from_secs(6)
     };
-    let quiet_for = if quick {
-        Duration::from_secs(5)
+    // The quiet runs are repeated, interleaved, because this machine's speed drifts by
+    // more than the differences they measure: the table shows each median and range.
+    let (quiet_for, quiet_rounds) = if quick {
+        (Duration::from_secs(5), 1)
     } else {
-        Duration::from_secs(20)
+        (Duration::from_secs(12), 3)
     };
     let runtime = crate::measure::runtime()?;
     let requests: Vec<Bytes> = (0..32)
@@ -87,7 +89,6 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
         eprintln!("relay: decode-to-batch path...");
         let decoded = through_relay(&relay_binary, true, &requests, budget).await?;
         eprintln!("relay: quiet, 10,000 spans/s...");
-        let mut quiet_rows = Vec::new();
         let runs = [
             (QuietLoad::Testbed, QuietTarget::Relay, 0),
             (QuietLoad::Testbed, QuietTarget::Relay, 1),
@@ -96,14 +97,18 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
             (QuietLoad::Realistic, QuietTarget::Relay, 0),
             (QuietLoad::Realistic, QuietTarget::BareH2, 0),
         ];
-        for (load, target, workers) in runs {
-            let requests = match load {
-                QuietLoad::Testbed => &testbed_requests,
-                QuietLoad::Realistic => &realistic_requests,
-            };
-            let row = quiet(&relay_binary, requests, quiet_for, target, workers).await?;
-            quiet_rows.push(Quiet { load, ..row });
+        let mut rounds: Vec<Vec<Quiet>> = runs.iter().map(|_| Vec::new()).collect();
+        for _ in 0..quiet_rounds {
+            for (&(load, target, workers), measured) in runs.iter().zip(&mut rounds) {
+                let requests = match load {
+                    QuietLoad::Testbed => &testbed_requests,
+                    QuietLoad::Realistic => &realistic_requests,
+                };
+                let row = quiet(&relay_binary, requests, quiet_for, target, workers).await?;
+                measured.push(Quiet { load, ..row });
+            }
         }
+        let quiet_rows: Vec<Quiet> = rounds.into_iter().filter_map(Quiet::combine).collect();
         Ok(report(quick, &[receive_only, bytes, decoded], &quiet_rows))
     })
 }
@@ -378,9 +383,35 @@ struct Quiet {
     /// `[runtime] workers` (0: one per core).
     workers: usize,
     spans_per_s: f64,
+    /// The median over the rounds.
     core_percent: f64,
+    /// The lowest and highest over the rounds.
+    core_percent_range: (f64, f64),
+    rounds: usize,
     rss_mib: f64,
     peak_rss_mib: f64,
+}
+
+impl Quiet {
+    /// The rounds of one configuration as one row: the median CPU share and its range,
+    /// the mean rate, the largest memory figures.
+    fn combine(mut rounds: Vec<Quiet>) -> Option<Quiet> {
+        rounds.sort_by(|a, b| a.core_percent.total_cmp(&b.core_percent));
+        let count = rounds.len();
+        let (low, high) = (rounds.first()?.core_percent, rounds.last()?.core_percent);
+        let spans_per_s = rounds.iter().map(|r| r.spans_per_s).sum::<f64>() / count as f64;
+        let rss_mib = rounds.iter().map(|r| r.rss_mib).fold(0.0, f64::max);
+        let peak_rss_mib = rounds.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max);
+        let median = rounds.swap_remove(count / 2);
+        Some(Quiet {
+            spans_per_s,
+            core_percent_range: (low, high),
+            rounds: count,
+            rss_mib,
+            peak_rss_mib,
+            ..median
+        })
+    }
 }
 
 async fn quiet(
@@ -430,6 +461,8 @@ async fn quiet(
         workers,
         spans_per_s: (sent - sent_before) as f64 / elapsed.as_secs_f64(),
         core_percent: 100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
+        core_percent_range: (0.0, 0.0),
+        rounds: 1,
         rss_mib: memory.0,
         peak_rss_mib: memory.1,
     })
@@ -484,23 +517,40 @@ fn report(quick: bool, rows: &[Row], quiet: &[Quiet]) -> Report {
         "\n### Quiet relay: {QUIET_RATE} requests of {QUIET_SPANS} spans a second\n\n\
          The floor is a bare hyper HTTP/2 server (its own process) that reads each request \
          and answers OK: what the HTTP/2 stack and loopback cost before any OTLP work.\n\n\
-         | load (bytes a request) | process | runtime | spans/s | CPU (% of a core) | RSS (MiB) | peak RSS (MiB) |\n\
-         |---|---|---|---:|---:|---:|---:|\n"
+         Each row is the median of {} interleaved rounds, with their range; `x floor` is the \
+         relay's median over the floor's at the same load and runtime, which the machine's \
+         drifting speed moves less than either.\n\n\
+         | load (bytes a request) | process | runtime | spans/s | CPU (% of a core) | range | x floor | RSS (MiB) | peak RSS (MiB) |\n\
+         |---|---|---|---:|---:|---|---:|---:|---:|\n",
+        quiet.first().map_or(0, |row| row.rounds)
     ));
-    for quiet in quiet {
+    // The relay's CPU over the floor's, at the same load and runtime.
+    let over_floor = |row: &Quiet| {
+        let floor = quiet.iter().find(|floor| {
+            floor.target == QuietTarget::BareH2
+                && floor.load == row.load
+                && floor.workers == row.workers
+        })?;
+        (row.target == QuietTarget::Relay && floor.core_percent > 0.0)
+            .then(|| row.core_percent / floor.core_percent)
+    };
+    for row in quiet {
         markdown.push_str(&format!(
-            "| {} ({}) | {} | {} | {:.0} | {:.2} | {:.1} | {:.1} |\n",
-            quiet.load.label(),
-            quiet.request_bytes,
-            match quiet.target {
+            "| {} ({}) | {} | {} | {:.0} | {:.2} | {:.2}–{:.2} | {} | {:.1} | {:.1} |\n",
+            row.load.label(),
+            row.request_bytes,
+            match row.target {
                 QuietTarget::Relay => "relay (gRPC in, batch, gRPC out)",
                 QuietTarget::BareH2 => "floor: bare hyper HTTP/2 server",
             },
-            quiet_runtime(quiet.workers),
-            quiet.spans_per_s,
-            quiet.core_percent,
-            quiet.rss_mib,
-            quiet.peak_rss_mib
+            quiet_runtime(row.workers),
+            row.spans_per_s,
+            row.core_percent,
+            row.core_percent_range.0,
+            row.core_percent_range.1,
+            over_floor(row).map_or(String::new(), |ratio| format!("{ratio:.2}x")),
+            row.rss_mib,
+            row.peak_rss_mib
         ));
     }
     let json = json!({
@@ -528,6 +578,9 @@ fn report(quick: bool, rows: &[Row], quiet: &[Quiet]) -> Report {
             "workers": quiet.workers,
             "spans_per_s": quiet.spans_per_s,
             "core_percent": quiet.core_percent,
+            "core_percent_range": [quiet.core_percent_range.0, quiet.core_percent_range.1],
+            "over_floor": over_floor(quiet),
+            "rounds": quiet.rounds,
             "rss_mib": quiet.rss_mib,
             "peak_rss_mib": quiet.peak_rss_mib,
         })).collect::<Vec<_>>(),

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use otlp_core::{ErrorKind, ExportError, ExportOutcome, ExportRequest, Signal};
+use otlp_core::{ErrorKind, ExportError, ExportOutcome, ExportRequest, ExportService, Signal};
 use tokio::sync::Notify;
 use tower_service::Service;
 
@@ -156,10 +156,7 @@ impl<S: Signal> Queue<S> {
     /// exports go uncounted.
     pub fn new<Svc>(inner: Svc, config: QueueConfig, metrics: Arc<PipelineMetrics>) -> Self
     where
-        Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-            + Clone
-            + Send
-            + 'static,
+        Svc: ExportService<S> + Clone + Send + 'static,
         Svc::Future: Send,
     {
         let shared = Self::shared(config, metrics);
@@ -352,7 +349,7 @@ impl<S: Signal> Service<ExportRequest<S>> for Queue<S> {
 async fn worker<S, Svc>(shared: Arc<Shared<S>>, mut inner: Svc)
 where
     S: Signal,
-    Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError> + Send,
+    Svc: ExportService<S> + Send,
     Svc::Future: Send,
 {
     loop {
@@ -480,10 +477,7 @@ impl<S> QueueLayer<S> {
 impl<S, Svc> tower_layer::Layer<Svc> for QueueLayer<S>
 where
     S: Signal,
-    Svc: Service<ExportRequest<S>, Response = ExportOutcome, Error = ExportError>
-        + Clone
-        + Send
-        + 'static,
+    Svc: ExportService<S> + Clone + Send + 'static,
     Svc::Future: Send,
 {
     type Service = Queue<S>;
