@@ -13,6 +13,8 @@
 //!   HTTP/2 server ([`crate::floor`]) at the same load. Two loads: the OpenTelemetry
 //!   Collector testbed's (its load generator's spans, about 150 bytes each), the load the
 //!   testbed's published figures are for; and our realistic spans (about 460 bytes).
+//!   The quiet runs are repeated in interleaved rounds (three; one with `--quick`), and
+//!   each row gives the median, the range, and the relay's share over the floor's.
 //!
 //! The clients and the sink run in this process, on a 2-worker runtime; the relay is its own
 //! process. Everything shares the machine's cores, as a gateway shares its host.

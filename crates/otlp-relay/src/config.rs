@@ -258,10 +258,11 @@ impl Default for Admin {
 pub struct Runtime {
     /// Worker threads; 0: tokio's choice (`TOKIO_WORKER_THREADS`, else one per core).
     ///
-    /// One worker suits a relay whose load one core carries: every request is then
-    /// served on the thread that read it, where with more workers tokio wakes an idle one
-    /// to share each request's tasks, which costs more CPU than the work it shares when
-    /// requests come one at a time (`cargo xtask bench relay` measures both).
+    /// One worker suits a relay whose load one core carries: all its work then stays on
+    /// the thread that read it, where with more workers tokio wakes an idle one whenever a
+    /// turn of work readies two tasks (the request that starts a batch, each export), which
+    /// costs more CPU than the work it shares when requests come one at a time
+    /// (`cargo xtask bench relay` measures both).
     pub workers: usize,
 }
 
