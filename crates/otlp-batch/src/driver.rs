@@ -439,8 +439,11 @@ async fn run<S, Svc, P, U>(
         ($queue:expr) => {{
             let taken = $queue.take();
             let count = taken.requests.len();
-            for request in taken.requests {
-                if driver.admit_drained(request.item_count()) {
+            // All of them into the ledger before any is pushed: pushing can wait for an
+            // export permit, and a shutdown that gives up meanwhile must count them all.
+            let items = taken.requests.iter().map(ExportRequest::item_count).sum();
+            if driver.admit_drained(items) {
+                for request in taken.requests {
                     accept!(request);
                 }
             }
@@ -466,7 +469,30 @@ async fn run<S, Svc, P, U>(
     // waited at most a linger, so it is sent at the tick. A tick that finds nothing stops
     // the ticking, and the next request wakes the driver again.
     let mut tick: Option<Duration> = None;
+    // With every handle gone the driver still serves its queue, whose producers may live on
+    // (a pipeline dropped without a stop), until the queue closes.
+    let mut commands_open = true;
+    // Sends everything pending and waits for every export to finish.
+    macro_rules! finish {
+        () => {
+            // The last batches carry every hold; the driver lets go of its copy.
+            let holds = std::mem::take(&mut held).snapshot();
+            for batch in batcher.flush_all() {
+                driver
+                    .dispatch::<S, U>(batch, holds.clone(), &feedback)
+                    .await;
+            }
+            drop(holds);
+            // Every export has finished once every permit is free again. A caller waiting
+            // for the shutdown bounds this wait with its deadline.
+            let _ = driver.exports.acquire_many(driver.permits).await;
+        };
+    }
     loop {
+        if !commands_open && drain.is_none() {
+            finish!();
+            return;
+        }
         let deadline = batcher.deadline();
         if let Some(queue) = &drain {
             // While a batch lingers or the tick runs, the queue holds what would not yet
@@ -482,7 +508,7 @@ async fn run<S, Svc, P, U>(
             (deadline, tick) => deadline.or(tick),
         };
         let command = tokio::select! {
-            command = commands.recv() => command,
+            command = commands.recv(), if commands_open => command,
             () = wanted(drain.as_ref()) => {
                 take_drained!();
                 continue;
@@ -495,14 +521,17 @@ async fn run<S, Svc, P, U>(
                 // What waited in the queue arrived before now: it goes too.
                 let took = take_drained!();
                 let now = epoch.elapsed();
-                if tick.is_some_and(|tick| tick <= now) {
+                let ticked = tick.is_some_and(|tick| tick <= now);
+                if ticked || took > 0 {
+                    // What was taken may have waited up to a linger already: it all goes.
                     send_all!(batcher.flush_all());
-                    tick = (took > 0).then_some(now + tick_every);
                 } else {
                     send_all!(batcher.expire(now));
-                    if drain.is_some() && batcher.deadline().is_none() && !tick_every.is_zero() {
-                        tick = Some(now + tick_every);
-                    }
+                }
+                if ticked {
+                    tick = (took > 0).then_some(now + tick_every);
+                } else if drain.is_some() && batcher.deadline().is_none() && !tick_every.is_zero() {
+                    tick = Some(now + tick_every);
                 }
                 continue;
             }
@@ -527,20 +556,11 @@ async fn run<S, Svc, P, U>(
                     }
                 }
                 driver.discard(DropReason::QueueFull, batcher.take_dropped());
-                // The last batches carry every hold; the driver lets go of its copy.
-                let holds = std::mem::take(&mut held).snapshot();
-                for batch in batcher.flush_all() {
-                    driver
-                        .dispatch::<S, U>(batch, holds.clone(), &feedback)
-                        .await;
-                }
-                drop(holds);
-                // Every export has finished once every permit is free again. The caller
-                // bounds this wait with its deadline.
-                let _ = driver.exports.acquire_many(driver.permits).await;
+                finish!();
                 let _ = done.send(());
                 return;
             }
+            None if drain.is_some() => commands_open = false,
             None => return,
         }
     }

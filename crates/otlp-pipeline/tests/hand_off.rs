@@ -130,3 +130,119 @@ async fn a_batch_s_worth_leaves_at_once_without_waiting_for_the_linger() {
     assert_eq!(exports(&exported), vec![(Duration::ZERO, 20), (linger, 10)]);
     assert_eq!(pipeline.shutdown(Duration::from_secs(1)).await, 0);
 }
+
+/// A pipeline whose queue holds `queue_items` at most, under `policy`, exporting through
+/// `exporter` in batches of `batch_items` after `linger`.
+fn small_queue<E>(
+    queue_items: usize,
+    policy: otlp_reliability::queue::OverflowPolicy,
+    batch_items: usize,
+    linger: Duration,
+    exporter: E,
+) -> Pipeline
+where
+    E: tower::Service<AnyExportRequest, Response = ExportOutcome, Error = otlp_core::ExportError>
+        + Clone
+        + Send
+        + 'static,
+    E::Future: Send + 'static,
+{
+    Pipeline::builder()
+        .queue(otlp_reliability::queue::QueueConfig {
+            max_items: queue_items,
+            policy,
+            ..otlp_reliability::queue::QueueConfig::default()
+        })
+        .batch(BatchLayerConfig {
+            batch: BatchConfig {
+                max_items: batch_items,
+                linger,
+                ..BatchConfig::default()
+            },
+            max_concurrent_exports: 1,
+            ..BatchLayerConfig::default()
+        })
+        .no_attempt_timeout()
+        .build(exporter)
+}
+
+fn accept_all() -> impl tower::Service<
+    AnyExportRequest,
+    Response = ExportOutcome,
+    Error = otlp_core::ExportError,
+    Future = impl Send + 'static,
+> + Clone
++ Send
++ 'static {
+    service_fn(
+        |batch: AnyExportRequest| async move { Ok(ExportOutcome::success(batch.item_count())) },
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_smaller_than_a_batch_is_taken_before_it_fills_and_drops_nothing() {
+    use otlp_reliability::queue::OverflowPolicy;
+    let linger = Duration::from_secs(10);
+    for policy in [
+        OverflowPolicy::Block,
+        OverflowPolicy::DropNewest,
+        OverflowPolicy::DropOldest,
+    ] {
+        let start = Instant::now();
+        let pipeline = small_queue(100, policy, 512, linger, accept_all());
+        for seed in 0..30 {
+            send(&pipeline, 10, seed).await;
+            // A producer that yields, as one serving requests does.
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(1),
+            "{policy:?}: a producer waited {:?} for a batch that lingers",
+            start.elapsed()
+        );
+        assert_eq!(
+            pipeline.shutdown(Duration::from_secs(1)).await,
+            0,
+            "{policy:?}"
+        );
+        let counts = pipeline.counters().snapshot();
+        assert_eq!((counts.received, counts.sent), (300, 300), "{policy:?}");
+        assert_eq!(counts.dropped.iter().sum::<u64>(), 0, "{policy:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_against_a_stuck_exporter_counts_every_item_it_leaves() {
+    let stuck = service_fn(|_: AnyExportRequest| async {
+        std::future::pending::<Result<ExportOutcome, otlp_core::ExportError>>().await
+    });
+    let pipeline = small_queue(
+        10_000,
+        otlp_reliability::queue::OverflowPolicy::Block,
+        10,
+        Duration::from_millis(10),
+        stuck,
+    );
+    // Queued without a pause, so the batcher takes them all at once and then waits for the
+    // stuck export's permit with most of them in hand.
+    for seed in 0..10 {
+        send(&pipeline, 10, seed).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(pipeline.shutdown(Duration::from_secs(1)).await, 100);
+    let counts = pipeline.counters().snapshot();
+    assert_eq!((counts.received, counts.sent), (100, 0));
+    assert_eq!(counts.dropped.iter().sum::<u64>(), 100, "{counts:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pipeline_dropped_without_a_stop_still_delivers_what_its_entry_takes() {
+    let start = Instant::now();
+    let (pipeline, exported) = pipeline(1000, LINGER, start);
+    let entry = pipeline.entry();
+    drop(pipeline);
+    let request = ExportRequest::<Traces>::new(realistic::traces(10, 1));
+    entry.oneshot(request.into()).await.expect("queued");
+    tokio::time::sleep(LINGER * 3).await;
+    assert_eq!(exports(&exported), vec![(LINGER, 10)]);
+}

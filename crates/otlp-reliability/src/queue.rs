@@ -86,6 +86,9 @@ struct State<S: Signal> {
     /// one item, every request).
     wake_items: usize,
     wake_bytes: usize,
+    /// A producer found no room since the consumer last took: the consumer is wanted
+    /// whatever its mark.
+    starved: bool,
 }
 
 impl<S: Signal> State<S> {
@@ -93,7 +96,7 @@ impl<S: Signal> State<S> {
     fn wants_consumer(&self) -> bool {
         self.closed
             || (!self.entries.is_empty()
-                && (self.items >= self.wake_items || self.bytes >= self.wake_bytes))
+                && (self.starved || self.items >= self.wake_items || self.bytes >= self.wake_bytes))
     }
 }
 
@@ -192,6 +195,7 @@ impl<S: Signal> Queue<S> {
                 high_water_bytes: 0,
                 wake_items: 1,
                 wake_bytes: usize::MAX,
+                starved: false,
             }),
             space: Notify::new(),
             work: Notify::new(),
@@ -283,6 +287,12 @@ impl<S: Signal> Queue<S> {
                             && s.bytes + bytes <= config.max_bytes)
                 };
                 if !fits(&state) {
+                    // A drain holding off for its mark is wanted now: producers are waiting
+                    // for room, or about to lose data.
+                    if !state.starved && !state.entries.is_empty() {
+                        state.starved = true;
+                        shared.work.notify_one();
+                    }
                     match config.policy {
                         OverflowPolicy::Block => {}
                         OverflowPolicy::DropNewest => {
@@ -414,12 +424,15 @@ pub struct Taken<S: Signal> {
 impl<S: Signal> Drain<S> {
     /// From now on, producers wake the drain only once `items` items or `bytes` bytes are
     /// queued (at least one request either way; bytes count only when the queue caps
-    /// them). A consumer that takes requests at its own deadline asks for what would fill
-    /// its pending batch, and for one item when nothing is pending.
+    /// them), or when a request finds no room. A consumer that takes requests at its own
+    /// deadline asks for what would fill its pending batch, and for one item when nothing
+    /// is pending. The marks are held to half the queue's bounds, so that producers find
+    /// room while the consumer waits.
     pub fn wake_at(&self, items: usize, bytes: usize) {
+        let config = self.shared.config;
         let mut state = self.shared.lock();
-        state.wake_items = items.max(1);
-        state.wake_bytes = bytes.max(1);
+        state.wake_items = items.clamp(1, (config.max_items / 2).max(1));
+        state.wake_bytes = bytes.clamp(1, (config.max_bytes / 2).max(1));
         if state.wants_consumer() {
             drop(state);
             self.shared.work.notify_one();
@@ -446,12 +459,31 @@ impl<S: Signal> Drain<S> {
         let requests = state.entries.drain(..).map(|entry| entry.request).collect();
         state.items = 0;
         state.bytes = 0;
+        state.starved = false;
         self.shared.publish(&state);
         let closed = state.closed;
         drop(state);
         self.shared.space.notify_waiters();
         self.shared.progress.notify_waiters();
         Taken { requests, closed }
+    }
+}
+
+impl<S: Signal> Drop for Drain<S> {
+    /// With its consumer gone the queue is closed: producers are refused, and what it
+    /// still holds is counted as dropped (reason `Shutdown`) rather than kept for no one.
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.closed = true;
+        let left = state.items;
+        state.entries.clear();
+        state.items = 0;
+        state.bytes = 0;
+        self.shared.publish(&state);
+        drop(state);
+        self.shared.metrics.add_dropped(DropReason::Shutdown, left);
+        self.shared.space.notify_waiters();
+        self.shared.progress.notify_waiters();
     }
 }
 
