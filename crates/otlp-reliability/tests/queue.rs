@@ -201,11 +201,12 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
 
 proptest::proptest! {
     /// A drained queue wakes its consumer exactly when what is queued reaches the mark the
-    /// consumer set (one item until it sets one), and hands over every request once, in
-    /// order.
+    /// consumer set (one item until it sets one; at most half the queue's bound), or once a
+    /// request found no room, and hands over every request it took, once, in order.
     #[test]
     fn a_drain_is_woken_at_its_mark_and_takes_everything_in_order(
-        steps in proptest::collection::vec(step(), 1..60)
+        steps in proptest::collection::vec(step(), 1..60),
+        bound in 20usize..200,
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -213,36 +214,45 @@ proptest::proptest! {
             .expect("runtime");
         runtime.block_on(async {
             let metrics = Arc::new(PipelineMetrics::new());
-            let config = QueueConfig { max_items: usize::MAX, ..config() };
+            // Refused rather than waited for, so that one task can play every part.
+            let config = QueueConfig {
+                max_items: bound,
+                max_bytes: usize::MAX,
+                policy: OverflowPolicy::DropNewest,
+                ..config()
+            };
             let (queue, drain) = Queue::<Traces>::with_drain(config, metrics);
-            let (mut mark, mut queued, mut pushed, mut taken) = (1, 0, Vec::new(), Vec::new());
+            let (mut mark, mut queued, mut starved) = (1, 0, false);
+            let (mut pushed, mut taken) = (Vec::new(), Vec::new());
             for (seed, step) in steps.into_iter().enumerate() {
                 match step {
                     Step::Push(spans) => {
                         let request = otlp_testkit::realistic::traces(spans, seed as u64);
-                        pushed.push(request.clone());
-                        queue
-                            .clone()
-                            .oneshot(ExportRequest::new(request))
-                            .await
-                            .expect("queued");
-                        queued += spans;
+                        let fits = queued == 0 || queued + spans <= bound;
+                        let outcome = queue.clone().oneshot(ExportRequest::new(request.clone())).await;
+                        proptest::prop_assert_eq!(outcome.is_ok(), fits);
+                        if fits {
+                            pushed.push(request);
+                            queued += spans;
+                        } else {
+                            starved = true;
+                        }
                     }
                     Step::WakeAt(items) => {
                         drain.wake_at(items, usize::MAX);
-                        mark = items;
+                        mark = items.clamp(1, bound / 2);
                     }
                     Step::Take => {
                         let took = drain.take();
                         proptest::prop_assert!(!took.closed);
                         taken.extend(took.requests);
-                        queued = 0;
+                        (queued, starved) = (0, false);
                     }
                 }
                 proptest::prop_assert_eq!(
                     wanted_now(&drain).await,
-                    queued > 0 && queued >= mark,
-                    "{} items queued, mark {}", queued, mark
+                    queued > 0 && (starved || queued >= mark),
+                    "{} items queued, mark {}, starved {}", queued, mark, starved
                 );
             }
             queue.shutdown(Duration::ZERO).await;
