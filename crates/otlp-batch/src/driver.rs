@@ -113,9 +113,12 @@ impl<S: Signal> Batch<S> {
 
     /// Starts the batcher task (as [`Batch::new`]) taking its requests from a queue's
     /// [`Drain`] as well as from calls: requests wait in the queue while a batch lingers,
-    /// and the queue wakes the task only for the first item of a batch or once a batch's
-    /// worth is queued, not for every request. What the queue holds counts against the
-    /// queue's bounds, not `config.channel_capacity`.
+    /// and the queue wakes the task only for the first item after a quiet spell, once a
+    /// batch's worth is queued (at most half the queue's bounds) or when a request finds no
+    /// room, not for every request; while requests keep coming, the task takes them on a
+    /// tick of one linger. What the queue holds counts against the queue's bounds, not
+    /// `config.channel_capacity`; the task serves the queue until it closes, even after
+    /// every handle is dropped.
     pub fn draining<Svc>(
         drain: Drain<S>,
         inner: Svc,
@@ -549,13 +552,9 @@ async fn run<S, Svc, P, U>(
                 }
                 commands.close();
                 // Requests already in the channel are part of the drain.
-                while let Ok(Command::Export(mut request)) = commands.try_recv() {
-                    held.add(request.take_holds());
-                    if let Some(message) = driver.unit::<S, U>(request) {
-                        send_all!(batcher.push(message, epoch.elapsed()));
-                    }
+                while let Ok(Command::Export(request)) = commands.try_recv() {
+                    accept!(request);
                 }
-                driver.discard(DropReason::QueueFull, batcher.take_dropped());
                 finish!();
                 let _ = done.send(());
                 return;

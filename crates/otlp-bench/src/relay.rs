@@ -106,8 +106,8 @@ pub(crate) fn run(quick: bool) -> Result<Report, String> {
                     QuietLoad::Testbed => &testbed_requests,
                     QuietLoad::Realistic => &realistic_requests,
                 };
-                let row = quiet(&relay_binary, requests, quiet_for, target, workers).await?;
-                measured.push(Quiet { load, ..row });
+                let row = quiet(&relay_binary, load, requests, quiet_for, target, workers);
+                measured.push(row.await?);
             }
         }
         let quiet_rows: Vec<Quiet> = rounds.into_iter().filter_map(Quiet::combine).collect();
@@ -418,6 +418,7 @@ impl Quiet {
 
 async fn quiet(
     binary: &std::path::Path,
+    load: QuietLoad,
     requests: &[Bytes],
     span: Duration,
     target: QuietTarget,
@@ -457,7 +458,7 @@ async fn quiet(
     drop(relay);
     (sink.stop)();
     Ok(Quiet {
-        load: QuietLoad::Realistic,
+        load,
         request_bytes: requests.iter().map(Bytes::len).sum::<usize>() / requests.len().max(1),
         target,
         workers,

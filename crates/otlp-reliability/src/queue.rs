@@ -92,6 +92,14 @@ struct State<S: Signal> {
 }
 
 impl<S: Signal> State<S> {
+    /// Empties the queue: its requests, oldest first, and the counts reset.
+    fn empty(&mut self) -> VecDeque<Entry<S>> {
+        self.items = 0;
+        self.bytes = 0;
+        self.starved = false;
+        std::mem::take(&mut self.entries)
+    }
+
     /// Whether what is queued calls for the consumer.
     fn wants_consumer(&self) -> bool {
         self.closed
@@ -241,9 +249,7 @@ impl<S: Signal> Queue<S> {
         let dropped_items = state.items + if drained { 0 } else { state.in_flight_items };
         state.abandoned = !drained;
         state.in_flight_items = 0;
-        state.entries.clear();
-        state.items = 0;
-        state.bytes = 0;
+        state.empty();
         self.shared.publish(&state);
         drop(state);
         self.shared
@@ -456,10 +462,11 @@ impl<S: Signal> Drain<S> {
     /// Takes everything queued, freeing its room for blocked producers.
     pub fn take(&self) -> Taken<S> {
         let mut state = self.shared.lock();
-        let requests = state.entries.drain(..).map(|entry| entry.request).collect();
-        state.items = 0;
-        state.bytes = 0;
-        state.starved = false;
+        let requests = state
+            .empty()
+            .into_iter()
+            .map(|entry| entry.request)
+            .collect();
         self.shared.publish(&state);
         let closed = state.closed;
         drop(state);
@@ -476,9 +483,7 @@ impl<S: Signal> Drop for Drain<S> {
         let mut state = self.shared.lock();
         state.closed = true;
         let left = state.items;
-        state.entries.clear();
-        state.items = 0;
-        state.bytes = 0;
+        state.empty();
         self.shared.publish(&state);
         drop(state);
         self.shared.metrics.add_dropped(DropReason::Shutdown, left);
